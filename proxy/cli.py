@@ -1,0 +1,60 @@
+"""The ``invisproxy`` command line: one subcommand per module in ``proxy.commands``.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``func`` (a callable taking the parsed namespace and returning an exit code). Heavy
+imports (mitmproxy, Textual) happen inside ``func`` so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES = ("demo", "run", "view", "analyze", "convert", "sim", "replay")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="invisproxy",
+        description=(
+            "Protocol-debugging proxy for the InvisOutlet local API. It relays the "
+            "app<->outlet traffic (raw TCP :3333 and WebSocket /ws on :80) byte for "
+            "byte, decodes and annotates every message, links each request to its "
+            "reply and each OTA update to everything it caused, and records captures "
+            "you can view, analyze and replay."
+        ),
+        epilog="Try 'invisproxy demo' for the whole OTA story on the built-in simulator.",
+    )
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"proxy.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = func(args)
+    except UserError as exc:
+        print(f"invisproxy {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
