@@ -12,11 +12,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from proxy.errors import UserError
+
 COMMAND_MODULES = ("demo", "run", "view", "analyze", "convert", "sim", "replay")
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,9 +14,7 @@ from proxy.events import Side, Transport
 
 Kind = Literal["request", "response", "push", "invalid"]
 Severity = Literal["info", "warning", "error"]
-Relation = Literal[
-    "response", "ota-ack", "ota-sync", "ota-progress", "ota-result", "ota-verify"
-]
+Relation = Literal["response", "ota-ack", "ota-sync", "ota-progress", "ota-result", "ota-verify"]
 Target = Literal["outlet", "deco"]
 Method = Literal["wifi", "via-outlet"]
 Outcome = Literal["succeeded", "failed", "refused", "stalled", "in-progress"]

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 PROXY = Path(__file__).resolve().parents[2] / "proxy"
-CORE_MODULES = ["events", "framing", "protocol", "model", "analysis", "trace", "capture", "sources"]
+CORE_MODULES = [
+    "errors",
+    "events",
+    "framing",
+    "protocol",
+    "model",
+    "analysis",
+    "trace",
+    "capture",
+    "sources",
+]
 FORBIDDEN = ("mitmproxy", "textual")
 
 
