@@ -56,7 +56,9 @@ def _looks_like(head: bytes) -> str:
     try:
         text = start.decode("utf-8")
     except UnicodeDecodeError:
-        return f"it starts with bytes {start[:12].hex(' ')}"
+        text = ""
+    if not text or not all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"it starts with the bytes {start[:12].hex(' ')}"
     return f"it starts with {text!r}"
 
 
