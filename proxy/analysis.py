@@ -1,22 +1,82 @@
 """The analysis: request/response links, OTA sessions and their annotations.
 
-CONTRACT (implementation in progress). Everything is a deterministic function of the
-event stream: ``feed`` the events one at a time (live) or all at once (a file) and the
-result is the same. ``advance(now)`` lets wall-clock time pass in a live session (stall
-and reply timeouts); ``finish()`` closes a capture (pending requests become unanswered,
-open updates stalled or in-progress).
+Everything is a deterministic function of the event stream: ``feed`` the events one
+at a time (live) or all at once (a file) and the result is the same. ``advance(now)``
+lets wall-clock time pass in a live session (stall and reply timeouts); ``finish()``
+closes a capture (pending requests become unanswered, open updates stalled or
+in-progress).
+
+The OTA rules follow protocol/README section 4: the cb21 acknowledgement is optional
+(revB never sends it for an outlet update), the revB synchronous cb21 arrives on a new
+connection after the restart, progress and results carry fresh packetIDs, a status-0
+result before any progress is a firmware quirk, device_type 3 is the outlet's WWW
+sub-phase, and the new firmware is only proven by the device info read after the
+reboot. Updates are therefore tied together by device and target, never by packetID.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.events import Event
-from proxy.model import Connection, Link, Message, OtaSession, Row
+from proxy import protocol
+from proxy.events import Close, Data, Event, Open
+from proxy.framing import Framer
+from proxy.model import Connection, Link, Message, OtaSession, Relation, Row, Target
 
 DEFAULT_STALL_WINDOW = 60.0
 DEFAULT_REPLY_TIMEOUT = 30.0
+
+FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
+TARGET_NAMES = {"outlet": "outlet", "deco": "deco"}
+FW_CALLBACKS = frozenset({12, 20})
+
+
+def device_key(outlet_addr: str) -> str:
+    """The outlet a connection reaches: its host, since TCP and WS use other ports."""
+    host, sep, port = outlet_addr.rpartition(":")
+    if sep and port.isdigit():
+        return host.strip("[]")
+    return outlet_addr
+
+
+def target_of_device_type(device_type: int | None) -> Target | None:
+    if device_type in (1, 3):
+        return "outlet"
+    if device_type == 2:
+        return "deco"
+    return None
+
+
+def fmt_t(t: float) -> str:
+    """A time as people read it: wall clock for real captures, seconds for synthetic ones."""
+    if t > 1e9:
+        return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}"
+    return f"t={t:.3f}s"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A request waiting for its reply."""
+
+    msg_id: int
+    t: float
+    conn: str
+    key: tuple[str, Any]
+
+
+@dataclass(slots=True)
+class _Device:
+    """What the analysis knows about one outlet."""
+
+    key: str
+    sn: Any = None
+    # target -> (running fw, available fw), from the latest cb20/cb12
+    firmware: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    open_conns: set[str] = field(default_factory=set)
 
 
 class Analysis:
@@ -48,11 +108,56 @@ class Analysis:
         self.connections: dict[str, Connection] = {}
         self.rows: list[Row] = []
         self.generation = 0
-        raise NotImplementedError
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self.finished = False
+        self._framer = Framer()
+        self._links_by_msg: dict[int, list[int]] = {}
+        self._session_by_msg: dict[int, OtaSession] = {}
+        self._pending: dict[tuple[str, Any], _Pending] = {}
+        self._pending_order: deque[_Pending] = deque()
+        self._devices: dict[str, _Device] = {}
+        # sessions still able to take messages, by (device, target)
+        self._open: dict[tuple[str, str], OtaSession] = {}
+
+    # ------------------------------------------------------------------ feeding
 
     def feed(self, event: Event) -> None:
         """Add one wire event (events must come in non-decreasing ``t``)."""
-        raise NotImplementedError
+        t = event.t
+        if self.first_t is None:
+            self.first_t = t
+        self._tick(t)
+        self.last_t = t
+        self.generation += 1
+        if isinstance(event, Data):
+            frames = self._framer.feed(event)
+            if frames:
+                conn = self.connections.get(event.conn)
+                transport = conn.transport if conn is not None else "tcp"
+                for frame in frames:
+                    msg = protocol.decode(frame, len(self.messages), transport)
+                    self.messages.append(msg)
+                    self.rows.append(Row(msg.t, "message", msg.conn, msg.id))
+                    self._correlate(msg)
+        elif isinstance(event, Open):
+            self.connections[event.conn] = Connection(
+                event.conn, event.transport, event.app, event.outlet, t
+            )
+            self._framer.feed(event)
+            self.rows.append(Row(t, "open", event.conn, -1))
+            self._device_of(event.conn).open_conns.add(event.conn)
+        elif isinstance(event, Close):
+            # Leftover bytes become invalid frames before the close row.
+            for frame in self._framer.feed(event):
+                conn_info = self.connections.get(event.conn)
+                transport = conn_info.transport if conn_info is not None else "tcp"
+                msg = protocol.decode(frame, len(self.messages), transport)
+                self.messages.append(msg)
+                self.rows.append(Row(msg.t, "message", msg.conn, msg.id))
+                self._correlate(msg)
+            self._on_close(event)
+            self.rows.append(Row(t, "close", event.conn, -1))
 
     def feed_all(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -60,28 +165,530 @@ class Analysis:
 
     def advance(self, now: float) -> None:
         """Let time pass without traffic (live view): timeouts and stalls."""
-        raise NotImplementedError
+        if self.last_t is not None and now > self.last_t:
+            self._tick(now)
 
     def finish(self) -> None:
         """The capture ended: settle what is still open."""
-        raise NotImplementedError
+        if self.finished:
+            return
+        self.finished = True
+        for pending in list(self._pending_order):
+            if self._pending.get(pending.key) is pending:
+                self._unanswered(pending, "the capture ended before a reply came")
+        self._pending.clear()
+        self._pending_order.clear()
+        end = self.last_t if self.last_t is not None else 0.0
+        for session in self.sessions:
+            if session.outcome not in FINAL_OUTCOMES and session.outcome != "stalled":
+                quiet = end - session.last_activity
+                if quiet > self.stall_window:
+                    self._stall(session)
+                else:
+                    session.outcome = "in-progress"
+                    session.reason = (
+                        f"the capture ends {quiet:.1f} s after the update's last message, "
+                        f"inside the {self.stall_window:g} s stall window, with no outcome yet"
+                    )
+        self.generation += 1
+
+    # ------------------------------------------------------------------ queries
 
     def links_of(self, msg_id: int) -> list[Link]:
         """Every link that starts or ends at this message, in drawing order."""
-        raise NotImplementedError
+        return [self.links[i] for i in self._links_by_msg.get(msg_id, ())]
 
     def session_of(self, msg_id: int) -> OtaSession | None:
         """The OTA session this message belongs to, if any."""
-        raise NotImplementedError
+        return self._session_by_msg.get(msg_id)
 
     def to_json(self) -> dict[str, Any]:
         """The ``analyze --json`` document (DESIGN 4.4)."""
-        raise NotImplementedError
+        return {
+            "version": 1,
+            "messages": [message_json(m) for m in self.messages],
+            "links": [link_json(link) for link in self.links],
+            "ota": [session_json(s) for s in self.sessions],
+        }
+
+    # ------------------------------------------------------------------ time
+
+    def _tick(self, now: float) -> None:
+        """Expire replies and stall updates whose deadline is before ``now``."""
+        order = self._pending_order
+        while order and order[0].t + self.reply_timeout < now:
+            pending = order.popleft()
+            if self._pending.get(pending.key) is pending:
+                del self._pending[pending.key]
+                self._unanswered(
+                    pending, f"no reply within {self.reply_timeout:g} s while traffic went on"
+                )
+                self.generation += 1
+        for session in list(self._open.values()):
+            if session.outcome == "in-progress" and (
+                now - session.last_activity > self.stall_window
+            ):
+                self._stall(session)
+                self.generation += 1
+
+    def _stall(self, session: OtaSession) -> None:
+        """Mark an update stalled; the wording does not depend on when it was noticed."""
+        session.outcome = "stalled"
+        what = self._describe(session)
+        session.reason = (
+            f"nothing for the {what} for longer than the {self.stall_window:g} s stall "
+            f"window after its last message at {fmt_t(session.last_activity)}, while the "
+            "capture went on"
+        )
+        last = session.messages[-1] if session.messages else None
+        if last is not None and not self.messages[last].has("ota-stalled"):
+            self.messages[last].annotate(
+                "ota-stalled",
+                "error",
+                f"the {what} stalled: this is its last message and nothing followed for "
+                f"longer than the {self.stall_window:g} s stall window",
+            )
+
+    def _unanswered(self, pending: _Pending, why: str) -> None:
+        msg = self.messages[pending.msg_id]
+        if protocol.is_fire_and_forget(msg.callback):
+            return
+        msg.annotate("unanswered-request", "warning", f"no reply: {why}")
+
+    # ------------------------------------------------------------------ connections
+
+    def _device_of(self, conn: str) -> _Device:
+        info = self.connections.get(conn)
+        key = device_key(info.outlet) if info is not None else "?"
+        device = self._devices.get(key)
+        if device is None:
+            device = self._devices[key] = _Device(key)
+        return device
+
+    def _on_close(self, event: Close) -> None:
+        info = self.connections.get(event.conn)
+        if info is not None:
+            info.closed = event.t
+            info.closed_by = event.by
+            info.error = event.error
+        # Requests pending on this connection can no longer be answered.
+        for key in [k for k in self._pending if k[0] == event.conn]:
+            pending = self._pending.pop(key)
+            self._unanswered(pending, f"connection {event.conn} closed before a reply came")
+        device = self._device_of(event.conn)
+        device.open_conns.discard(event.conn)
+        if event.by == "app":
+            return
+        who = "the outlet" if event.by == "outlet" else "the connection"
+        for (dev, target), session in self._open.items():
+            if dev != device.key or target != "outlet" or session.outcome == "refused":
+                continue
+            session.restarts += 1
+            if session.phase == "rebooting":
+                session.rebooted_after_result = True
+            session.last_activity = max(session.last_activity, event.t)
+            last = session.messages[-1] if session.messages else None
+            if last is not None and not self.messages[last].has("ota-restart"):
+                why = (
+                    "every revision reboots after a successful result"
+                    if session.phase == "rebooting"
+                    else "revB restarts as soon as it gets an outlet update"
+                )
+                self.messages[last].annotate(
+                    "ota-restart",
+                    "info",
+                    f"{who} closed connection {event.conn} at {fmt_t(event.t)} after this "
+                    f"message: the outlet restarted during the update ({why}); "
+                    "the app must reconnect",
+                )
+
+    # ------------------------------------------------------------------ correlation
+
+    def _link(self, src: int, dst: int, relation: Relation, reason: str) -> None:
+        index = len(self.links)
+        self.links.append(Link(src, dst, relation, reason))
+        self._links_by_msg.setdefault(src, []).append(index)
+        self._links_by_msg.setdefault(dst, []).append(index)
+
+    def _correlate(self, msg: Message) -> None:
+        if msg.kind == "invalid":
+            return
+        if msg.side == "app":
+            self._on_request(msg)
+            return
+        answered = self._match_reply(msg)
+        cb = msg.callback
+        if cb in FW_CALLBACKS:
+            self._on_firmware(msg)
+        if cb == 21 and answered is None:
+            self._on_ota_sync(msg)
+        elif cb == 22:
+            self._on_progress(msg)
+        elif cb == 23:
+            self._on_result(msg)
+
+    def _on_request(self, msg: Message) -> None:
+        pid = msg.packet_id
+        if pid is not None and isinstance(pid, (int, str)):
+            key = (msg.conn, pid)
+            pending = _Pending(msg.id, msg.t, msg.conn, key)
+            previous = self._pending.get(key)
+            if previous is not None:
+                self._unanswered(previous, f"packetID {pid} was reused by message {msg.id}")
+            self._pending[key] = pending
+            self._pending_order.append(pending)
+        if msg.callback == 21:
+            self._on_ota_request(msg)
+
+    def _match_reply(self, msg: Message) -> Message | None:
+        pid = msg.packet_id
+        if pid is None or not isinstance(pid, (int, str)):
+            return None
+        pending = self._pending.get((msg.conn, pid))
+        if pending is None:
+            return None
+        request = self.messages[pending.msg_id]
+        if msg.callback is not None and msg.callback != request.callback:
+            return None
+        del self._pending[pending.key]
+        if request.callback == 21 and msg.args is not None:
+            # A cb21 carrying status args is the synchronous form, not the ack.
+            return None
+        msg.kind = "response"
+        if msg.callback is None:
+            msg.callback = request.callback
+            msg.name = request.name
+        if request.callback == 21:
+            self._on_ota_ack(request, msg)
+        else:
+            delay = (msg.t - request.t) * 1000
+            self._link(
+                request.id,
+                msg.id,
+                "response",
+                f"same connection {msg.conn} and packetID {pid}; answered in {delay:.1f} ms",
+            )
+        return request
+
+    # ------------------------------------------------------------------ OTA
+
+    def _describe(self, session: OtaSession) -> str:
+        when = f" requested at {fmt_t(session.started)}" if session.request is not None else ""
+        return f"{session.target} update{when}"
+
+    def _add(self, session: OtaSession, msg: Message) -> None:
+        session.messages.append(msg.id)
+        session.last_activity = msg.t
+        self._session_by_msg[msg.id] = session
+        if session.sn is None and msg.sn is not None:
+            session.sn = msg.sn
+
+    def _on_firmware(self, msg: Message) -> None:
+        """Remember versions (for fw_before/expected) and verify updates after a reboot."""
+        cb = msg.callback
+        assert cb is not None
+        versions = protocol.firmware_versions(cb, msg.args)
+        if not versions:
+            return
+        device = self._device_of(msg.conn)
+        if msg.sn is not None:
+            device.sn = msg.sn
+        for target, (running, available) in versions.items():
+            known = device.firmware.get(target, (None, None))
+            if cb == 12:
+                device.firmware[target] = (running, known[1])
+            else:
+                device.firmware[target] = (running, available)
+            session = self._open.get((device.key, target))
+            if session is None or session.phase != "rebooting" or running is None:
+                continue
+            if target == "outlet":
+                opened = self.connections[msg.conn].opened if msg.conn in self.connections else 0
+                result_t = session.ended if session.ended is not None else session.last_activity
+                if opened <= result_t and not session.rebooted_after_result:
+                    continue  # still the connection from before the reboot
+            self._verify(session, msg, running)
+
+    def _verify(self, session: OtaSession, msg: Message, running: str) -> None:
+        self._add(session, msg)
+        session.fw_after = running
+        session.phase = "verified"
+        module = "IM" if session.target == "outlet" else "PM"
+        source = f"cb{msg.callback} {'reply' if msg.kind == 'response' else 'push'}"
+        if session.fw_expected is None:
+            session.verified = None
+            verdict = "the expected version is unknown (no cb20 before the request)"
+        elif running == session.fw_expected:
+            session.verified = True
+            verdict = f"it matches the expected {session.fw_expected}"
+        else:
+            session.verified = False
+            verdict = f"it is NOT the expected {session.fw_expected}"
+            msg.annotate(
+                "fw-mismatch",
+                "error",
+                f"after the {self._describe(session)} the {module} reports firmware {running}, "
+                f"but {session.fw_expected} was expected (before: {session.fw_before})",
+            )
+        session.reason += f"; after the reboot the {module} runs {running}: {verdict}"
+        if session.request is not None:
+            self._link(
+                session.request,
+                msg.id,
+                "ota-verify",
+                f"first {source} from the same device after the successful result "
+                f"and the reboot; it reports {module} fw_rev {running}, {verdict}",
+            )
+        del self._open[(self._session_device(session), session.target)]
+
+    def _session_device(self, session: OtaSession) -> str:
+        return session.outlet_addr or "?"
+
+    def _on_ota_request(self, msg: Message) -> None:
+        target_no, method_no = protocol.ota_request_target(msg.args)
+        target: Target | None = {1: "outlet", 2: "deco"}.get(target_no or 0)  # type: ignore[assignment]
+        if target is None:
+            return
+        device = self._device_of(msg.conn)
+        key = (device.key, target)
+        old = self._open.pop(key, None)
+        if old is not None and old.outcome not in FINAL_OUTCOMES:
+            old.reason = (old.reason + "; " if old.reason else "") + (
+                f"superseded by a new {target} update requested at {fmt_t(msg.t)}"
+            )
+        before, expected = device.firmware.get(target, (None, None))
+        session = OtaSession(
+            target=target,
+            request=msg.id,
+            method={0: "wifi", 1: "via-outlet"}.get(method_no if method_no is not None else -1),  # type: ignore[arg-type]
+            started=msg.t,
+            last_activity=msg.t,
+            fw_before=before,
+            fw_expected=expected,
+            sn=device.sn,
+            outlet_addr=device.key,
+        )
+        session.reason = f"{target} update requested at {fmt_t(msg.t)} on {msg.conn}"
+        self.sessions.append(session)
+        self._open[key] = session
+        self._add(session, msg)
+
+    def _on_ota_ack(self, request: Message, reply: Message) -> None:
+        session = self._session_by_msg.get(request.id)
+        delay = (reply.t - request.t) * 1000
+        self._link(
+            request.id,
+            reply.id,
+            "ota-ack",
+            f"same connection {reply.conn} and packetID {reply.packet_id}: the OTA request's "
+            f"immediate acknowledgement, PUBACK {reply.puback}, after {delay:.1f} ms",
+        )
+        if session is None:
+            return
+        self._add(session, reply)
+        if reply.puback == 0 and session.outcome not in FINAL_OUTCOMES:
+            session.outcome = "refused"
+            session.phase = "refused"
+            session.ended = reply.t
+            session.reason = (
+                f"the outlet answered the {self._describe(session)} with PUBACK 0: it could "
+                "not start (e.g. the firmware is already up to date)"
+            )
+            self._open.pop((self._session_device(session), session.target), None)
+        elif session.phase == "requested":
+            session.phase = "accepted"
+
+    def _session_for(self, msg: Message, target: Target) -> tuple[OtaSession, str]:
+        """The open session a push belongs to, or a new one whose request is missing."""
+        device = self._device_of(msg.conn)
+        session = self._open.get((device.key, target))
+        if session is not None and session.outcome in FINAL_OUTCOMES:
+            session = None  # a finished update awaiting verification takes no progress
+        sn = f"same device {msg.sn}" if msg.sn is not None else f"same outlet {device.key}"
+        if session is not None:
+            return session, (
+                f"{sn}; it belongs to the {self._describe(session)}; no other {target} update open"
+            )
+        before, expected = device.firmware.get(target, (None, None))
+        session = OtaSession(
+            target=target,
+            started=msg.t,
+            last_activity=msg.t,
+            fw_before=before,
+            fw_expected=expected,
+            sn=msg.sn,
+            outlet_addr=device.key,
+        )
+        session.reason = (
+            f"{target} update seen from {fmt_t(msg.t)} on; its cb21 request is not in the capture"
+        )
+        self.sessions.append(session)
+        self._open[(device.key, target)] = session
+        return session, f"{sn}; no {target} update request in the capture"
+
+    def _reopen_if_stalled(self, session: OtaSession, msg: Message) -> None:
+        if session.outcome == "stalled":
+            session.outcome = "in-progress"
+            session.reason += f"; activity resumed at {fmt_t(msg.t)}"
+
+    def _on_ota_sync(self, msg: Message) -> None:
+        """The revB synchronous cb21 after the restart: [device, 1 continue | 0 fail]."""
+        device_type, status = protocol.ota_device_type(msg.args)
+        target = target_of_device_type(device_type)
+        if target is None:
+            return
+        session, why = self._session_for(msg, target)
+        self._reopen_if_stalled(session, msg)
+        self._add(session, msg)
+        if session.request is not None:
+            request = self.messages[session.request]
+            same = (
+                "carries the request's packetID"
+                if msg.packet_id == request.packet_id
+                else f"packetID {msg.packet_id} differs from the request's {request.packet_id}"
+            )
+            where = "a new connection" if msg.conn != request.conn else "the same connection"
+            self._link(
+                session.request,
+                msg.id,
+                "ota-sync",
+                f"revB synchronous OTA status on {where} ({msg.conn}) after the restart; "
+                f"{same}; {why}",
+            )
+        if status == 0 and session.outcome not in FINAL_OUTCOMES:
+            self._fail(session, msg, "the revB synchronous OTA status reports 0 (failed)")
+        elif session.phase in ("requested", "accepted"):
+            session.phase = "updating"
+
+    def _on_progress(self, msg: Message) -> None:
+        device_type, percent = protocol.ota_device_type(msg.args)
+        target = target_of_device_type(device_type)
+        if target is None or device_type is None:
+            return
+        session, why = self._session_for(msg, target)
+        self._reopen_if_stalled(session, msg)
+        self._add(session, msg)
+        session.progress.append((msg.t, device_type, percent if percent is not None else -1))
+        session.phase = "www" if device_type == 3 else "downloading"
+        if session.request is not None:
+            phase = "WWW partition" if device_type == 3 else "main firmware"
+            self._link(
+                session.request,
+                msg.id,
+                "ota-progress",
+                f"OTA progress ({phase} {percent} %) under its own packetID {msg.packet_id}; "
+                f"device_type {device_type}: {why}",
+            )
+
+    def _on_result(self, msg: Message) -> None:
+        device_type, status = protocol.ota_device_type(msg.args)
+        target = target_of_device_type(device_type)
+        if target is None:
+            return
+        session, why = self._session_for(msg, target)
+        self._reopen_if_stalled(session, msg)
+        self._add(session, msg)
+        started = bool(session.progress)
+        if status == 0 and not started:
+            note = "spurious early status-0 result before any progress (a known firmware quirk)"
+            msg.annotate(
+                "spurious-ota-result",
+                "info",
+                "status 0 before any progress: the firmware sends this at the start of every "
+                "update; it is not a failure (the reference client ignores it)",
+            )
+        elif device_type == 3 and status == 1:
+            note = "WWW partition finished; the main firmware phase follows"
+            msg.annotate(
+                "www-phase-complete",
+                "info",
+                "the outlet's WWW (web UI) partition is updated; this is a sub-phase, not the "
+                "end of the update: main-firmware progress (device_type 1) follows",
+            )
+            session.phase = "www-done"
+        elif status == 1:
+            note = "final result: succeeded"
+            if session.outcome not in FINAL_OUTCOMES or session.outcome == "failed":
+                session.outcome = "succeeded"
+                session.phase = "rebooting"
+                session.ended = msg.t
+                session.reason = (
+                    f"the {self._describe(session)} succeeded at {fmt_t(msg.t)} "
+                    f"(cb23 [{device_type}, 1]); the {target} reboots"
+                )
+        elif status == 0:
+            note = "final result: failed"
+            self._fail(session, msg, f"cb23 [{device_type}, 0] after progress had begun")
+        else:
+            note = f"unexpected status {status}"
+        if session.request is not None:
+            self._link(
+                session.request,
+                msg.id,
+                "ota-result",
+                f"OTA result ({note}) under its own packetID {msg.packet_id}; "
+                f"device_type {device_type}: {why}",
+            )
+
+    def _fail(self, session: OtaSession, msg: Message, why: str) -> None:
+        session.outcome = "failed"
+        session.phase = "failed"
+        session.ended = msg.t
+        session.reason = f"the {self._describe(session)} failed at {fmt_t(msg.t)}: {why}"
+        self._open.pop((self._session_device(session), session.target), None)
 
 
-def analyze(events: Iterable[Event], **options: float) -> Analysis:
+# ---------------------------------------------------------------------- JSON (DESIGN 4.4)
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "t": m.t,
+        "conn": m.conn,
+        "transport": m.transport,
+        "from": m.side,
+        "kind": m.kind,
+        "callback": m.callback if m.kind != "invalid" else None,
+        "name": m.name,
+        "packetID": m.packet_id,
+        "sn": m.sn,
+        "puback": m.puback,
+        "args": m.args,
+        "annotations": [
+            {"code": a.code, "severity": a.severity, "text": a.text} for a in m.annotations
+        ],
+    }
+
+
+def link_json(link: Link) -> dict[str, Any]:
+    return {"from": link.src, "to": link.dst, "relation": link.relation, "reason": link.reason}
+
+
+def session_json(s: OtaSession) -> dict[str, Any]:
+    return {
+        "request": s.request,
+        "target": s.target,
+        "method": s.method,
+        "outcome": s.outcome,
+        "messages": list(s.messages),
+        "progress": [[t, dt, pct] for t, dt, pct in s.progress],
+        "fw_before": s.fw_before,
+        "fw_expected": s.fw_expected,
+        "fw_after": s.fw_after,
+        "verified": s.verified,
+        "reason": s.reason,
+    }
+
+
+def analyze(
+    events: Iterable[Event],
+    *,
+    stall_window: float = DEFAULT_STALL_WINDOW,
+    reply_timeout: float = DEFAULT_REPLY_TIMEOUT,
+) -> Analysis:
     """Analyse a finished capture."""
-    analysis = Analysis(**options)
+    analysis = Analysis(stall_window=stall_window, reply_timeout=reply_timeout)
     analysis.feed_all(events)
     analysis.finish()
     return analysis

@@ -93,6 +93,8 @@ class OtaSession:
     last_activity: float = 0.0
     ended: float | None = None
     phase: str = "requested"
+    restarts: int = 0
+    rebooted_after_result: bool = False
     sn: Any = None
     outlet_addr: str | None = None
 

@@ -1,0 +1,426 @@
+"""Build the scenario traces (DESIGN 4.1 JSONL) from the protocol reference.
+
+Run `python tests/scenarios/build_traces.py` to regenerate the committed ``*.jsonl``
+files. Each scenario is written as the wire would carry it, following
+protocol/README section 4 (revA/revB/deco timelines) and section 6 (quirks). The
+expected analysis of each is written by hand in tests/unit/test_scenarios.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUTLET_HOST = "10.0.0.5"
+SN = "11B27540076"
+
+
+class Trace:
+    """A tiny DSL: every call appends one event, ``dt`` seconds after the previous."""
+
+    def __init__(self, title: str) -> None:
+        self.lines: list[dict[str, Any]] = [{"invisproxy_trace": 1, "title": title}]
+        self.t = 0.0
+        self.transport: dict[str, str] = {}
+        self.ports = iter(range(50122, 60000))
+
+    def _at(self, dt: float) -> float:
+        self.t = round(self.t + dt, 6)
+        return self.t
+
+    def open(self, conn: str, transport: str = "tcp", dt: float = 0.01) -> None:
+        port = 3333 if transport == "tcp" else 80
+        self.transport[conn] = transport
+        self.lines.append(
+            {
+                "t": self._at(dt),
+                "conn": conn,
+                "event": "open",
+                "transport": transport,
+                "app": f"127.0.0.1:{next(self.ports)}",
+                "outlet": f"{OUTLET_HOST}:{port}",
+            }
+        )
+
+    def raw(self, conn: str, side: str, text: str, dt: float = 0.01) -> None:
+        self.lines.append(
+            {"t": self._at(dt), "conn": conn, "event": "data", "from": side, "text": text}
+        )
+
+    def raw_b64(self, conn: str, side: str, b64: str, dt: float = 0.01) -> None:
+        self.lines.append(
+            {"t": self._at(dt), "conn": conn, "event": "data", "from": side, "b64": b64}
+        )
+
+    def _encode(self, conn: str, obj: dict[str, Any]) -> str:
+        text = json.dumps(obj, separators=(",", ":"))
+        return text + "\n" if self.transport.get(conn, "tcp") == "tcp" else text
+
+    def req(self, conn: str, pid: int, cb: int, args: Any = None, dt: float = 0.01) -> None:
+        payload: dict[str, Any] = {"callbackName": cb}
+        if args is not None:
+            payload["callbackArgs"] = args
+        self.raw(conn, "app", self._encode(conn, {"packetID": pid, "payload": payload}), dt)
+
+    def reply(
+        self,
+        conn: str,
+        pid: int,
+        cb: int | None = None,
+        args: Any = None,
+        puback: int | None = 1,
+        dt: float = 0.02,
+    ) -> None:
+        obj: dict[str, Any] = {"sn": SN, "packetID": pid}
+        if puback is not None:
+            obj["PUBACK"] = puback
+        if cb is not None:
+            payload: dict[str, Any] = {"callbackName": cb}
+            if args is not None:
+                payload["callbackArgs"] = args
+            obj["payload"] = payload
+        self.raw(conn, "outlet", self._encode(conn, obj), dt)
+
+    def push(self, conn: str, pid: int, cb: int, args: Any, dt: float = 0.5) -> None:
+        obj = {"sn": SN, "packetID": pid, "payload": {"callbackName": cb, "callbackArgs": args}}
+        self.raw(conn, "outlet", self._encode(conn, obj), dt)
+
+    def close(self, conn: str, by: str | None, dt: float = 0.01) -> None:
+        self.lines.append({"t": self._at(dt), "conn": conn, "event": "close", "by": by})
+
+    def write(self, name: str) -> Path:
+        path = HERE / f"{name}.jsonl"
+        with path.open("w", encoding="utf-8") as fh:
+            for line in self.lines:
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return path
+
+
+def device_info(im_fw: str, pm_fw: str | None = "0.5.0") -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "IM": {"sn": SN, "MAC": "A4:CF:12:00:00:01", "device": "InvisOutlet", "fw_rev": im_fw},
+    }
+    if pm_fw is not None:
+        info["PM"] = {
+            "online": 1,
+            "sn": "0003D44076",
+            "MAC": "A4:CF:12:00:00:02",
+            "device": "InvisDeco Pro",
+            "type": 1,
+            "fw_rev": pm_fw,
+        }
+    return info
+
+
+def updates(
+    im: str = "0.0.1", im_new: str = "0.0.2", pm: str = "0.5.0", pm_new: str = "0.5.1"
+) -> dict[str, Any]:
+    return {
+        "IM": {
+            "fw_rev": im,
+            "available_fw_rev": im_new,
+            "www_fw_rev": "0.1.2",
+            "available_www_fw_rev": "0.3.0",
+        },
+        "PM": {"fw_rev": pm, "available_fw_rev": pm_new},
+    }
+
+
+def sensors(temp: float = 22.5) -> list[Any]:
+    return [1, {"temp_valid": 1, "temp_celsius": temp, "humidity": 41, "AQI": 35}]
+
+
+def progress(tr: Trace, conn: str, device_type: int, pid0: int, steps: int = 4) -> None:
+    for i in range(steps + 1):
+        tr.push(conn, pid0 + i, 22, [device_type, i * 100 // steps], dt=1.0)
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def reva_outlet_ws() -> Trace:
+    """revA outlet update over WebSocket: ack, spurious result, WWW phase, reboot, cb12."""
+    tr = Trace("revA outlet update over WebSocket")
+    tr.open("c1", "ws")
+    tr.req("c1", 221040, 12)  # 1
+    tr.reply("c1", 221040, 12, device_info("0.0.1"), puback=None)  # 2 (msg 1)
+    tr.req("c1", 221041, 20)  # msg 2
+    tr.reply("c1", 221041, 20, updates())  # msg 3
+    tr.req("c1", 414883, 21, [1, 0], dt=2.0)  # msg 4
+    tr.reply("c1", 414883, puback=1)  # msg 5 ack
+    tr.push("c1", 301552, 23, [1, 0])  # msg 6 spurious
+    progress(tr, "c1", 3, 301600)  # msgs 7-11
+    tr.push("c1", 301700, 23, [3, 1])  # msg 12 www done
+    progress(tr, "c1", 1, 301800)  # msgs 13-17
+    tr.push("c1", 301900, 23, [1, 1])  # msg 18 success
+    tr.close("c1", "outlet", dt=0.05)
+    tr.open("c2", "ws", dt=8.0)
+    tr.push("c2", 502211, 12, device_info("0.0.2"), dt=0.3)  # msg 19 verify
+    tr.req("c2", 221042, 9, dt=0.2)  # msg 20
+    tr.reply("c2", 221042, 9, [1, 0])  # msg 21
+    return tr
+
+
+def revb_outlet_tcp() -> Trace:
+    """revB outlet update over TCP: no ack, restart, sync cb21 on the new connection."""
+    tr = Trace("revB outlet update over raw TCP")
+    tr.open("c1", "tcp")
+    tr.req("c1", 221040, 20)  # msg 0
+    tr.reply("c1", 221040, 20, updates("1.2.0", "1.3.0"))  # msg 1
+    tr.req("c1", 414883, 21, [1, 0], dt=1.0)  # msg 2
+    tr.close("c1", "outlet", dt=0.2)
+    tr.open("c2", "tcp", dt=1.0)
+    tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync, same packetID
+    progress(tr, "c2", 3, 600100, steps=2)  # msgs 4-6
+    tr.push("c2", 600200, 23, [3, 1])  # msg 7
+    # the device packs two progress objects in one segment, then splits one across reads
+    a = json.dumps(
+        {"sn": SN, "packetID": 600301, "payload": {"callbackName": 22, "callbackArgs": [1, 0]}}
+    )
+    b = json.dumps(
+        {"sn": SN, "packetID": 600302, "payload": {"callbackName": 22, "callbackArgs": [1, 50]}}
+    )
+    c = json.dumps(
+        {"sn": SN, "packetID": 600303, "payload": {"callbackName": 22, "callbackArgs": [1, 100]}}
+    )
+    tr.raw("c2", "outlet", a + b, dt=1.0)  # msgs 8, 9
+    tr.raw("c2", "outlet", "\r\n" + c[:17], dt=1.0)
+    tr.raw("c2", "outlet", c[17:] + "\n", dt=0.01)  # msg 10
+    tr.push("c2", 600400, 23, [1, 1])  # msg 11 success
+    tr.close("c2", "outlet", dt=0.1)
+    tr.open("c3", "tcp", dt=6.0)
+    tr.push("c3", 700001, 12, device_info("1.3.0"), dt=0.2)  # msg 12 verify
+    return tr
+
+
+def deco_wifi() -> Trace:
+    """Deco update via its own Wi-Fi: ack, spurious [2,0], the outlet connection stays up."""
+    tr = Trace("InvisDeco update via Wi-Fi")
+    tr.open("c1", "tcp")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [2, 0])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3 ack
+    tr.push("c1", 800001, 23, [2, 0])  # msg 4 spurious
+    progress(tr, "c1", 2, 800010, steps=2)  # msgs 5-7
+    tr.push("c1", 800020, 23, [2, 1])  # msg 8 success
+    tr.req("c1", 100003, 12, dt=1.0)  # msg 9
+    tr.reply("c1", 100003, 12, device_info("0.0.1", pm_fw=None))  # msg 10: PM absent
+    tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=12.0)  # msg 11 verify
+    tr.push("c1", 800031, 11, sensors(), dt=3.0)  # msg 12
+    return tr
+
+
+def deco_via_outlet_mismatch() -> Trace:
+    """Deco update through the outlet whose reported firmware is not the one expected."""
+    tr = Trace("InvisDeco update via the outlet, wrong firmware afterwards")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates(pm="0.5.0", pm_new="0.6.0"))  # msg 1
+    tr.req("c1", 100002, 21, [2, 1])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3
+    progress(tr, "c1", 2, 800010, steps=1)  # msgs 4-5
+    tr.push("c1", 800020, 23, [2, 1])  # msg 6
+    tr.req("c1", 100003, 20, dt=15.0)  # msg 7
+    tr.reply("c1", 100003, 20, updates(pm="0.5.0", pm_new="0.6.0"))  # msg 8 verify, mismatch
+    return tr
+
+
+def refused() -> Trace:
+    """revA answers PUBACK 0: already up to date."""
+    tr = Trace("OTA refused (already up to date)")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates("0.0.2", "0.0.2"))  # msg 1
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.reply("c1", 100002, puback=0)  # msg 3
+    tr.push("c1", 900001, 11, sensors(), dt=5.0)  # msg 4
+    return tr
+
+
+def failed_main_phase() -> Trace:
+    """Progress begins, then cb23 [1, 0]: a real failure."""
+    tr = Trace("OTA failed during the main phase")
+    tr.open("c1", "ws")
+    tr.req("c1", 100002, 21, [1, 0])  # msg 0
+    tr.reply("c1", 100002, puback=1)  # msg 1
+    tr.push("c1", 900001, 23, [1, 0])  # msg 2 spurious
+    tr.push("c1", 900002, 22, [1, 10])  # msg 3
+    tr.push("c1", 900003, 22, [1, 30])  # msg 4
+    tr.push("c1", 900004, 23, [1, 0])  # msg 5 failure
+    return tr
+
+
+def failed_revb_sync() -> Trace:
+    """revB: the synchronous cb21 after the restart says 0."""
+    tr = Trace("revB OTA failed: synchronous cb21 status 0")
+    tr.open("c1", "tcp")
+    tr.req("c1", 414883, 21, [1, 0])  # msg 0
+    tr.close("c1", "outlet")
+    tr.open("c2", "tcp", dt=2.0)
+    tr.push("c2", 414883, 21, [1, 0], dt=0.3)  # msg 1
+    tr.push("c2", 900005, 11, sensors(), dt=2.0)  # msg 2
+    return tr
+
+
+def stalled() -> Trace:
+    """Progress stops at 40 % while sensor pushes go on for 90 s."""
+    tr = Trace("OTA stalled at 40 %")
+    tr.open("c1", "ws")
+    tr.req("c1", 100002, 21, [1, 0])  # msg 0
+    tr.reply("c1", 100002, puback=1)  # msg 1
+    tr.push("c1", 900002, 22, [1, 20], dt=1.0)  # msg 2
+    tr.push("c1", 900003, 22, [1, 40], dt=1.0)  # msg 3
+    for i in range(9):  # msgs 4-12, every 10 s
+        tr.push("c1", 910000 + i, 11, sensors(22.0 + i / 10), dt=10.0)
+    return tr
+
+
+def in_progress() -> Trace:
+    """The capture ends 10 s into the update."""
+    tr = Trace("OTA still in progress when the capture ends")
+    tr.open("c1", "ws")
+    tr.req("c1", 100002, 21, [1, 0])  # msg 0
+    tr.reply("c1", 100002, puback=1)  # msg 1
+    tr.push("c1", 900002, 22, [1, 20], dt=1.0)  # msg 2
+    tr.push("c1", 900003, 11, sensors(), dt=9.0)  # msg 3
+    return tr
+
+
+def orphan_progress() -> Trace:
+    """The capture starts mid-update: no cb21 in it."""
+    tr = Trace("OTA progress whose request is not in the capture")
+    tr.open("c1", "tcp")
+    tr.push("c1", 900001, 22, [1, 60], dt=0.5)  # msg 0
+    tr.push("c1", 900002, 22, [1, 80], dt=1.0)  # msg 1
+    tr.push("c1", 900003, 22, [1, 100], dt=1.0)  # msg 2
+    tr.push("c1", 900004, 23, [1, 1], dt=1.0)  # msg 3
+    tr.close("c1", "outlet")
+    tr.open("c2", "tcp", dt=5.0)
+    tr.push("c2", 900005, 12, device_info("0.0.2"), dt=0.2)  # msg 4
+    return tr
+
+
+def concurrent_outlet_and_deco() -> Trace:
+    """An outlet and a deco update at once on one connection (revA, WebSocket)."""
+    tr = Trace("Outlet and deco updates at the same time")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates("0.0.1", "0.0.2", "0.5.0", "0.5.1"))  # msg 1
+    tr.req("c1", 100002, 21, [2, 1])  # msg 2 deco
+    tr.reply("c1", 100002, puback=1)  # msg 3
+    tr.req("c1", 100003, 21, [1, 0])  # msg 4 outlet
+    tr.reply("c1", 100003, puback=1)  # msg 5
+    tr.push("c1", 800001, 22, [2, 50], dt=1.0)  # msg 6 deco
+    tr.push("c1", 800002, 22, [1, 50], dt=1.0)  # msg 7 outlet
+    tr.push("c1", 800003, 22, [2, 100], dt=1.0)  # msg 8 deco
+    tr.push("c1", 800004, 23, [2, 1], dt=0.5)  # msg 9 deco success
+    tr.push("c1", 800005, 22, [1, 100], dt=1.0)  # msg 10 outlet
+    tr.push("c1", 800006, 12, device_info("0.0.1", "0.5.1"), dt=1.0)  # msg 11 deco verify
+    tr.push("c1", 800007, 23, [1, 1], dt=1.0)  # msg 12 outlet success
+    tr.close("c1", "outlet")
+    tr.open("c2", "ws", dt=5.0)
+    tr.push("c2", 800008, 12, device_info("0.0.2", "0.5.1"), dt=0.2)  # msg 13 outlet verify
+    return tr
+
+
+def chatter() -> Trace:
+    """Sensor pushes, outlet toggles, nightlight, unknown callbacks and a lost reply."""
+    tr = Trace("Sensor pushes and outlet toggles")
+    tr.open("c1", "tcp")
+    tr.push("c1", 500001, 11, sensors(), dt=0.5)  # msg 0
+    tr.req("c1", 123456, 10, [1, 1])  # msg 1
+    tr.reply("c1", 123456, 10)  # msg 2 (PUBACK-only reply, callback from the request)
+    tr.push("c1", 500002, 9, [1, 0], dt=0.05)  # msg 3
+    tr.push("c1", 500003, 11, sensors(22.6), dt=2.0)  # msg 4
+    tr.req("c1", 123457, 14, [1, 80])  # msg 5
+    tr.reply("c1", 123457, 14)  # msg 6
+    tr.push("c1", 500004, 15, [1, 80], dt=0.05)  # msg 7
+    tr.req("c1", 123458, 8)  # msg 8: unknown callback, never answered
+    tr.req("c1", 42, 9)  # msg 9: bad packetID
+    tr.reply("c1", 42, 9, [1, 0])  # msg 10
+    tr.req("c1", 123459, 5)  # msg 11: restart, fire-and-forget
+    tr.push("c1", 500005, 11, sensors(22.7), dt=40.0)  # msg 12
+    return tr
+
+
+def two_apps() -> Trace:
+    """Two apps at once, both using packetID 123456: their replies stay apart."""
+    tr = Trace("Two apps connected at once")
+    tr.open("c1", "tcp")
+    tr.open("c2", "ws")
+    tr.req("c1", 123456, 12)  # msg 0
+    tr.req("c2", 123456, 9)  # msg 1
+    tr.reply("c2", 123456, 9, [0, 1])  # msg 2 -> msg 1
+    tr.reply("c1", 123456, 12, device_info("0.0.1"))  # msg 3 -> msg 0
+    tr.push("c1", 500001, 9, [0, 1], dt=0.1)  # msg 4
+    tr.push("c2", 500001, 9, [0, 1], dt=0.0)  # msg 5
+    tr.close("c2", "app", dt=1.0)
+    tr.req("c1", 123457, 1, dt=0.5)  # msg 6
+    cfg = {
+        "acc_prefs": {"outletPwrIndicatorOn": 1},
+        "sys_prefs": {
+            "mqtt": {
+                "enabled": 1,
+                "mqtt_broker_url": "mqtt://10.0.0.2",
+                "user": "ha",
+                "pass": "hunter2",
+                "qos": 0,
+            }
+        },
+    }
+    tr.reply("c1", 123457, 1, cfg)  # msg 7: secret
+    return tr
+
+
+def tcp_framing_abuse() -> Trace:
+    """Garbage, non-objects, CRLF, merged and split objects, a close mid-value."""
+    tr = Trace("TCP framing abuse")
+    tr.open("c1", "tcp")
+    ok1 = '{"packetID":111111,"payload":{"callbackName":9}}'
+    tr.raw("c1", "app", ok1 + "\r\n")  # msg 0
+    tr.raw("c1", "outlet", 'GARBAGE{"sn":"' + SN + '","packetID":111111,"PUBACK":1,')  # msg 1
+    tr.raw("c1", "outlet", '"payload":{"callbackName":9,"callbackArgs":[1,1]}}5 ')  # msgs 2, 3
+    tr.raw_b64("c1", "outlet", "//4K")  # msg 4: bytes ff fe \n: invalid UTF-8
+    tr.raw("c1", "app", '{"packetID":222222,"payload":{"callbackName":12}}{"packetID":2')  # msg 5
+    tr.raw("c1", "app", '22223,"payload":{"callbackName":15}}\n')  # msg 6
+    tr.raw(
+        "c1",
+        "outlet",
+        '{"sn":"' + SN + '","packetID":222223,"payload":{"callbackName":15,"callbackArgs":[0,',
+    )
+    tr.close("c1", "outlet")  # msg 7: cut mid-value; then msg 5 and 6 go unanswered
+    return tr
+
+
+SCENARIOS: dict[str, Callable[[], Trace]] = {
+    "reva_outlet_ws": reva_outlet_ws,
+    "revb_outlet_tcp": revb_outlet_tcp,
+    "deco_wifi": deco_wifi,
+    "deco_via_outlet_mismatch": deco_via_outlet_mismatch,
+    "refused": refused,
+    "failed_main_phase": failed_main_phase,
+    "failed_revb_sync": failed_revb_sync,
+    "stalled": stalled,
+    "in_progress": in_progress,
+    "orphan_progress": orphan_progress,
+    "concurrent_outlet_and_deco": concurrent_outlet_and_deco,
+    "chatter": chatter,
+    "two_apps": two_apps,
+    "tcp_framing_abuse": tcp_framing_abuse,
+}
+
+
+def main() -> int:
+    for name, build in SCENARIOS.items():
+        path = build().write(name)
+        print(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
