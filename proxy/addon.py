@@ -1,0 +1,539 @@
+"""The mitmproxy adapter: turns a live relay's hooks into wire events.
+
+This is the only place that knows how mitmproxy represents connections and messages.
+Everything downstream (recording, analysis, the TUI) sees ``proxy.events`` only,
+delivered to *sinks*: callables that take one event. A sink may fail; forwarding never
+does (DESIGN 1.3), so every sink call is fenced off here.
+
+Also a stock mitmproxy script::
+
+    mitmdump -s proxy/addon.py --mode reverse:tcp://OUTLET:3333@3333 \\
+        --set invis_capture=captures/session.invcap
+
+which records to a capture file and adds an "InvisOutlet" contentview to mitmproxy and
+mitmweb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+try:
+    import proxy  # noqa: F401
+except ImportError:  # loaded by a mitmproxy that does not have invisproxy installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mitmproxy import contentviews, ctx, http, tcp
+from mitmproxy.addonmanager import Loader
+from mitmproxy.connection import Client, Connection, ConnectionState
+from mitmproxy.proxy import events as mevents
+from mitmproxy.proxy import layer as mlayer
+from mitmproxy.proxy.layers import TCPLayer
+from mitmproxy.proxy.layers.modes import ReverseProxy
+from mitmproxy.proxy.mode_specs import ReverseMode
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+from mitmproxy.utils.human import format_address
+
+from proxy.events import Close, Closer, Data, Event, Open, Side, Transport, is_utf8
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[Event], object]
+"""Receives every wire event, in order, on the event loop thread. Return value ignored."""
+
+FIRST_CLOSE: Final = "invis_first_close"
+"""flow.metadata key: who closed a TCP flow first (``app``, ``outlet`` or ``proxy``)."""
+
+NORMAL_WS_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
+_STRUCTURAL: Final = re.compile(rb'[\\"{}\[\]]')
+
+
+class InjectError(ValueError):
+    """An injection that cannot be done now (unknown or closed connection, mid-object)."""
+
+
+class _JsonBoundary:
+    """Whether a byte stream currently sits between top-level JSON values.
+
+    A cheap scanner (nesting depth, in-string, escape) that only answers "is it safe to
+    insert a whole JSON value here?". Stray closers clamp at depth 0 so garbage cannot
+    wedge it; a top-level scalar split across chunks is not tracked (the protocol sends
+    objects).
+    """
+
+    __slots__ = ("depth", "escape", "in_string")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.escape = False
+
+    @property
+    def at_boundary(self) -> bool:
+        return self.depth == 0 and not self.in_string
+
+    def feed(self, data: bytes) -> None:
+        depth, in_string, escape = self.depth, self.in_string, self.escape
+        skip = 1 if escape else 0
+        escape = False
+        for match in _STRUCTURAL.finditer(data):
+            pos = match.start()
+            if pos < skip:
+                continue
+            byte = data[pos]
+            if in_string:
+                if byte == 0x5C:  # backslash: the next byte is escaped
+                    skip = pos + 2
+                    escape = pos + 1 == len(data)
+                elif byte == 0x22:  # quote
+                    in_string = False
+            elif byte == 0x22:
+                in_string = True
+            elif byte in (0x7B, 0x5B):  # { [
+                depth += 1
+            elif byte in (0x7D, 0x5D):  # } ]
+                depth = max(0, depth - 1)
+        self.depth, self.in_string, self.escape = depth, in_string, escape
+
+
+@dataclass(slots=True, eq=False)
+class _Conn:
+    """What the addon knows about one app connection."""
+
+    client: Client
+    conn: str | None = None
+    transport: Transport | None = None
+    closed: bool = False
+    flow: tcp.TCPFlow | http.HTTPFlow | None = None
+    # per data source side: is the stream between JSON values (TCP injection safety)
+    boundary: dict[Side, _JsonBoundary] = field(
+        default_factory=lambda: {"app": _JsonBoundary(), "outlet": _JsonBoundary()}
+    )
+    # bytes objects handed to inject.tcp whose echo through tcp_message is still due
+    injected: deque[bytes] = field(default_factory=deque)
+
+
+class _InvisTCPLayer(TCPLayer):
+    """mitmproxy's TCP relay, noting who closed first (tcp_end alone cannot tell).
+
+    The first ``ConnectionClosed`` of a flow comes from the side that sent EOF (or
+    reset); if the proxy itself tore the connection down (timeout, shutdown, write
+    error) that connection is already fully CLOSED rather than half-open.
+    """
+
+    def relay_messages(self, event: mevents.Event) -> mlayer.CommandGenerator[None]:
+        if (
+            isinstance(event, mevents.ConnectionClosed)
+            and self.flow is not None
+            and FIRST_CLOSE not in self.flow.metadata
+        ):
+            side = "app" if event.connection == self.context.client else "outlet"
+            peer_closed = bool(event.connection.state & ConnectionState.CAN_WRITE)
+            self.flow.metadata[FIRST_CLOSE] = side if peer_closed else "proxy"
+        yield from super().relay_messages(event)
+
+
+def _transport_of(client: Client) -> Transport | None:
+    """The wire transport a reverse-mode listener carries, if it is one of ours."""
+    mode = client.proxy_mode
+    if isinstance(mode, ReverseMode):
+        if mode.scheme == "tcp":
+            return "tcp"
+        if mode.scheme == "http":
+            return "ws"
+    return None
+
+
+def _address(conn: Connection) -> str:
+    addr = conn.peername or getattr(conn, "address", None)
+    return format_address(addr) if addr else ""
+
+
+class InvisAddon:
+    """Emits Open/Data/Close for every app<->outlet connection through mitmproxy.
+
+    - TCP (reverse ``tcp://`` listener): Open when the outlet connection is up, one
+      Data per received chunk, Close when both sides are done.
+    - WebSocket (reverse ``http://`` listener, path ``invis_ws_path``): Open at the
+      upgrade, one Data per message, Close at the end. Other HTTP requests are
+      forwarded by mitmproxy and not recorded.
+    - An outlet that cannot be reached yields Open + Close(by="proxy", error="outlet
+      unreachable: ...") so the failure lands in the capture too.
+
+    Connection ids are "c1", "c2", ... in order of opening.
+    """
+
+    def __init__(self, *sinks: Sink, ws_path: str = "/ws") -> None:
+        self.sinks: list[Sink] = list(sinks)
+        self.ws_path = ws_path
+        self.sink_errors = 0
+        """How many sink calls raised (each failing sink is logged once)."""
+        self.closing = False
+        """Set by the owner while it tears connections down: closes are then by 'proxy'."""
+        self._failed_sinks: set[int] = set()
+        self._clients: dict[str, _Conn] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._by_conn: dict[str, _Conn] = {}
+        self._next_id = 1
+        self._last_t = 0.0
+        self._capture: Any = None
+        self._capture_sink: Sink | None = None
+        self._contentview = InvisContentview()
+
+    # ------------------------------------------------------------------ sinks
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        self.sinks.remove(sink)
+
+    def _now(self) -> float:
+        """Wall-clock time, never earlier than the previous event's (traces need order)."""
+        t = time.time()
+        if t < self._last_t:
+            return self._last_t
+        self._last_t = t
+        return t
+
+    def _emit(self, event: Event) -> None:
+        for sink in tuple(self.sinks):
+            try:
+                sink(event)
+            except Exception:
+                self.sink_errors += 1
+                if id(sink) not in self._failed_sinks:
+                    self._failed_sinks.add(id(sink))
+                    logger.error(
+                        "invisproxy: sink %r failed (traffic is still forwarded; "
+                        "further failures of this sink are only counted)",
+                        sink,
+                        exc_info=True,
+                    )
+
+    # ------------------------------------------------------------------ mitmproxy: setup
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "invis_capture",
+            str,
+            "",
+            "Record the InvisOutlet traffic to this invisproxy capture file (.invcap).",
+        )
+        loader.add_option(
+            "invis_ws_path",
+            str,
+            "/ws",
+            "Request path of the InvisOutlet WebSocket; other WebSockets are not recorded.",
+        )
+        contentviews.add(self._contentview)
+
+    def configure(self, updated: set[str]) -> None:
+        if "invis_ws_path" in updated:
+            self.ws_path = ctx.options.invis_ws_path
+        if "invis_capture" in updated:
+            self._close_capture()
+            if ctx.options.invis_capture:
+                self._open_capture(ctx.options.invis_capture)
+
+    def _open_capture(self, path: str) -> None:
+        from proxy.capture import CaptureWriter
+
+        meta = {"source": "mitmproxy", "modes": list(ctx.options.mode)}
+        self._capture = CaptureWriter(Path(path), meta, flush_each=True)
+        self._capture_sink = self._capture.write
+        self.sinks.append(self._capture_sink)
+        logger.info(f"invisproxy: recording to {path}")
+
+    def _close_capture(self) -> None:
+        if self._capture_sink is not None:
+            self.sinks.remove(self._capture_sink)
+            self._capture_sink = None
+        if self._capture is not None:
+            capture, self._capture = self._capture, None
+            capture.close()
+
+    def done(self) -> None:
+        self._close_capture()
+        if self.sink_errors:
+            logger.warning(f"invisproxy: {self.sink_errors} sink call(s) failed in total")
+
+    def next_layer(self, nextlayer: mlayer.NextLayer) -> None:
+        """Raw TCP reverse mode: always our close-aware TCP relay, never TLS sniffing.
+
+        The outlet speaks plain TCP, so whatever the app sends is relayed as bytes (a
+        first byte of 0x16 must not turn the connection into a TLS interception).
+        """
+        context = nextlayer.context
+        if _transport_of(context.client) != "tcp" or not context.layers:
+            return
+        if not isinstance(context.layers[0], ReverseProxy):
+            return
+        current = nextlayer.layer
+        if current is None and len(context.layers) == 1:
+            nextlayer.layer = _InvisTCPLayer(context)
+        elif (
+            type(current) is TCPLayer
+            and current.flow is not None
+            and context.layers == [context.layers[0], current]
+        ):
+            # stock mitmproxy: NextLayer (earlier in the chain) already chose TCPLayer
+            context.layers.remove(current)
+            nextlayer.layer = _InvisTCPLayer(context)
+
+    # ------------------------------------------------------------------ mitmproxy: connections
+
+    def client_connected(self, client: Client) -> None:
+        self._clients[client.id] = _Conn(client)
+        self._idle.clear()
+
+    def _state(self, client: Client) -> _Conn:
+        state = self._clients.get(client.id)
+        if state is None:  # loaded while a connection was already live
+            state = self._clients[client.id] = _Conn(client)
+            self._idle.clear()
+        return state
+
+    def _open(self, state: _Conn, transport: Transport, outlet: str) -> None:
+        if state.conn is not None:
+            return
+        state.conn = f"c{self._next_id}"
+        self._next_id += 1
+        state.transport = transport
+        self._by_conn[state.conn] = state
+        self._emit(Open(self._now(), state.conn, transport, _address(state.client), outlet))
+
+    def _close(self, state: _Conn, by: Closer | None, error: str | None = None) -> None:
+        if state.conn is None or state.closed:
+            return
+        state.closed = True
+        if self.closing:
+            by = "proxy"
+        self._emit(Close(self._now(), state.conn, by, error))
+
+    def server_connected(self, data: ServerConnectionHookData) -> None:
+        if _transport_of(data.client) == "tcp":
+            self._open(self._state(data.client), "tcp", _address(data.server))
+
+    def server_connect_error(self, data: ServerConnectionHookData) -> None:
+        transport = _transport_of(data.client)
+        if transport is None:
+            return
+        state = self._state(data.client)
+        self._open(state, transport, _address(data.server))
+        self._close(state, "proxy", f"outlet unreachable: {data.server.error}")
+
+    def client_disconnected(self, client: Client) -> None:
+        state = self._clients.pop(client.id, None)
+        if state is None:
+            return
+        # tcp_end / websocket_end normally came first; this covers connections that
+        # ended before a flow existed (app gone before its first byte, shutdown, ...)
+        self._close(state, None)
+        if state.conn is not None:
+            self._by_conn.pop(state.conn, None)
+        if not self._clients:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every app connection seen has disconnected; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ mitmproxy: TCP
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        state = self._state(flow.client_conn)
+        state.flow = flow
+        self._open(state, "tcp", _address(flow.server_conn))
+
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        state = self._state(flow.client_conn)
+        if state.conn is None:
+            state.flow = flow
+            self._open(state, "tcp", _address(flow.server_conn))
+        assert state.conn is not None
+        message = flow.messages[-1]
+        content = message.content
+        side: Side = "app" if message.from_client else "outlet"
+        injected = False
+        for i, pending in enumerate(state.injected):
+            if pending is content:
+                del state.injected[i]
+                injected = True
+                break
+        state.boundary[side].feed(content)
+        self._emit(Data(self._now(), state.conn, side, content, is_utf8(content), injected))
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        by: Closer | None = flow.metadata.get(FIRST_CLOSE)
+        self._close(self._state(flow.client_conn), by)
+
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        by: Closer | None = flow.metadata.get(FIRST_CLOSE)
+        error = flow.error.msg if flow.error else None
+        self._close(self._state(flow.client_conn), by, error)
+
+    # ------------------------------------------------------------------ mitmproxy: WebSocket
+
+    def _is_ours(self, flow: http.HTTPFlow) -> bool:
+        return flow.request.path.partition("?")[0] == self.ws_path
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        if not self._is_ours(flow):
+            return
+        state = self._state(flow.client_conn)
+        state.flow = flow
+        self._open(state, "ws", _address(flow.server_conn))
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is None or not self._is_ours(flow):
+            return
+        state = self._state(flow.client_conn)
+        if state.conn is None:
+            state.flow = flow
+            self._open(state, "ws", _address(flow.server_conn))
+        assert state.conn is not None
+        message = flow.websocket.messages[-1]
+        side: Side = "app" if message.from_client else "outlet"
+        self._emit(
+            Data(self._now(), state.conn, side, message.content, message.is_text, message.injected)
+        )
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is None or not self._is_ours(flow):
+            return
+        ws = flow.websocket
+        by: Closer = "app" if ws.closed_by_client else "outlet"
+        error = None
+        if ws.close_code not in NORMAL_WS_CLOSE_CODES:
+            error = f"WebSocket closed with code {ws.close_code}"
+            if ws.close_reason:
+                error += f": {ws.close_reason}"
+        elif flow.error:
+            error = flow.error.msg
+        self._close(self._state(flow.client_conn), by, error)
+
+    # ------------------------------------------------------------------ injection
+
+    @property
+    def live_connections(self) -> list[str]:
+        """Ids of connections that are open and not yet closed."""
+        return [c for c, s in self._by_conn.items() if not s.closed]
+
+    def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
+        """Send ``data`` to the app or the outlet on a live connection.
+
+        It travels as if the other endpoint had sent it and is recorded as
+        ``Data(injected=True)``. TCP injection is refused while that direction's stream
+        is inside a JSON value (inserting there would corrupt both). ``text`` chooses
+        the WebSocket message type. Call on the event loop thread.
+        """
+        state = self._by_conn.get(conn)
+        if state is None or state.closed:
+            raise InjectError(f"connection {conn} is not live")
+        if to not in ("app", "outlet"):
+            raise InjectError(f"cannot inject toward {to!r}: choose 'app' or 'outlet'")
+        flow = state.flow
+        if flow is None or not flow.live:
+            raise InjectError(f"connection {conn} has no live flow yet (nothing relayed so far)")
+        addons: Any = ctx.master.addons
+        proxyserver = addons.get("proxyserver")
+        to_client = to == "app"
+        payload = bytes(data)
+        if isinstance(flow, tcp.TCPFlow):
+            source: Side = "outlet" if to_client else "app"
+            if not state.boundary[source].at_boundary:
+                raise InjectError(
+                    f"connection {conn}: the {source}->{to} stream is inside a JSON value; "
+                    "inject once it is complete"
+                )
+            state.injected.append(payload)
+            proxyserver.inject_tcp(flow, to_client, payload)
+        else:
+            proxyserver.inject_websocket(flow, to_client, payload, text)
+
+
+# ---------------------------------------------------------------------- contentview
+
+
+def _json_values(data: bytes) -> Iterator[Any]:
+    """The JSON values in one chunk; raises ValueError at the first thing that is not."""
+    text = data.decode("utf-8")
+    decoder = json.JSONDecoder()
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return
+        value, pos = decoder.raw_decode(text, pos)
+        yield value
+
+
+def _summary(value: Any) -> str:
+    """One line naming an InvisOutlet message (the protocol module may know better)."""
+    try:
+        from proxy import protocol
+
+        describe = getattr(protocol, "summary", None)
+        if describe is not None:
+            return str(describe(value))
+    except Exception:  # the decoder is optional here; the view must still render
+        pass
+    if not isinstance(value, dict):
+        return type(value).__name__
+    payload = value.get("payload")
+    parts = []
+    if isinstance(payload, dict) and "callbackName" in payload:
+        parts.append(f"callback {payload['callbackName']}")
+    for key in ("packetID", "sn", "PUBACK"):
+        if key in value:
+            parts.append(f"{key} {value[key]}")
+    return ", ".join(parts) or "JSON object"
+
+
+class InvisContentview(contentviews.Contentview):
+    """Shows InvisOutlet JSON messages in mitmproxy/mitmweb, one block per value."""
+
+    @property
+    def name(self) -> str:
+        return "InvisOutlet"
+
+    @property
+    def syntax_highlight(self) -> contentviews.SyntaxHighlight:
+        return "yaml"
+
+    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
+        blocks = [
+            f"# {_summary(v)}\n{json.dumps(v, indent=2, ensure_ascii=False)}"
+            for v in _json_values(data)
+        ]
+        if not blocks:
+            raise ValueError("no JSON value")
+        return "\n\n".join(blocks)
+
+    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
+        if metadata.tcp_message is None and metadata.websocket_message is None:
+            return -1
+        head = data.lstrip()[:1]
+        if head != b"{":
+            return -1
+        return 2 if b"payload" in data or b"packetID" in data else 0.5
+
+
+addons = [InvisAddon()]
