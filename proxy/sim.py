@@ -32,8 +32,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from proxy.events import Data, Open
+from proxy.framing import Framer
 from proxy.sim_state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
-from proxy.sim_stream import JsonStream
 
 Revision = Literal["A", "B"]
 FaultKind = Literal["refuse", "fail-at", "stall-at"]
@@ -418,11 +419,13 @@ class OutletSimulator:
         peer = writer.get_extra_info("peername")
         client = _TcpClient(self, self._new_cid(), _addr(peer), writer)
         self._register(client)
-        stream = JsonStream()
+        framer, conn = Framer(), str(client.cid)
+        framer.feed(Open(0.0, conn, "tcp", client.peer, f"{self.config.host}:{self.tcp_port}"))
         try:
             while chunk := await reader.read(4096):
-                for value in stream.feed(chunk):
-                    self._dispatch(client, value)
+                for frame in framer.feed(Data(0.0, conn, "app", chunk)):
+                    if frame.error is None:
+                        self._dispatch(client, frame.value)
         except OSError:
             pass
         finally:
