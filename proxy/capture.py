@@ -96,11 +96,12 @@ def _payload(rec: Mapping[str, Any]) -> tuple[bytes, bool]:
 
 def header(meta: Mapping[str, Any] | None = None, created: float | None = None) -> dict[str, Any]:
     """The first record of a capture; ``meta`` may override ``created`` (conversions do)."""
-    head: dict[str, Any] = {
-        CAPTURE_KEY: CAPTURE_VERSION,
-        "created": time.time() if created is None else created,
-    }
-    head.update((k, v) for k, v in (meta or {}).items() if k != CAPTURE_KEY)
+    meta = meta or {}
+    head: dict[str, Any] = {CAPTURE_KEY: CAPTURE_VERSION}
+    if "created" not in meta:
+        head["created"] = time.time() if created is None else created
+    # meta's own order is kept, so capture -> trace -> capture is byte-identical
+    head.update((k, v) for k, v in meta.items() if k != CAPTURE_KEY)
     return head
 
 
