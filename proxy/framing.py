@@ -1,14 +1,89 @@
 """Cut each direction's byte stream into JSON values (frames).
 
-CONTRACT (implementation pending): see the docstrings below.
+A WebSocket message is one frame. A TCP direction is a byte stream in which recv()
+chunks may split values or merge several, so each (connection, side) gets a
+streaming splitter with these rules:
+
+- Whitespace (space, tab, CR, LF) between values belongs to no frame; ``raw`` is
+  exactly the bytes of one value.
+- Any JSON value is a frame (the decoder judges whether it is a message). A number or
+  a literal (``5``, ``true``) that reaches the end of the bytes seen so far might go
+  on, so it waits for the next byte or for the close.
+- Bytes that cannot start or continue a value make an ``invalid`` frame. The splitter
+  resynchronises on the next ``{`` at or after the first bad character (and after the
+  frame's first byte): the invalid frame is everything before that ``{``, less
+  trailing whitespace. Objects after garbage are therefore never lost; the price is
+  that garbage *inside* an object may let one of its nested objects come out as a
+  frame of its own, which the decoder then flags.
+- A value with invalid UTF-8 inside (but otherwise well formed) is one invalid frame
+  covering the whole value, so the stream stays in step.
+- At most ``max_value_bytes`` (plus one chunk) are buffered for one value or one run
+  of garbage; past that the bytes so far become an invalid frame and the rest, up to
+  the next ``{``, is garbage.
+- ``NaN`` and ``Infinity``, which Python's json accepts, are not JSON: invalid frame.
+
+Speed: a chunk that is exactly one object (maybe followed by a newline) is parsed
+with one call to the C scanner. Everything else goes through a loop over the
+buffered text using the same scanner; a small check of the scanner's error position
+tells "the data stops in the middle of a value, wait" from "this is not JSON". Text
+is decoded with 'surrogateescape', so invalid UTF-8 survives as lone surrogates that
+map back to the exact bytes.
 """
 
 from __future__ import annotations
 
+import json
+import json.scanner
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
-from proxy.events import Event, Side
+from proxy.events import SIDES, Close, Data, Event, Open, Side
+
+_WS_BYTES: Final = b" \t\r\n"
+_WS: Final = " \t\r\n"
+
+_ws_run = re.compile(r"[ \t\r\n]*").match
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    """Index of the first non-whitespace character at or after ``pos``."""
+    m = _ws_run(text, pos)
+    assert m is not None  # the pattern matches the empty string
+    return m.end()
+
+
+# A top-level scalar (number or literal) or a word of garbage: runs to whitespace or
+# to a character that can only be structure.
+_token = re.compile(r'[^ \t\r\n{}\[\]",:]+').match
+_surrogate = re.compile("[\udc80-\udcff]").search
+_u_escape = re.compile(r"\\?u[0-9a-fA-F]{0,4}").fullmatch
+
+_LITERAL_PREFIXES: Final = frozenset(
+    word[:i]
+    for word in ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+    for i in range(1, len(word))
+)
+_NUMBER_TAILS: Final = frozenset({".", "e", "E", "e+", "e-", "E+", "E-"})
+# A number cut short: what only more digits can complete.
+_unfinished_number = re.compile(
+    r"-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+[eE][+-]?|\.|[eE][+-]?)"
+).fullmatch
+_TOO_DEEP: Final = "Too deeply nested"
+_CLOSED: Final = "connection closed in the middle of a value"
+
+_REASONS: Final = {
+    "Expecting value": "expected a value",
+    "Expecting ',' delimiter": "expected ',' or a closing bracket",
+    "Expecting ':' delimiter": "expected ':' after a key",
+    "Expecting property name enclosed in double quotes": "expected a key in double quotes",
+    "Invalid control character at": "control characters must be escaped in strings",
+    "Invalid \\escape": "invalid escape in a string",
+    "Invalid \\uXXXX escape": "invalid \\u escape in a string",
+    "Unterminated string starting at": "unterminated string",
+    "Extra data": "extra data after the value",
+}
 
 
 @dataclass(slots=True)
@@ -17,7 +92,9 @@ class Frame:
 
     ``error`` is None for a valid JSON value (``value`` holds it, of any JSON type);
     otherwise ``value`` is None and ``error`` says what is wrong with ``raw``.
-    ``t`` is the time of the data event that completed the frame.
+    ``t`` is the time of the data event that completed the frame. ``injected`` is
+    set when any event that contributed bytes to it was injected (the relay injects
+    only at frame boundaries, so in practice: when its event was).
     """
 
     t: float
@@ -29,11 +106,434 @@ class Frame:
     injected: bool = False
 
 
+class _NonStandardConstant(ValueError):
+    """Raised by the strict scanner on NaN / Infinity / -Infinity."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonStandardConstant(name)
+
+
+def _make_scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
+    return cast(
+        Callable[[str, int], tuple[Any, int]], json.scanner.make_scanner(cast(Any, decoder))
+    )
+
+
+_scan: Final = _make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
+_scan_lenient: Final = _make_scanner(json.JSONDecoder())
+
+
+class _Failure(Exception):
+    """The scanner stopped at ``pos`` for ``msg`` (json's own wording)."""
+
+    def __init__(self, msg: str, pos: int) -> None:
+        super().__init__(msg, pos)
+        self.msg = msg
+        self.pos = pos
+
+
+def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None]:
+    """Parse the value at ``pos``: (value, end, None), or (None, end, why) for a NaN-like
+    value whose extent is known but that is not JSON. Raises _Failure otherwise."""
+    try:
+        value, end = _scan(text, pos)
+    except StopIteration as e:
+        raise _Failure("Expecting value", e.value) from None
+    except json.JSONDecodeError as e:
+        raise _Failure(e.msg, e.pos) from None
+    except RecursionError:
+        raise _Failure(_TOO_DEEP, len(text)) from None
+    except _NonStandardConstant as e:
+        try:
+            _, end = _scan_lenient(text, pos)
+        except StopIteration as e2:
+            raise _Failure("Expecting value", e2.value) from None
+        except json.JSONDecodeError as e2:
+            raise _Failure(e2.msg, e2.pos) from None
+        except RecursionError:
+            raise _Failure(_TOO_DEEP, len(text)) from None
+        return None, end, f"not JSON: {e.args[0]} is not a JSON value"
+    return value, end, None
+
+
+def _viable(text: str, failure: _Failure) -> bool:
+    """Whether the scanner failed only because the text stops: more bytes could make
+    the value valid. Exact for valid prefixes; a rare invalid one (``[1.5.``) may be
+    taken as viable, which only delays the verdict until the next byte."""
+    q, msg = failure.pos, failure.msg
+    if msg == _TOO_DEEP:
+        return False
+    if q >= len(text) or msg.startswith("Unterminated string"):
+        return True
+    if len(text) - q > 10:
+        return False
+    rest = text[q:]
+    if msg == "Expecting value":
+        return rest in _LITERAL_PREFIXES
+    if msg == "Expecting ',' delimiter":
+        return rest in _NUMBER_TAILS and text[q - 1] in "0123456789"
+    if msg == "Invalid \\uXXXX escape":
+        return _u_escape(rest) is not None
+    return False
+
+
+def _unfinished_scalar(token: str) -> bool:
+    return token in _LITERAL_PREFIXES or _unfinished_number(token) is not None
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _describe(failure: _Failure, text: str, start: int) -> str:
+    """A sentence about why the bytes from ``start`` are not JSON; byte offsets are
+    relative to ``start`` (the frame's first byte)."""
+    if failure.msg == _TOO_DEEP:
+        return "not JSON: nested too deeply to decode"
+    q = max(failure.pos, start)
+    at = len(_encode(text[start:q]))
+    reason = _REASONS.get(failure.msg, failure.msg[:1].lower() + failure.msg[1:])
+    if q >= len(text):
+        return f"not JSON: data ends at byte {at} ({reason})"
+    ch = text[q]
+    if "\udc80" <= ch <= "\udcff":
+        return f"invalid UTF-8: byte 0x{ord(ch) - 0xDC00:02X} at byte {at}"
+    return f"not JSON: unexpected {ch!r} at byte {at} ({reason})"
+
+
+def _utf8_error(text: str, start: int, end: int) -> str | None:
+    m = _surrogate(text, start, end)
+    if m is None:
+        return None
+    at = len(_encode(text[start : m.start()]))
+    return f"invalid UTF-8: byte 0x{ord(m.group()) - 0xDC00:02X} at byte {at}"
+
+
+# A string (its closing quote captured, absent if the bytes stop first) or a bracket.
+_structure_tokens = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|[\[\]{}]', re.DOTALL).finditer
+# The rest of a string already opened.
+_string_rest = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*(")?', re.DOTALL).match
+
+
+class _Structure:
+    """Where a value's brackets and quotes stand, scanned incrementally over bytes.
+
+    It does not validate; it only finds the byte where a value that starts with
+    ``{``, ``[`` or ``"`` would end. Used to avoid re-parsing a large unfinished value
+    on every chunk, and to delimit a value too deeply nested for the C scanner.
+    """
+
+    __slots__ = ("depth", "in_string", "scanned", "tried")
+
+    def __init__(self, tried: int = 0) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.scanned = 0  # bytes of the value looked at so far
+        self.tried = tried  # the value's length at the last full parse attempt
+
+    def end(self, buf: bytes | bytearray, start: int = 0) -> int | None:
+        """Offset just past the value that starts at ``buf[start]``, if it is there."""
+        i = start + self.scanned
+        if self.in_string:
+            m = _string_rest(buf, i)
+            assert m is not None  # the pattern matches the empty string
+            if m.group(1) is None:  # still open; a trailing backslash is left unscanned
+                self.scanned = m.end() - start
+                return None
+            self.in_string = False
+            i = m.end()
+            if self.depth == 0:
+                return i
+        depth = self.depth
+        for m in _structure_tokens(buf, i):
+            c = buf[m.start()]
+            if c == 0x22:  # a string
+                if m.group(1) is None:
+                    self.depth, self.in_string = depth, True
+                    self.scanned = m.end() - start
+                    return None
+                if depth == 0:
+                    return m.end()
+            elif c == 0x7B or c == 0x5B:
+                depth += 1
+            else:
+                depth -= 1
+                if depth <= 0:
+                    return m.end()
+        self.depth = depth
+        self.scanned = len(buf) - start
+        return None
+
+
+class _Stream:
+    """Splitter state for one (connection, side) of a TCP connection.
+
+    ``pending`` holds bytes not yet framed: the start of a value (first byte not
+    whitespace) or, when ``garbage`` is set, a run of garbage waiting for the ``{``
+    that ends it (``garbage`` is then the invalid frame's error). ``carry`` is
+    whether an injected event contributed to ``pending``.
+    """
+
+    __slots__ = ("carry", "conn", "garbage", "pending", "side", "structure")
+
+    def __init__(self, conn: str, side: Side) -> None:
+        self.conn = conn
+        self.side = side
+        self.pending: bytes | bytearray = b""
+        self.garbage: str | None = None
+        self.carry = False
+        # Set while a large unfinished value is pending (see Framer.eager_bytes).
+        self.structure: _Structure | None = None
+
+
 class Framer:
     """Turns events into frames, keeping one splitter per (connection, side)."""
 
-    def __init__(self, max_value_bytes: int = 1 << 20) -> None:
-        raise NotImplementedError
+    def __init__(self, max_value_bytes: int = 1 << 20, *, eager_bytes: int = 1 << 16) -> None:
+        """``eager_bytes``: up to this size an unfinished value is re-parsed on every
+        chunk, so errors in it are seen at once. Past it, parsing waits until the
+        value's brackets close or it has doubled since the last try, which keeps a
+        huge value linear in time; an error inside it may then be reported a few
+        chunks late (the frames are the same, their ``t`` later)."""
+        if max_value_bytes < 1:
+            raise ValueError("max_value_bytes must be at least 1")
+        self.max_value_bytes = max_value_bytes
+        self.eager_bytes = eager_bytes
+        self._ws: set[str] = set()
+        self._streams: dict[tuple[str, Side], _Stream] = {}
 
     def feed(self, event: Event) -> list[Frame]:
-        raise NotImplementedError
+        """Frames completed by ``event``, in stream order."""
+        if type(event) is Data:
+            if event.conn in self._ws:
+                return [_ws_frame(event)]
+            key = (event.conn, event.side)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = _Stream(event.conn, event.side)
+            elif stream.pending or stream.garbage is not None:
+                return self._push(stream, event.data, event.t, event.injected)
+            # Fast path: nothing buffered and the chunk is one object, maybe followed
+            # by whitespace. Anything else takes the general loop.
+            data = event.data
+            if data[:1] == b"{":
+                try:
+                    text = data.decode()
+                    value, end = _scan(text, 0)
+                except Exception:
+                    return self._push(stream, data, event.t, event.injected)
+                n = len(text)
+                if end != n:
+                    if text[end:].strip(_WS):
+                        return self._push(stream, data, event.t, event.injected)
+                    # The tail is ASCII whitespace: one byte per character.
+                    data = data[: len(data) - (n - end)]
+                return [Frame(event.t, event.conn, event.side, data, value, None, event.injected)]
+            return self._push(stream, data, event.t, event.injected)
+        if isinstance(event, Open):
+            frames = self._flush(
+                event.conn, event.t, "connection reopened in the middle of a value"
+            )
+            if event.transport == "ws":
+                self._ws.add(event.conn)
+            else:
+                self._ws.discard(event.conn)
+            return frames
+        if isinstance(event, Close):
+            self._ws.discard(event.conn)
+            return self._flush(event.conn, event.t, _CLOSED)
+        raise TypeError(f"not an event: {event!r}")
+
+    def _flush(self, conn: str, t: float, why: str) -> list[Frame]:
+        frames: list[Frame] = []
+        for side in SIDES:
+            stream = self._streams.pop((conn, side), None)
+            if stream is not None:
+                frames += self._push(stream, b"", t, False, eof=why)
+        return frames
+
+    def _push(
+        self, st: _Stream, data: bytes, t: float, injected: bool, eof: str | None = None
+    ) -> list[Frame]:
+        """General case: append ``data`` to what is buffered and cut all it completes.
+        With ``eof`` (the reason) the stream ends here and nothing stays buffered."""
+        frames: list[Frame] = []
+        conn, side = st.conn, st.side
+
+        def invalid(raw: bytes, why: str, inj: bool) -> None:
+            raw = raw.strip(_WS_BYTES)
+            if raw:
+                frames.append(Frame(t, conn, side, raw, None, why, inj))
+
+        if st.garbage is not None:
+            i = data.find(b"{")
+            if i < 0:
+                st.pending += data
+                st.carry = st.carry or injected
+                if eof is not None:
+                    invalid(bytes(st.pending), st.garbage, st.carry)
+                else:
+                    self._overflow(st, frames, t)
+                return frames
+            invalid(bytes(st.pending) + data[:i], st.garbage, st.carry or injected)
+            st.pending, st.garbage, st.carry = b"", None, False
+            data = data[i:]
+        elif (
+            eof is None
+            and len(st.pending) + len(data) > self.eager_bytes
+            and st.pending[:1] in (b"{", b"[", b'"')
+        ):
+            # A large unfinished value: parse again only when it may have ended.
+            if st.structure is None:
+                st.structure = _Structure(tried=len(st.pending))
+            if type(st.pending) is bytes:
+                st.pending = bytearray(st.pending)
+            st.pending += data
+            st.carry = st.carry or injected
+            if st.structure.end(st.pending) is not None:
+                st.structure = None  # its brackets closed: parse it now
+            elif len(st.pending) < 2 * st.structure.tried:
+                self._overflow(st, frames, t)
+                return frames
+            data = b""
+
+        structure, st.structure = st.structure, None
+        carry_len = len(st.pending) if st.carry else 0
+        buf = bytes(st.pending) + data if st.pending else data
+        ascii_only = buf.isascii()
+        text = buf.decode("ascii") if ascii_only else buf.decode("utf-8", "surrogateescape")
+        n = len(text)
+        pos = 0  # index in text
+        bpos = 0  # the same position in bytes
+        rest_from = n  # where the bytes still buffered start (n: none)
+        while True:
+            nxt = _skip_ws(text, pos)
+            bpos += nxt - pos
+            pos = nxt
+            if pos == n:
+                break
+            inj = injected or bpos < carry_len
+            if text[pos] in '{["':
+                try:
+                    value, end, why = _parse_value(text, pos)
+                except _Failure as f:
+                    if f.msg == _TOO_DEEP:
+                        bend = _Structure().end(buf, bpos)
+                        if bend is not None:
+                            region = buf[bpos:bend]
+                            invalid(region, "not JSON: nested too deeply to decode", inj)
+                            pos += len(region.decode("utf-8", "surrogateescape"))
+                            bpos = bend
+                            continue
+                    if f.msg == _TOO_DEEP or _viable(text, f):
+                        if eof is None:
+                            rest_from = pos
+                        else:
+                            invalid(_encode(text[pos:]), eof, inj)
+                        break
+                    failure = f
+                else:
+                    raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
+                    if why is None and not ascii_only:
+                        why = _utf8_error(text, pos, end)
+                    frames.append(Frame(t, conn, side, raw, None if why else value, why, inj))
+                    bpos += len(raw)
+                    pos = end
+                    continue
+            else:
+                m = _token(text, pos)
+                end = m.end() if m else pos
+                if end == n and eof is None:
+                    rest_from = pos  # a number or literal may go on
+                    break
+                try:
+                    if end == pos:
+                        raise _Failure("Expecting value", pos)
+                    value, vend, why = _parse_value(text, pos)
+                    if vend != end:
+                        raise _Failure("Extra data", vend)
+                except _Failure as f:
+                    if eof is not None and end == n and _unfinished_scalar(text[pos:end]):
+                        invalid(_encode(text[pos:]), eof, inj)
+                        break
+                    failure = f
+                else:
+                    raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
+                    frames.append(Frame(t, conn, side, raw, None if why else value, why, inj))
+                    bpos += len(raw)
+                    pos = end
+                    continue
+            # Not JSON from pos: garbage up to the next '{' at or after the failure.
+            why = _describe(failure, text, pos)
+            i = text.find("{", max(failure.pos, pos + 1))
+            if i < 0:
+                if eof is None:
+                    rest_from = pos
+                    st.garbage = why
+                else:
+                    invalid(_encode(text[pos:]), why, inj)
+                break
+            region = _encode(text[pos:i])
+            invalid(region, why, inj)
+            bpos += len(region)
+            pos = i
+
+        if rest_from == n:
+            st.pending, st.carry = b"", False
+            return frames
+        st.pending = buf[rest_from:] if ascii_only else _encode(text[rest_from:])
+        st.carry = injected or bpos < carry_len
+        if rest_from == 0 and structure is not None and st.garbage is None:
+            # Still the same unfinished value: keep what is known of its structure.
+            structure.tried = len(st.pending)
+            st.structure = structure
+        self._overflow(st, frames, t)
+        return frames
+
+    def _overflow(self, st: _Stream, frames: list[Frame], t: float) -> None:
+        """Bound what is buffered: past the limit it becomes an invalid frame and
+        the rest of the stream, up to the next '{', is garbage."""
+        limit = self.max_value_bytes
+        if len(st.pending) <= limit:
+            return
+        raw = bytes(st.pending).strip(_WS_BYTES)
+        if st.garbage is None:
+            why = f"value longer than {limit} bytes without ending"
+            st.garbage = f"not JSON: rest of a value longer than {limit} bytes"
+        else:
+            why = st.garbage
+            st.garbage = f"not JSON: garbage continues past {limit} bytes"
+        if raw:
+            frames.append(Frame(t, st.conn, st.side, raw, None, why, st.carry))
+        st.pending, st.carry, st.structure = b"", False, None
+
+
+def _ws_frame(event: Data) -> Frame:
+    """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
+    data = event.data
+    value: Any = None
+    why: str | None = None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        why = f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
+    else:
+        start = _skip_ws(text, 0)
+        if start == len(text):
+            why = "empty message"
+        else:
+            try:
+                value, end, why = _parse_value(text, start)
+                end = _skip_ws(text, end)
+                if end != len(text):
+                    raise _Failure("Extra data", end)
+            except _Failure as f:
+                value = None
+                if _viable(text, f):
+                    why = "not JSON: the message ends in the middle of a value"
+                else:
+                    why = _describe(f, text, 0)
+            if why is not None:
+                value = None
+    return Frame(event.t, event.conn, event.side, data, value, why, event.injected)
