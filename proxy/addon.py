@@ -23,7 +23,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -471,44 +471,42 @@ class InvisAddon:
 # ---------------------------------------------------------------------- contentview
 
 
-def _json_values(data: bytes) -> Iterator[Any]:
-    """The JSON values in one chunk; raises ValueError at the first thing that is not."""
-    text = data.decode("utf-8")
-    decoder = json.JSONDecoder()
-    pos = 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return
-        value, pos = decoder.raw_decode(text, pos)
-        yield value
+def describe_chunk(data: bytes, side: Side, transport: Transport) -> str:
+    """The InvisOutlet messages in one TCP chunk or WebSocket message, for people.
 
+    Each value gets its decoded one-line summary, its fields with their meaning and
+    the pretty JSON. A chunk is seen on its own here: a value split across TCP chunks
+    shows up as incomplete (the timeline, which sees the whole stream, joins them).
+    """
+    from proxy import protocol
+    from proxy.framing import Framer
 
-def _summary(value: Any) -> str:
-    """One line naming an InvisOutlet message (the protocol module may know better)."""
-    try:
-        from proxy import protocol
-
-        describe = getattr(protocol, "summary", None)
-        if describe is not None:
-            return str(describe(value))
-    except Exception:  # the decoder is optional here; the view must still render
-        pass
-    if not isinstance(value, dict):
-        return type(value).__name__
-    payload = value.get("payload")
-    parts = []
-    if isinstance(payload, dict) and "callbackName" in payload:
-        parts.append(f"callback {payload['callbackName']}")
-    for key in ("packetID", "sn", "PUBACK"):
-        if key in value:
-            parts.append(f"{key} {value[key]}")
-    return ", ".join(parts) or "JSON object"
+    framer = Framer()
+    framer.feed(Open(0.0, "c", transport, "", ""))
+    frames = framer.feed(Data(0.0, "c", side, data, is_utf8(data)))
+    rest = framer.feed(Close(0.0, "c"))  # what is left: a value the next chunk completes
+    blocks: list[str] = []
+    for i, frame in enumerate(frames):
+        msg = protocol.decode(frame, i, transport)
+        head = f"cb{msg.callback}" if msg.callback is not None else msg.kind
+        lines = [f"# {head} {protocol.summary(msg)}"]
+        lines += [f"#   {f.name} = {f.value}  ({f.meaning})" for f in protocol.fields(msg)]
+        lines += [f"#   {a.severity}: {a.code}: {a.text}" for a in msg.annotations]
+        if frame.error is None:
+            lines.append(json.dumps(frame.value, indent=2, ensure_ascii=False))
+        else:
+            lines.append(frame.raw.decode("utf-8", "replace"))
+        blocks.append("\n".join(lines))
+    for frame in rest:
+        text = frame.raw.decode("utf-8", "replace")
+        blocks.append(f"# incomplete here (continues in the next chunk)\n{text}")
+    if not blocks:
+        raise ValueError("no JSON value in this message")
+    return "\n\n".join(blocks)
 
 
 class InvisContentview(contentviews.Contentview):
-    """Shows InvisOutlet JSON messages in mitmproxy/mitmweb, one block per value."""
+    """Shows decoded InvisOutlet messages in mitmproxy/mitmweb."""
 
     @property
     def name(self) -> str:
@@ -519,19 +517,18 @@ class InvisContentview(contentviews.Contentview):
         return "yaml"
 
     def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
-        blocks = [
-            f"# {_summary(v)}\n{json.dumps(v, indent=2, ensure_ascii=False)}"
-            for v in _json_values(data)
-        ]
-        if not blocks:
-            raise ValueError("no JSON value")
-        return "\n\n".join(blocks)
+        if metadata.websocket_message is not None:
+            from_client = metadata.websocket_message.from_client
+            transport: Transport = "ws"
+        else:
+            from_client = metadata.tcp_message is None or metadata.tcp_message.from_client
+            transport = "tcp"
+        return describe_chunk(data, "app" if from_client else "outlet", transport)
 
     def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
         if metadata.tcp_message is None and metadata.websocket_message is None:
             return -1
-        head = data.lstrip()[:1]
-        if head != b"{":
+        if data.lstrip()[:1] != b"{":
             return -1
         return 2 if b"payload" in data or b"packetID" in data else 0.5
 
