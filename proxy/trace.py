@@ -28,6 +28,7 @@ from proxy.records import (
 
 TRACE_KEY: Final = "invisproxy_trace"
 TRACE_VERSION: Final = 1
+_BOM: Final = b"\xef\xbb\xbf"
 
 
 def trace_record(event: Event) -> dict[str, Any]:
@@ -173,6 +174,8 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
     lineno = 0
     for raw in fp:
         lineno += 1
+        if lineno == 1:
+            raw = raw.removeprefix(_BOM)  # editors on Windows like to add one
         if raw.strip():
             break
     else:
