@@ -1,11 +1,77 @@
-"""`invisproxy view` (placeholder: being built)."""
+"""`invisproxy view`: the TUI on a capture or trace, a capture still being written, or a replay."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from proxy.errors import UserError
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("view", help="(not built yet)")
-    p.set_defaults(func=lambda args: 2)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "view",
+        help="the TUI on a capture or trace",
+        description=(
+            "Open a capture (.invcap) or trace (.jsonl) in the timeline: decoded messages, "
+            "links between requests and what they caused, OTA updates at a glance. "
+            "Press ? inside for the keys."
+        ),
+    )
+    p.add_argument("file", type=Path, help="capture or trace to open")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--follow",
+        action="store_true",
+        help="tail a capture another process is still writing (e.g. invisproxy run)",
+    )
+    mode.add_argument(
+        "--play",
+        action="store_true",
+        help="play the capture at its recorded pace (space pauses, . steps, +/- speed)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="with --play: play N times faster than recorded (default 1)",
+    )
+    p.add_argument(
+        "--stall-window",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds without news before an OTA update counts as stalled (default 60)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.speed <= 0:
+        raise UserError(f"--speed must be positive, not {args.speed:g}")
+    if args.speed != 1.0 and not args.play:
+        raise UserError("--speed only makes sense with --play")
+    if args.stall_window is not None and args.stall_window <= 0:
+        raise UserError(f"--stall-window must be positive, not {args.stall_window:g}")
+    path: Path = args.file
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+
+    from tui.app import run_tui
+    from tui.sources import FileSource, FollowSource, PlaySource, Source
+
+    source: Source
+    if args.follow:
+        from proxy.sources import sniff
+
+        if sniff(path) != "capture":
+            raise UserError(f"{path}: --follow tails a capture (.invcap); this is a trace")
+        source = FollowSource(path)
+    elif args.play:
+        source = PlaySource.from_file(path, speed=args.speed)
+    else:
+        source = FileSource(path)
+    run_tui(source, title=str(path), stall_window=args.stall_window)
+    return 0

@@ -1,0 +1,770 @@
+"""The invisproxy TUI: timeline, detail, OTA panel, filter and search over one analysis.
+
+Events arrive from a :class:`~tui.sources.Source` through :meth:`InvisApp.add_event`
+(live) or :meth:`InvisApp.add_events` (files), are queued, and are fed to the analysis
+on a timer in slices of bounded time: hundreds of events per second cost a few
+repaints per second, and a million-event file never freezes the keyboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from proxy.events import Event, is_utf8
+from tui import describe
+from tui.filter import Filter, FilterError
+from tui.sources import PlaySource, Source
+from tui.view import RowView
+from tui.widgets.detail import DetailPane
+from tui.widgets.help import HelpScreen
+from tui.widgets.ota import OtaPanel
+from tui.widgets.timeline import Timeline
+
+if TYPE_CHECKING:
+    from proxy.analysis import Analysis
+
+TICK = 1 / 20  # repaint at most this often
+FEED_BUDGET = 0.030  # seconds of analysis work per tick while a backlog waits
+VIEW_BUDGET = 0.015  # seconds of filtering per tick
+DRAINED = 50_000  # a file source reads ahead at most this many events
+SEARCH_BUDGET = 0.25
+
+
+class InvisApp(App[None]):
+    """Shows one analysis, fed by one source."""
+
+    CSS_PATH = "invisproxy.tcss"
+    TITLE = "invisproxy"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("n", "search_next", "Next match"),
+        Binding("N", "search_previous", "Prev match", show=False),
+        Binding("f", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("F", "follow", "Follow"),
+        Binding("t", "time_mode", "Time"),
+        Binding("r", "jump_reply", "Reply/req"),
+        Binding("o", "jump_ota_request", "OTA req"),
+        Binding("right_square_bracket", "session_next", "Next in session", key_display="]"),
+        Binding("left_square_bracket", "session_previous", "Prev in session", key_display="["),
+        Binding("m", "toggle_mark", "Mark"),
+        Binding("right_curly_bracket", "mark_next", "Next mark", key_display="}"),
+        Binding("left_curly_bracket", "mark_previous", "Prev mark", key_display="{"),
+        Binding("c", "copy", "Copy JSON"),
+        Binding("e", "export", "Export"),
+        Binding("s", "sessions", "OTA panel"),
+        Binding("d", "toggle_detail", "Detail"),
+        Binding("space", "play_pause", "Play/pause"),
+        Binding("full_stop", "play_step", "Step", key_display="."),
+        Binding("plus", "play_faster", "Faster", key_display="+"),
+        Binding("minus", "play_slower", "Slower", key_display="-"),
+    ]
+
+    # Action -> (palette title, help). Every binding above is also a command.
+    COMMAND_HELP: ClassVar[dict[str, tuple[str, str]]] = {
+        "help": ("Help", "Keys, glyphs and the filter syntax"),
+        "search": ("Search", "Find text or a filter expression, incrementally"),
+        "search_next": ("Next match", "Go to the next row matching the search"),
+        "search_previous": ("Previous match", "Go to the previous row matching the search"),
+        "filter": ("Filter", "Show only rows matching an expression (cb:21-23 and not ...)"),
+        "clear_filter": ("Clear filter", "Show all rows again (filter and OTA session)"),
+        "follow": ("Follow", "Jump to the newest row and stay there as traffic arrives"),
+        "time_mode": ("Time mode", "Cycle time: since start, delta from previous, clock"),
+        "jump_reply": ("Jump to reply/request", "Go to the other end of a request/reply pair"),
+        "jump_ota_request": ("Jump to OTA request", "Go to the cb21 that started this update"),
+        "session_next": ("Next in session", "Next message of the same OTA update"),
+        "session_previous": ("Previous in session", "Previous message of the same OTA update"),
+        "toggle_mark": ("Toggle mark", "Bookmark the selected row"),
+        "mark_next": ("Next mark", "Go to the next bookmarked row"),
+        "mark_previous": ("Previous mark", "Go to the previous bookmarked row"),
+        "copy": ("Copy message as JSON", "Copy the selected message to the clipboard"),
+        "export": ("Export visible rows (JSON)", "Write the rows on show to a JSON file"),
+        "export_trace": ("Export visible rows (trace)", "Write them as a trace you can view"),
+        "sessions": ("OTA panel", "Focus the OTA updates; Enter filters to one"),
+        "toggle_detail": ("Toggle detail", "Show or hide the detail pane"),
+        "play_pause": ("Play/pause", "Pause or resume playback (view --play)"),
+        "play_step": ("Step", "Deliver the next event of the playback"),
+        "play_faster": ("Faster", "Double the playback speed"),
+        "play_slower": ("Slower", "Halve the playback speed"),
+        "quit": ("Quit", "Leave invisproxy"),
+    }
+    PLAY_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"play_pause", "play_step", "play_faster", "play_slower"}
+    )
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        title: str | None = None,
+        analysis: Analysis | None = None,
+        stall_window: float | None = None,
+        export_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        if analysis is None:
+            from proxy.analysis import Analysis
+
+            analysis = Analysis() if stall_window is None else Analysis(stall_window=stall_window)
+        self.analysis = analysis
+        self.source = source
+        self.sub_title = title or source.label
+        self.export_dir = export_dir or Path.cwd()
+        self.clock = clock
+        self._pending: list[Event] = []
+        self._pending_pos = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._source_done = False
+        self._finished = False
+        self._problems: list[str] = []
+        self._progress = ""
+        self._generation = -1
+        self._last_advance = 0.0
+        self._filter = Filter.parse("")
+        self._session: int | None = None
+        self._search: Filter | None = None
+        self._query_mode: Literal["filter", "search"] | None = None
+        self._detail_sig: object = None
+        self.timeline = Timeline(analysis, id="timeline")
+        self.timeline.following = source.streaming
+        self.detail = DetailPane(analysis, id="detail")
+        self.ota = OtaPanel(analysis, id="ota")
+
+    # -- layout -----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        with Horizontal(id="main"):
+            yield self.timeline
+            with Vertical(id="side"):
+                yield self.ota
+                yield self.detail
+        yield Static(id="query-error")
+        yield Input(id="query")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.timeline.focus()
+        self.timeline.border_title = "Timeline"
+        self.query_one("#query", Input).display = False
+        self.query_one("#query-error", Static).display = False
+        self.ota.display = False
+        self.set_interval(TICK, self._tick)
+        self.source.start(self)
+        self._update_status()
+
+    async def on_unmount(self) -> None:
+        await self.source.stop()
+
+    # -- the sink the source talks to ---------------------------------------------
+
+    def add_event(self, event: Event) -> None:
+        """Queue one event; safe to call from the app's loop at any rate."""
+        self._pending.append(event)
+        self._check_backlog()
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        self._pending.extend(events)
+        self._check_backlog()
+
+    def set_progress(self, text: str) -> None:
+        self._progress = text
+
+    def source_done(self, problems: Sequence[str]) -> None:
+        self._source_done = True
+        self.report_problems(problems)
+
+    def report_problems(self, problems: Sequence[str]) -> None:
+        """Say what was wrong with the input; what could be read is still shown."""
+        for problem in problems[:3]:
+            self.notify(problem, title="Problem in the capture", severity="warning", timeout=8)
+        if len(problems) > 3:
+            self.notify(f"… and {len(problems) - 3} more problems", severity="warning")
+        self._problems += problems
+
+    async def wait_drained(self) -> None:
+        await self._drained.wait()
+
+    def _check_backlog(self) -> None:
+        if len(self._pending) - self._pending_pos > DRAINED:
+            self._drained.clear()
+
+    # -- the clock ----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._feed(FEED_BUDGET)
+        analysis = self.analysis
+        if self._source_done and not self._pending and not self._finished:
+            self._finished = True
+            analysis.finish()
+        elif self.source.wall_clock and not self._finished:
+            now = self.clock()
+            if now - self._last_advance >= 1.0:
+                self._last_advance = now
+                analysis.advance(now)
+        if analysis.generation != self._generation or not self.timeline.view.complete:
+            self._generation = analysis.generation
+            self._data_changed()
+
+    def _feed(self, budget: float) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        deadline = time.perf_counter() + budget
+        feed = self.analysis.feed
+        i = self._pending_pos
+        end = len(pending)
+        while i < end:
+            stop = min(end, i + 256)
+            for event in pending[i:stop]:
+                feed(event)
+            i = stop
+            if time.perf_counter() > deadline:
+                break
+        if i >= len(pending):
+            pending.clear()
+            self._pending_pos = 0
+        else:
+            self._pending_pos = i
+        if len(pending) - self._pending_pos <= DRAINED:
+            self._drained.set()
+
+    def _data_changed(self) -> None:
+        self.timeline.view.sync(VIEW_BUDGET)
+        self.timeline.data_changed()
+        if self.analysis.sessions and not self.ota.display and not self.ota.has_class("hidden"):
+            self.ota.display = True
+        self.ota.data_changed()
+        self._refresh_detail(force=False)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        analysis = self.analysis
+        tl = self.timeline
+        parts = [f"{len(analysis.messages):,} msgs"]
+        if not tl.view.is_identity:
+            shown = f"{len(tl.view):,} shown"
+            if not tl.view.complete:
+                shown += " (filtering…)"
+            parts.append(shown)
+        if not self._filter.is_empty:
+            parts.append(f"filter: {self._filter.expression}")
+        if self._session is not None:
+            parts.append(f"OTA #{self._session + 1} only")
+        if self.source.streaming:
+            if tl.following:
+                parts.append("● following")
+            else:
+                new = f" · {tl.new_rows:,} new" if tl.new_rows else ""
+                parts.append(f"⏸ paused{new} (End/F)")
+        parts.append(f"time: {tl.time_mode}")
+        if self._progress:
+            parts.append(self._progress)
+        elif self._finished and self._problems:
+            parts.append(f"{len(self._problems)} problem(s) reading the file")
+        self.query_one("#status", Static).update(" │ ".join(parts))
+
+    # -- selection ----------------------------------------------------------------
+
+    @on(Timeline.CursorMoved)
+    def _cursor_moved(self, event: Timeline.CursorMoved) -> None:
+        msg = self.timeline.current_message
+        related: dict[int, str] = {}
+        session_ids: frozenset[int] = frozenset()
+        if msg is not None:
+            for link in self.analysis.links_of(msg.id):
+                other = link.dst if link.src == msg.id else link.src
+                related[other] = describe.RELATION_GLYPHS.get(link.relation, "?")
+            related[msg.id] = "▶"
+            session = self.analysis.session_of(msg.id)
+            if session is not None:
+                session_ids = frozenset(session.messages)
+        self.timeline.set_related(related, session_ids)
+        self._refresh_detail(force=True)
+        self._update_status()
+
+    @on(Timeline.FollowChanged)
+    def _follow_changed(self) -> None:
+        self._update_status()
+
+    def _refresh_detail(self, force: bool) -> None:
+        ri = self.timeline.current_row_index
+        msg = self.timeline.current_message
+        sig: object = (ri,)
+        if msg is not None:
+            session = self.analysis.session_of(msg.id)
+            sig = (
+                ri,
+                msg.kind,
+                msg.name,
+                len(msg.annotations),
+                len(self.analysis.links_of(msg.id)),
+                None if session is None else (session.outcome, session.verified),
+            )
+        if force or sig != self._detail_sig:
+            self._detail_sig = sig
+            self.detail.show(ri)
+
+    def _go_to_message(self, msg_id: int, what: str) -> None:
+        ri = self.timeline.message_rows.row_of(msg_id)
+        if ri is None:
+            self.notify(f"{what} (#{msg_id}) is not loaded yet", severity="warning")
+        elif not self.timeline.select_row_index(ri):
+            self.notify(
+                f"{what} (#{msg_id}) is hidden by the filter; Esc clears it",
+                severity="warning",
+            )
+
+    def _need_message(self) -> Any:
+        msg = self.timeline.current_message
+        if msg is None:
+            self.notify("Select a message first", severity="warning")
+        return msg
+
+    # -- actions ------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.PLAY_ACTIONS:
+            return isinstance(self.source, PlaySource)
+        return True
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self._key_table()))
+
+    def _key_table(self) -> list[tuple[str, str, str]]:
+        rows = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.action in self.PLAY_ACTIONS and not isinstance(self.source, PlaySource):
+                continue
+            title, help_ = self.COMMAND_HELP.get(binding.action, (binding.description, ""))
+            key = binding.key_display or binding.key
+            rows.append((key, title, help_))
+        rows += [
+            ("↑ ↓ PgUp PgDn Home", "Move", "Move the selection in the timeline"),
+            ("End", "Follow", "Jump to the newest row and follow"),
+            ("Tab", "Focus", "Timeline → OTA panel → detail"),
+            ("Ctrl+P", "Commands", "Every action by name"),
+        ]
+        return rows
+
+    def action_time_mode(self) -> None:
+        modes = describe.TIME_MODES
+        mode = modes[(modes.index(self.timeline.time_mode) + 1) % len(modes)]
+        self.timeline.set_time_mode(mode)
+        self._update_status()
+        self.notify(f"Time: {mode}", timeout=1.5)
+
+    def action_follow(self) -> None:
+        self.timeline.resume_follow()
+        self._update_status()
+
+    def action_jump_reply(self) -> None:
+        msg = self._need_message()
+        if msg is None:
+            return
+        for link in self.analysis.links_of(msg.id):
+            if link.relation in ("response", "ota-ack"):
+                if link.src == msg.id:
+                    self._go_to_message(link.dst, "The reply")
+                else:
+                    self._go_to_message(link.src, "The request")
+                return
+        self.notify(f"#{msg.id} has no linked request or reply", severity="warning")
+
+    def action_jump_ota_request(self) -> None:
+        msg = self._need_message()
+        if msg is None:
+            return
+        session = self.analysis.session_of(msg.id)
+        if session is None:
+            self.notify(f"#{msg.id} belongs to no OTA update", severity="warning")
+        elif session.request is None:
+            self.notify("This update's cb21 request is not in the capture", severity="warning")
+        else:
+            self._go_to_message(session.request, "The OTA request")
+
+    def _session_step(self, forward: bool) -> None:
+        msg = self._need_message()
+        if msg is None:
+            return
+        session = self.analysis.session_of(msg.id)
+        if session is None:
+            self.notify(f"#{msg.id} belongs to no OTA update", severity="warning")
+            return
+        ids = sorted(set(session.messages))
+        if session.request is not None and session.request not in ids:
+            ids = sorted([*ids, session.request])
+        candidates = [i for i in ids if i > msg.id] if forward else [i for i in ids if i < msg.id]
+        if not candidates:
+            self.notify("No more messages in this update", severity="information", timeout=2)
+            return
+        self._go_to_message(candidates[0] if forward else candidates[-1], "That message")
+
+    def action_session_next(self) -> None:
+        self._session_step(True)
+
+    def action_session_previous(self) -> None:
+        self._session_step(False)
+
+    def action_toggle_mark(self) -> None:
+        marked = self.timeline.toggle_mark()
+        if marked is not None:
+            self.notify("Marked" if marked else "Mark removed", timeout=1.5)
+
+    def _mark_step(self, forward: bool) -> None:
+        tl = self.timeline
+        current = tl.current_row_index
+        marks = sorted(m for m in tl.marks if tl.view.position_of(m) is not None)
+        if not marks:
+            self.notify("No marks on show (m marks a row)", severity="warning")
+            return
+        after = [m for m in marks if m > current] if forward else [m for m in marks if m < current]
+        target = (after[0] if forward else after[-1]) if after else marks[0 if forward else -1]
+        tl.select_row_index(target)
+
+    def action_mark_next(self) -> None:
+        self._mark_step(True)
+
+    def action_mark_previous(self) -> None:
+        self._mark_step(False)
+
+    def action_copy(self) -> None:
+        msg = self._need_message()
+        if msg is None:
+            return
+        self.copy_to_clipboard(json.dumps(describe.message_json(msg), ensure_ascii=False))
+        self.notify(f"Copied message #{msg.id} as JSON", timeout=2)
+
+    def action_sessions(self) -> None:
+        if not self.analysis.sessions:
+            self.notify("No OTA updates in this capture (yet)", severity="warning")
+            return
+        self.ota.remove_class("hidden")
+        self.ota.display = True
+        self.ota.focus()
+
+    def action_toggle_detail(self) -> None:
+        self.detail.display = not self.detail.display
+        self.query_one("#side").display = self.detail.display or self.ota.display
+
+    def action_clear_filter(self) -> None:
+        if self._query_mode is not None:
+            self._close_query()
+            return
+        if self._filter.is_empty and self._session is None:
+            return
+        self._filter = Filter.parse("")
+        self._session = None
+        self._apply_view()
+        self.notify("Showing all rows", timeout=1.5)
+
+    def _apply_view(self) -> None:
+        session_ids = None
+        if self._session is not None:
+            session = self.analysis.sessions[self._session]
+            ids = set(session.messages)
+            if session.request is not None:
+                ids.add(session.request)
+            session_ids = frozenset(ids)
+        tl = self.timeline
+        view = RowView(self.analysis.rows, self.analysis.messages, tl.text_of, self._filter)
+        view.session = session_ids
+        view.sync(VIEW_BUDGET * 4)
+        tl.set_view(view)
+        self._update_status()
+
+    @on(OtaPanel.SessionChosen)
+    def _session_chosen(self, event: OtaPanel.SessionChosen) -> None:
+        self._session = event.index
+        self._apply_view()
+        self.timeline.focus()
+        if event.index is not None:
+            self.notify(f"Showing OTA update #{event.index + 1} only (Esc: all)", timeout=2)
+
+    # -- filter and search --------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self._open_query("filter", self._filter.expression)
+
+    def action_search(self) -> None:
+        self._open_query("search", self._search.expression if self._search else "")
+
+    def _open_query(self, mode: Literal["filter", "search"], value: str) -> None:
+        self._query_mode = mode
+        query = self.query_one("#query", Input)
+        query.placeholder = (
+            "filter: cb:21-23 and not kind:push · ann:spurious-ota-result · conn:c2 or pid:1"
+            if mode == "filter"
+            else "search: text or filter terms; Enter keeps it, n/N for next/previous"
+        )
+        query.border_title = "Filter" if mode == "filter" else "Search"
+        query.value = value
+        query.display = True
+        query.focus()
+        self._search_origin = self.timeline.cursor
+
+    def _close_query(self) -> None:
+        self._query_mode = None
+        self.query_one("#query", Input).display = False
+        self.query_one("#query-error", Static).display = False
+        self.timeline.focus()
+
+    def _show_query_error(self, error: FilterError | None) -> None:
+        label = self.query_one("#query-error", Static)
+        if error is None:
+            label.display = False
+        else:
+            label.update(f"✖ {error}")
+            label.display = True
+
+    @on(Input.Changed, "#query")
+    def _query_changed(self, event: Input.Changed) -> None:
+        if self._query_mode == "filter":
+            try:
+                Filter.parse(event.value)
+            except FilterError as exc:
+                self._show_query_error(exc)
+            else:
+                self._show_query_error(None)
+        elif self._query_mode == "search":
+            self._search = self._search_filter(event.value)
+            if self._search is not None:
+                self._find(forward=True, start=self._search_origin, budget=SEARCH_BUDGET)
+
+    @on(Input.Submitted, "#query")
+    def _query_submitted(self, event: Input.Submitted) -> None:
+        if self._query_mode == "filter":
+            try:
+                flt = Filter.parse(event.value)
+            except FilterError as exc:
+                self._show_query_error(exc)
+                return
+            self._filter = flt
+            self._close_query()
+            self._apply_view()
+        else:
+            self._close_query()
+
+    def _search_filter(self, text: str) -> Filter | None:
+        if not text.strip():
+            return None
+        try:
+            return Filter.parse(text)
+        except FilterError:
+            return Filter.parse(json.dumps(text))  # not an expression: plain text
+
+    def _find(self, forward: bool, start: int, budget: float | None = None) -> bool:
+        search = self._search
+        tl = self.timeline
+        view = tl.view
+        total = len(view)
+        if search is None or not total:
+            return False
+        rows = self.analysis.rows
+        messages = self.analysis.messages
+        deadline = None if budget is None else time.perf_counter() + budget
+        step = 1 if forward else -1
+        pos = start
+        for count in range(total):
+            pos = (start + step * count) % total
+            row = rows[view.row_index(pos)]
+            msg = messages[row.ref] if row.ref >= 0 else None
+            if search(row, msg, tl.text_of):
+                tl.move_to(pos, center=True)
+                return True
+            if deadline is not None and count % 1024 == 0 and time.perf_counter() > deadline:
+                return False
+        self.notify(f"No row matches {search.expression!r}", severity="warning", timeout=2)
+        return False
+
+    def action_search_next(self) -> None:
+        if self._search is None:
+            self.action_search()
+            return
+        self._find(forward=True, start=self.timeline.cursor + 1)
+
+    def action_search_previous(self) -> None:
+        if self._search is None:
+            self.action_search()
+            return
+        self._find(forward=False, start=self.timeline.cursor - 1)
+
+    # -- export -------------------------------------------------------------------
+
+    def _visible_rows(self) -> Iterable[int]:
+        view = self.timeline.view
+        return (view.row_index(p) for p in range(len(view)))
+
+    def _export_path(self, suffix: str) -> Path:
+        stem = Path(self.source.label.split(" ")[0]).stem or "invisproxy"
+        n = 1
+        while (path := self.export_dir / f"{stem}-export-{n}{suffix}").exists():
+            n += 1
+        return path
+
+    def action_export(self) -> None:
+        analysis = self.analysis
+        ids: list[int] = []
+        conns: list[dict[str, Any]] = []
+        for ri in self._visible_rows():
+            row = analysis.rows[ri]
+            if row.ref >= 0:
+                ids.append(row.ref)
+            else:
+                conns.append({"t": row.t, "conn": row.conn, "event": row.kind})
+        shown = set(ids)
+        document = {
+            "version": 1,
+            "source": self.source.label,
+            "filter": self._filter.expression,
+            "ota_session": None if self._session is None else self._session + 1,
+            "messages": [describe.message_json(analysis.messages[i]) for i in ids],
+            "connections": conns,
+            "links": [
+                {"from": lk.src, "to": lk.dst, "relation": lk.relation, "reason": lk.reason}
+                for lk in analysis.links
+                if lk.src in shown and lk.dst in shown
+            ],
+        }
+        path = self._write_export(".json", json.dumps(document, indent=1, ensure_ascii=False))
+        if path is not None:
+            self.notify(f"Wrote {len(ids):,} messages to {path}", title="Exported", timeout=6)
+
+    def action_export_trace(self) -> None:
+        lines = [json.dumps({"invisproxy_trace": 1, "exported_from": self.source.label})]
+        analysis = self.analysis
+        opened: set[str] = set()
+        count = 0
+        for ri in self._visible_rows():
+            row = analysis.rows[ri]
+            conn = analysis.connections.get(row.conn)
+            if row.kind == "close":
+                record: dict[str, Any] = {"t": row.t, "conn": row.conn, "event": "close"}
+                record["by"] = conn.closed_by if conn else None
+                lines.append(json.dumps(record))
+                continue
+            if row.conn not in opened and conn is not None:
+                opened.add(row.conn)
+                lines.append(json.dumps(_open_record(conn, row.t if row.kind == "open" else None)))
+            if row.ref < 0:
+                continue
+            msg = analysis.messages[row.ref]
+            lines.append(json.dumps(_data_record(msg.t, msg.conn, msg.side, msg.raw)))
+            count += 1
+        path = self._write_export(".jsonl", "\n".join(lines) + "\n")
+        if path is not None:
+            self.notify(f"Wrote {count:,} messages as a trace to {path}", title="Exported")
+
+    def _write_export(self, suffix: str, text: str) -> Path | None:
+        path = self._export_path(suffix)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Could not write {path}: {exc.strerror}", severity="error")
+            return None
+        return path
+
+    # -- playback -----------------------------------------------------------------
+
+    def _player(self) -> PlaySource | None:
+        return self.source if isinstance(self.source, PlaySource) else None
+
+    def action_play_pause(self) -> None:
+        if player := self._player():
+            player.toggle_pause()
+            self._progress = player.status()
+            self._update_status()
+
+    def action_play_step(self) -> None:
+        if player := self._player():
+            player.step()
+
+    def action_play_faster(self) -> None:
+        if player := self._player():
+            player.faster()
+            self._progress = player.status()
+            self._update_status()
+
+    def action_play_slower(self) -> None:
+        if player := self._player():
+            player.slower()
+            self._progress = player.status()
+            self._update_status()
+
+    # -- the command palette ------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for action, (title, help_) in self.COMMAND_HELP.items():
+            if action in self.PLAY_ACTIONS and self._player() is None:
+                continue
+            yield SystemCommand(title, help_, self._runner(action))
+        yield from super().get_system_commands(screen)
+
+    def _runner(self, action: str) -> Callable[[], Any]:
+        async def run() -> None:
+            await self.run_action(action)
+
+        return run
+
+
+def _open_record(conn: Any, t: float | None) -> dict[str, Any]:
+    return {
+        "t": conn.opened if t is None else t,
+        "conn": conn.conn,
+        "event": "open",
+        "transport": conn.transport,
+        "app": conn.app,
+        "outlet": conn.outlet,
+    }
+
+
+def _data_record(t: float, conn: str, side: str, raw: bytes) -> dict[str, Any]:
+    record: dict[str, Any] = {"t": t, "conn": conn, "event": "data", "from": side}
+    if is_utf8(raw):
+        record["text"] = raw.decode("utf-8")
+    else:
+        import base64
+
+        record["b64"] = base64.b64encode(raw).decode("ascii")
+    return record
+
+
+def run_tui(
+    source: Source,
+    *,
+    title: str | None = None,
+    stall_window: float | None = None,
+    analysis: Analysis | None = None,
+) -> InvisApp:
+    """Run the TUI until the user quits (blocking); returns the app for inspection.
+
+    For a live relay, build a :class:`~tui.sources.LiveSource`, give its ``push`` to
+    the relay as the event sink and pass it here. To run inside an existing loop use
+    ``await InvisApp(source, ...).run_async()`` instead.
+    """
+    app = InvisApp(source, title=title, stall_window=stall_window, analysis=analysis)
+    app.run()
+    return app
+
+
+__all__ = ["InvisApp", "run_tui"]
