@@ -314,6 +314,11 @@ class OutletSimulator:
         return self._up
 
     @property
+    def ota_active(self) -> bool:
+        """Whether an update is still running (a stalled one has stopped for good)."""
+        return self._ota_task is not None and not self._ota_task.done()
+
+    @property
     def client_count(self) -> int:
         return len(self._clients)
 

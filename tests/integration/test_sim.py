@@ -1,0 +1,612 @@
+"""The outlet simulator over real sockets: catalog replies, pushes, OTA timelines, faults,
+TCP merging/splitting, and the ``invisproxy sim`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from proxy.cli import main as cli_main
+from proxy.events import Data, Open
+from proxy.framing import Framer
+from proxy.sim import Fault, OutletSimulator, SimConfig
+from proxy.sim_state import Firmware
+
+Kind = Literal["tcp", "ws"]
+Msg = dict[str, Any]
+FAST = {"ota_seconds": 0.3, "reboot_seconds": 0.2, "restart_seconds": 0.1, "sensor_interval": 0}
+NEW_FW = Firmware().im_available
+WAIT = 10.0
+
+
+class Raw:
+    """A bare-bones client that records everything, including TCP chunk boundaries."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self.chunks: list[bytes] = []
+        self.inbox: asyncio.Queue[Msg | None] = asyncio.Queue()
+        self.closed = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ids = iter(range(100001, 999999, 7919))
+
+    @classmethod
+    async def open(cls, kind: Kind, sim: OutletSimulator) -> Raw:
+        raw = cls(kind)
+        if kind == "tcp":
+            reader, raw._writer = await asyncio.open_connection("127.0.0.1", sim.tcp_port)
+            raw._task = asyncio.create_task(raw._read_tcp(reader))
+        else:
+            raw._ws = await connect(sim.ws_url, ping_interval=None)
+            raw._task = asyncio.create_task(raw._read_ws(raw._ws))
+        return raw
+
+    async def _read_tcp(self, reader: asyncio.StreamReader) -> None:
+        framer = Framer()
+        framer.feed(Open(0, "c", "tcp", "app", "outlet"))
+        try:
+            while chunk := await reader.read(65536):
+                self.chunks.append(chunk)
+                for frame in framer.feed(Data(0, "c", "outlet", chunk)):
+                    assert frame.error is None, (frame.raw, frame.error)
+                    self.inbox.put_nowait(frame.value)
+        except OSError:
+            pass
+        self.inbox.put_nowait(None)
+
+    async def _read_ws(self, ws: ClientConnection) -> None:
+        try:
+            async for message in ws:
+                assert isinstance(message, str)
+                self.inbox.put_nowait(json.loads(message))
+        except ConnectionClosed:
+            pass
+        self.inbox.put_nowait(None)
+
+    def packet_id(self) -> int:
+        return next(self._ids)
+
+    async def send(self, callback: int, args: Any = None, packet_id: int | None = None) -> int:
+        pid = packet_id if packet_id is not None else self.packet_id()
+        payload: Msg = {"callbackName": callback}
+        if args is not None:
+            payload["callbackArgs"] = args
+        await self.send_raw({"packetID": pid, "payload": payload})
+        return pid
+
+    async def send_raw(self, message: Any) -> None:
+        text = json.dumps(message)
+        if self._writer is not None:
+            self._writer.write((text + "\n").encode())
+            await self._writer.drain()
+        else:
+            assert self._ws is not None
+            await self._ws.send(text)
+
+    async def next(self, timeout: float = WAIT) -> Msg:
+        item = await asyncio.wait_for(self.inbox.get(), timeout)
+        if item is None:
+            self.closed = True
+            raise AssertionError("connection closed")
+        return item
+
+    async def until(self, pred: Callable[[Msg], bool], timeout: float = WAIT) -> list[Msg]:
+        """Every message up to and including the first that satisfies ``pred``."""
+        seen: list[Msg] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.next()
+                seen.append(msg)
+                if pred(msg):
+                    return seen
+
+    async def until_closed(self, timeout: float = WAIT) -> list[Msg]:
+        seen: list[Msg] = []
+        async with asyncio.timeout(timeout):
+            while (item := await self.inbox.get()) is not None:
+                seen.append(item)
+        self.closed = True
+        return seen
+
+    async def request(self, callback: int, args: Any = None) -> tuple[Msg, list[Msg]]:
+        """The reply to a fresh request, and whatever arrived before it."""
+        pid = await self.send(callback, args)
+        seen = await self.until(lambda m: m.get("packetID") == pid and "PUBACK" in m)
+        return seen[-1], seen[:-1]
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+        if self._ws is not None:
+            self._ws.transport.abort()
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=WAIT)
+
+
+def cb(msg: Msg) -> int | None:
+    payload = msg.get("payload")
+    return payload.get("callbackName") if isinstance(payload, dict) else None
+
+
+def args_of(msg: Msg) -> Any:
+    return msg["payload"]["callbackArgs"]
+
+
+def is_push(msg: Msg, callback: int) -> bool:
+    return cb(msg) == callback and "PUBACK" not in msg
+
+
+def six_digits(value: Any) -> bool:
+    return isinstance(value, int) and 100000 <= value <= 999999
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[OutletSimulator]:
+    async with OutletSimulator(SimConfig(seed=7, **FAST)) as s:  # type: ignore[arg-type]
+        yield s
+
+
+def make(**kwargs: Any) -> OutletSimulator:
+    options: dict[str, Any] = {"seed": 3, **FAST, **kwargs}
+    return OutletSimulator(SimConfig(**options))
+
+
+# --- the catalog -----------------------------------------------------------------------
+
+
+def check_response(reply: Msg, pid: int, sn: str, puback: int, callback: int | None) -> None:
+    assert reply["sn"] == sn
+    assert reply["packetID"] == pid
+    assert reply["PUBACK"] == puback
+    if callback is None:
+        assert "payload" not in reply, reply
+    else:
+        assert reply["payload"]["callbackName"] == callback
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+async def test_every_callback_answers_with_its_documented_shape(
+    sim: OutletSimulator, kind: Kind
+) -> None:
+    c = await Raw.open(kind, sim)
+    sn = sim.state.serial
+
+    async def ask(callback: int, args: Any, puback: int, with_payload: bool) -> Msg:
+        pid = await c.send(callback, args)
+        seen = await c.until(lambda m: m.get("packetID") == pid and "PUBACK" in m)
+        check_response(seen[-1], pid, sn, puback, callback if with_payload else None)
+        return seen[-1]
+
+    config = args_of(await ask(1, None, 1, True))
+    assert set(config) == {"acc_prefs", "sys_prefs"}
+    assert {"enabled", "mqtt_broker_url", "user", "pass", "qos"} <= set(config["sys_prefs"]["mqtt"])
+    await ask(2, [{"acc_prefs": {"pmIndicatorBrightness": 77}}], 1, False)
+    assert args_of(await ask(1, None, 1, True))["acc_prefs"]["pmIndicatorBrightness"] == 77
+    await ask(2, "nonsense", 0, False)
+
+    names = args_of(await ask(3, None, 1, True))
+    assert isinstance(names, list)  # real firmware: a bare array, not {"payload": [...]}
+    assert [n["accessory"] for n in names] == [1, 2, 3]
+    await ask(4, [{"accessory": 1, "name": "Fan"}], 1, False)
+    assert args_of(await ask(3, None, 1, True))[0] == {"accessory": 1, "name": "Fan"}
+    await ask(4, [{"accessory": 9, "name": "x"}], 0, False)
+
+    assert args_of(await ask(9, None, 1, True)) == [1, 0]
+    sensors = args_of(await ask(11, None, 1, True))
+    assert sensors[0] == 1 and {"temp_celsius", "humidity", "AQI"} <= set(sensors[1])
+
+    info = args_of(await ask(12, None, 1, True))
+    assert set(info["IM"]) == {"sn", "MAC", "device", "fw_rev", "hw_rev"}
+    assert info["IM"]["sn"] == sn
+    assert {"online", "sn", "MAC", "device", "type", "fw_rev", "hw_rev", "radar"} <= set(info["PM"])
+
+    assert args_of(await ask(15, None, 1, True)) == [1, 100]
+    light = args_of(await ask(18, [5], 1, True))
+    assert light[0] == 5 and len(light) == 6 and len(light[2]) == 9
+    assert all(len(led) == 4 and len(led[2]) == 2 for led in light[2])
+    assert len(args_of(await ask(18, [7], 1, True))[2]) == 7
+
+    updates = args_of(await ask(20, None, 1, True))
+    assert set(updates["IM"]) == {
+        "fw_rev",
+        "available_fw_rev",
+        "www_fw_rev",
+        "available_www_fw_rev",
+    }
+    assert set(updates["PM"]) == {"fw_rev", "available_fw_rev"}
+
+    for callback, args in [(25, None), (26, [30]), (27, [0]), (28, [25000, 50000])]:
+        await ask(callback, args, 1, False)
+    await ask(26, ["soon"], 0, False)
+    for unknown in (8, 13, 16, 19, 99):
+        await ask(unknown, None, 0, False)
+    await ask(24, None, 1, False)  # restarts the deco: last, as it takes PM away for a while
+
+    # 6 is fire-and-forget: the next message is the reply to what follows it.
+    await c.send(6)
+    pid = await c.send(9)
+    assert (await c.next())["packetID"] == pid
+    await c.close()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+async def test_controls_ack_then_push_the_new_state_to_every_client(
+    sim: OutletSimulator, kind: Kind
+) -> None:
+    actor = await Raw.open(kind, sim)
+    other = await Raw.open("ws" if kind == "tcp" else "tcp", sim)
+    cases = [
+        (10, [2, 1], 9, [1, 1]),
+        (14, [0, 40], 15, [0, 40]),
+        (17, [5, 1, [[1, 60, [200, 90]]]], 18, None),
+    ]
+    for control, args, pushed, expected in cases:
+        pid = await actor.send(control, args)
+        seen = await actor.until(lambda m, c=pushed: is_push(m, c))
+        reply = next(m for m in seen if m.get("packetID") == pid)
+        assert reply == {"sn": sim.state.serial, "packetID": pid, "PUBACK": 1}
+        push = seen[-1]
+        assert six_digits(push["packetID"]) and push["packetID"] != pid
+        theirs = (await other.until(lambda m, c=pushed: is_push(m, c)))[-1]
+        assert args_of(theirs) == args_of(push)
+        if expected is not None:
+            assert args_of(push) == expected
+    colour = args_of(push)
+    assert colour[:2] == [5, 1]
+    assert all(led[:3] == [1, 60, [200, 90]] for led in colour[2])  # one HSV entry fills all
+    await actor.close()
+    await other.close()
+
+
+async def test_sensor_readings_are_pushed_to_connected_clients() -> None:
+    async with make(sensor_interval=0.02) as s:
+        c = await Raw.open("tcp", s)
+        pushes = [m for m in await c.until(lambda m: is_push(m, 11)) if is_push(m, 11)]
+        assert pushes[0]["sn"] == s.state.serial
+        deco_type, readings = args_of(pushes[0])
+        assert deco_type == 1 and readings["temp_valid"] == 1
+        await c.close()
+
+
+async def test_restart_drops_everyone_refuses_connections_then_announces_itself() -> None:
+    async with make(reboot_seconds=60) as s:
+        c = await Raw.open("tcp", s)
+        await c.send(5)
+        assert await c.until_closed() == []  # no reply to cb5
+        assert not s.is_up
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", s.tcp_port)
+    async with make(reboot_seconds=0.05) as s:
+        c = await Raw.open("ws", s)
+        await c.send(5)
+        await c.until_closed()
+        c = await connect_when_up("ws", s)
+        first = await c.next()
+        assert is_push(first, 12) and args_of(first)["IM"]["sn"] == s.state.serial
+        await c.close()
+
+
+async def connect_when_up(kind: Kind, sim: OutletSimulator, timeout: float = WAIT) -> Raw:
+    """What an app does while the outlet reboots: try again until it answers."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await Raw.open(kind, sim)
+            except OSError:
+                await asyncio.sleep(0.02)
+
+
+# --- OTA --------------------------------------------------------------------------------
+
+
+def check_phase(messages: list[Msg], device: int, status: int = 1) -> None:
+    """``messages`` holds progress 0..100 for ``device`` and then its result."""
+    progress = [args_of(m)[1] for m in messages if cb(m) == 22 and args_of(m)[0] == device]
+    assert progress and progress == sorted(progress) and progress[0] == 0
+    results = [args_of(m) for m in messages if cb(m) == 23 and args_of(m)[0] == device]
+    assert results[-1] == [device, status]
+
+
+def ota_kinds(messages: list[Msg]) -> list[tuple[int, ...]]:
+    """The OTA pushes in order, with progress runs collapsed: (22, dev) and (23, dev, status)."""
+    out: list[tuple[int, ...]] = []
+    for m in messages:
+        if cb(m) == 22:
+            key: tuple[int, ...] = (22, args_of(m)[0])
+            if not out or out[-1] != key:
+                out.append(key)
+        elif cb(m) == 23:
+            out.append((23, *args_of(m)))
+    return out
+
+
+async def test_reva_outlet_update_acks_reports_two_phases_reboots_and_announces() -> None:
+    async with make(revision="A") as s:
+        c = await Raw.open("ws", s)
+        pid = await c.send(21, [1, 0])
+        seen = await c.until_closed()
+        assert seen[0] == {"sn": s.state.serial, "packetID": pid, "PUBACK": 1}
+        assert ota_kinds(seen[1:]) == [(23, 1, 0), (22, 3), (23, 3, 1), (22, 1), (23, 1, 1)]
+        check_phase(seen, 3)
+        check_phase(seen, 1)
+        assert all(six_digits(m["packetID"]) and m["packetID"] != pid for m in seen[1:])
+        assert [args_of(m)[1] for m in seen if cb(m) == 22][-1] == 100
+        await s.wait_ota_state("succeeded")
+        c = await Raw.open("ws", s)
+        announce = await c.next()
+        assert is_push(announce, 12) and args_of(announce)["IM"]["fw_rev"] == NEW_FW
+        reply, _ = await c.request(20)
+        assert args_of(reply)["IM"]["fw_rev"] == args_of(reply)["IM"]["available_fw_rev"]
+        await c.close()
+
+
+async def test_revb_outlet_update_restarts_at_once_and_answers_on_the_next_connection() -> None:
+    async with make(revision="B") as s:
+        c = await Raw.open("tcp", s)
+        pid = await c.send(21, [1, 0])
+        assert await c.until_closed() == []  # no ack: the device restarts immediately
+        assert c.chunks == []
+        await s.wait_ota_state("waiting-for-reconnect")
+        c = await Raw.open("tcp", s)
+        sync = await c.next()
+        assert sync == {
+            "sn": s.state.serial,
+            "packetID": pid,
+            "payload": {"callbackName": 21, "callbackArgs": [1, 1]},
+        }
+        seen = await c.until_closed()
+        assert ota_kinds(seen) == [(23, 1, 0), (22, 3), (23, 3, 1), (22, 1), (23, 1, 1)]
+        check_phase(seen, 1)
+        assert all(m["packetID"] != pid for m in seen)
+        await s.wait_ota_state("succeeded")
+        c = await Raw.open("tcp", s)
+        announce = await c.next()
+        assert is_push(announce, 12) and args_of(announce)["IM"]["fw_rev"] == NEW_FW
+        await c.close()
+
+
+async def test_progress_pushes_are_lost_while_nobody_is_connected() -> None:
+    async with make(revision="A", ota_seconds=0.4) as s:
+        c = await Raw.open("tcp", s)
+        await c.send(21, [1, 0])
+        await c.until(lambda m: cb(m) == 22 and args_of(m)[0] == 1)  # main phase begun
+        await c.close()
+        await s.wait_ota_state("succeeded")
+        late = await Raw.open("tcp", s)
+        first = await late.next()
+        assert is_push(first, 12)  # no stale progress or results queued up for it
+        assert s.ota_history[-3:] == ["main-phase", "rebooting", "succeeded"]
+        await late.close()
+
+
+@pytest.mark.parametrize("revision", ["A", "B"])
+async def test_deco_update_keeps_the_connection_and_brings_pm_back_with_new_firmware(
+    revision: Literal["A", "B"],
+) -> None:
+    async with make(revision=revision, sensor_interval=0.02, reboot_seconds=1.5) as s:
+        c = await Raw.open("tcp", s)
+        pid = await c.send(21, [2, 1])
+        seen = await c.until(lambda m: cb(m) == 23 and args_of(m) == [2, 1])
+        assert {"sn": s.state.serial, "packetID": pid, "PUBACK": 1} in seen
+        assert ota_kinds(seen) == [(23, 2, 0), (22, 2), (23, 2, 1)]
+        check_phase(seen, 2)
+        reply, _ = await c.request(12)
+        assert "PM" not in args_of(reply)  # the faceplate is rebooting
+        back = await c.until(lambda m: cb(m) == 12 and "PM" in args_of(m))
+        assert not any(cb(m) == 11 for m in back), "sensor pushes go on while the deco reboots"
+        assert args_of(back[-1])["PM"]["fw_rev"] == Firmware().pm_available
+        assert not c.closed and s.client_count == 1
+        await s.wait_ota_state("succeeded")
+        await c.close()
+
+
+@pytest.mark.parametrize(
+    ("revision", "kind", "firmware"),
+    [
+        ("A", "ws", Firmware()),
+        ("A", "tcp", Firmware(im_available="0.0.1", www_available="0.1.2")),
+    ],
+    ids=["fault", "already-current"],
+)
+async def test_reva_refuses_with_puback_0(
+    revision: Literal["A"], kind: Kind, firmware: Firmware
+) -> None:
+    fault = Fault("refuse") if firmware == Firmware() else None
+    async with make(revision=revision, fault=fault, firmware=firmware) as s:
+        c = await Raw.open(kind, s)
+        reply, _ = await c.request(21, [1, 0])
+        assert "payload" not in reply and reply["PUBACK"] == 0
+        after, _ = await c.request(12)
+        assert s.ota_history == ["requested", "refused"] and not s.ota_active
+        assert args_of(after)["IM"]["fw_rev"] == firmware.im
+        await c.close()
+
+
+async def test_revb_refusal_comes_as_a_status_0_sync_cb21_after_the_restart() -> None:
+    async with make(revision="B", fault=Fault("refuse")) as s:
+        c = await Raw.open("tcp", s)
+        pid = await c.send(21, [1, 0])
+        await c.until_closed()
+        await s.wait_ota_state("waiting-for-reconnect")
+        c = await Raw.open("tcp", s)
+        sync = await c.next()
+        assert sync["packetID"] == pid and args_of(sync) == [1, 0]
+        await s.wait_ota_state("refused")
+        reply, between = await c.request(12)
+        assert ota_kinds(between) == [] and not s.ota_active
+        assert args_of(reply)["IM"]["fw_rev"] == Firmware().im
+        await c.close()
+
+
+async def test_fail_at_reports_a_main_phase_failure_and_keeps_running() -> None:
+    async with make(revision="A", fault=Fault("fail-at", 45)) as s:
+        c = await Raw.open("ws", s)
+        await c.send(21, [1, 0])
+        main: list[int] = []
+
+        def main_result(m: Msg) -> bool:
+            if cb(m) == 22 and args_of(m)[0] == 1:
+                main.append(args_of(m)[1])
+            return bool(main) and cb(m) == 23 and args_of(m)[0] == 1
+
+        seen = await c.until(main_result)
+        assert ota_kinds(seen) == [(23, 1, 0), (22, 3), (23, 3, 1), (22, 1), (23, 1, 0)]
+        assert main[-1] == 45 and max(main) == 45
+        await s.wait_ota_state("failed")
+        reply, _ = await c.request(12)
+        assert args_of(reply)["IM"]["fw_rev"] == Firmware().im and not c.closed
+        await c.close()
+
+
+async def test_stall_at_stops_progress_for_good() -> None:
+    async with make(revision="A", fault=Fault("stall-at", 30)) as s:
+        c = await Raw.open("tcp", s)
+        await c.send(21, [1, 0])
+        await s.wait_ota_state("stalled")
+        assert not s.ota_active  # nothing left that could push more
+        _, seen = await c.request(12)
+        main = [args_of(m)[1] for m in seen if cb(m) == 22 and args_of(m)[0] == 1]
+        assert main[-1] == 30 and max(main) == 30
+        assert ota_kinds(seen)[-1] == (22, 1)  # no result after the stall
+        await c.close()
+
+
+# --- TCP write shapes -----------------------------------------------------------------------
+
+
+async def test_tcp_merges_objects_without_a_delimiter() -> None:
+    async with make(tcp_merge=1.0, tcp_split=0.0) as s:
+        c = await Raw.open("tcp", s)
+        burst = [{"packetID": 200000 + i, "payload": {"callbackName": 9}} for i in range(6)]
+        c._writer.write("".join(json.dumps(m) + "\n" for m in burst).encode())  # type: ignore[union-attr]
+        seen = await c.until(lambda m: m.get("packetID") == 200005)
+        assert [m["packetID"] for m in seen] == [200000 + i for i in range(6)]
+        assert s.stats.merged >= 1
+        assert any(re.search(rb"\}\{", chunk) for chunk in c.chunks)
+        await c.close()
+
+
+async def test_tcp_splits_objects_across_writes_and_they_reassemble() -> None:
+    async with make(tcp_merge=0.0, tcp_split=1.0, split_pause=0.02) as s:
+        c = await Raw.open("tcp", s)
+        for _ in range(5):
+            reply, _ = await c.request(12)
+            assert reply["PUBACK"] == 1 and "IM" in args_of(reply)
+        assert s.stats.split == 5
+        partial = [chunk for chunk in c.chunks if not _complete_values(chunk)]
+        assert partial, "every chunk held whole objects: no split reached the client"
+        await c.close()
+
+
+def _complete_values(chunk: bytes) -> bool:
+    framer = Framer()
+    framer.feed(Open(0, "x", "tcp", "a", "b"))
+    frames = framer.feed(Data(0, "x", "outlet", chunk))
+    return bool(frames) and all(f.error is None for f in frames) and chunk.endswith(b"\n")
+
+
+async def test_tcp_mangling_follows_the_seed() -> None:
+    async def run(seed: int) -> tuple[int, int]:
+        async with make(seed=seed, tcp_merge=0.0, tcp_split=0.5, split_pause=0.0) as s:
+            c = await Raw.open("tcp", s)
+            for _ in range(20):
+                await c.request(12)
+            await c.close()
+            return s.stats.writes, s.stats.split
+
+    first, again = await run(11), await run(11)
+    assert first == again
+    assert 0 < first[1] < 20
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def test_sim_command_rejects_a_bad_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["sim", "--fault", "explode"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "bad fault 'explode'" in err and "Traceback" not in err
+
+
+def test_sim_command_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli_main(["sim", "--tcp-port", str(port), "--ws-port", "0"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"invisproxy sim: error: cannot listen on 127.0.0.1 TCP port {port}: address already in use"
+    )
+
+
+async def test_sim_command_serves_prints_ota_steps_and_stops_on_ctrl_c() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        "sim",
+        "--rev",
+        "A",
+        "--tcp-port",
+        "0",
+        "--ws-port",
+        "0",
+        "--ota-seconds",
+        "0.2",
+        "--reboot-seconds",
+        "0.1",
+        "--sensor-interval",
+        "0",
+        "--seed",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+
+    async def line_matching(pattern: str) -> re.Match[str]:
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = await proc.stdout.readline()  # type: ignore[union-attr]
+                assert raw, f"sim exited early: {lines}"
+                lines.append(raw.decode())
+                if m := re.search(pattern, lines[-1]):
+                    return m
+
+    try:
+        m = await line_matching(r"listening: tcp 127\.0\.0\.1:(\d+), ws (ws://\S+/ws)")
+        _, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
+        writer.write(b'{"packetID":123456,"payload":{"callbackName":21,"callbackArgs":[1,0]}}\n')
+        await writer.drain()
+        await line_matching(r"OTA outlet succeeded: IM now 0\.0\.2")
+        writer.close()
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(WAIT):
+            rest, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err
+    out = "".join(lines) + rest.decode()
+    for step in ("acknowledged", "WWW phase started", "main phase started", "rebooting"):
+        assert step in out
+    assert out.rstrip().endswith("stopped")
+    assert b"Traceback" not in err
