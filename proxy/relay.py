@@ -122,7 +122,11 @@ class Relay:
         """Bind the listeners; raises RelayError (a UserError) if that is impossible."""
         if Relay._active is not None:
             raise RuntimeError("a Relay is already running in this process (mitmproxy is global)")
-        self._modes = self.mode_specs()
+        try:
+            self._modes = self.mode_specs()
+        except OSError as exc:
+            transport: Transport = "tcp" if self.tcp_port is not None else "ws"
+            raise RelayError(_describe_listen_error(transport, self.listen_host, exc)) from None
         for spec in self._modes.values():
             try:
                 mode_specs.ProxyMode.parse(spec)
@@ -186,7 +190,9 @@ class Relay:
                 problems.append(f"{transport} listener was not created")
                 continue
             if instance.last_exception is not None or not instance.is_running:
-                problems.append(_describe_listen_error(transport, spec, instance.last_exception))
+                mode = mode_specs.ProxyMode.parse(spec)
+                where = f"{mode.listen_host()}:{mode.listen_port()}"
+                problems.append(_describe_listen_error(transport, where, instance.last_exception))
                 continue
             host, port, *_ = instance.listen_addrs[0]
             if transport == "tcp":
@@ -262,25 +268,21 @@ class _Started:
 
 
 def _free_port(host: str, exclude: set[int]) -> int:
-    """A port the kernel says is free on ``host`` (0 if it cannot tell: mitmproxy retries)."""
+    """A port the kernel says is free on ``host``; OSError if ``host`` cannot be bound."""
+    infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM)
     for _ in range(10):
-        try:
-            infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM)
-            family = infos[0][0]
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.bind((host, 0))
-                port: int = sock.getsockname()[1]
-        except OSError:
-            return 0
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
         if port not in exclude:
             return port
     return 0
 
 
-def _describe_listen_error(transport: Transport, spec: str, exc: BaseException | None) -> str:
-    mode = mode_specs.ProxyMode.parse(spec)
-    where = f"{mode.listen_host()}:{mode.listen_port()}"
+def _describe_listen_error(transport: Transport, where: str, exc: BaseException | None) -> str:
     what = "TCP" if transport == "tcp" else "WebSocket"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen for {what} on {where}: unknown host ({exc.strerror})"
     if isinstance(exc, OSError):
         if exc.errno == errno.EADDRINUSE:
             return f"cannot listen for {what} on {where}: the port is already in use"
@@ -291,7 +293,5 @@ def _describe_listen_error(transport: Transport, spec: str, exc: BaseException |
             )
         if exc.errno == errno.EADDRNOTAVAIL:
             return f"cannot listen for {what} on {where}: no such local address"
-        if isinstance(exc, socket.gaierror) or exc.errno in (socket.EAI_NONAME,):
-            return f"cannot listen for {what} on {where}: unknown host"
         return f"cannot listen for {what} on {where}: {exc.strerror or exc}"
     return f"cannot listen for {what} on {where}: {exc or 'unknown error'}"
