@@ -461,6 +461,8 @@ class InvisApp(App[None]):
             return
         self.ota.remove_class("hidden")
         self.ota.display = True
+        if self.ota.highlighted is None:
+            self.ota.highlighted = 0
         self.ota.focus()
 
     def action_toggle_detail(self) -> None:

@@ -1,0 +1,375 @@
+"""Pilot tests: every action of the TUI on real scenario traces, at 80x24."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from proxy.events import Close, Data, Open
+from proxy.sources import load_events
+from tests.tui.conftest import (
+    line_texts,
+    loaded,
+    scenario_app,
+    scenario_events,
+    source_app,
+    wait_until,
+)
+from tui.app import InvisApp
+from tui.sources import LiveSource, PlaySource
+from tui.widgets.help import HelpScreen
+
+SIZE = (80, 24)
+
+
+def first(app: InvisApp, cb: int, kind: str | None = None) -> int:
+    """The id of the first message with this callback (and kind)."""
+    return next(
+        m.id
+        for m in app.analysis.messages
+        if m.callback == cb and (kind is None or m.kind == kind)
+    )
+
+
+async def select_message(app: InvisApp, pilot: object, msg_id: int) -> None:
+    ri = app.timeline.message_rows.row_of(msg_id)
+    assert ri is not None
+    assert app.timeline.select_row_index(ri)
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def test_file_loads_every_row_and_selects_the_first() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert len(app.analysis.messages) > 10
+        assert app.timeline.cursor == 0
+        assert not app.timeline.following  # a file opens at the top
+        texts = line_texts(app)
+        assert "open ws" in texts[0]
+        assert "Request available updates" in "".join(texts)
+        assert app.ota.display, "the OTA panel appears when a session exists"
+
+
+async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        request = first(app, 21, "request")
+        await select_message(app, pilot, request)
+        assert app.timeline.current_message is not None
+        assert app.timeline.current_message.id == request
+        assert app.detail.row_index == app.timeline.current_row_index
+        # every link of the request is marked with its relation glyph
+        links = app.analysis.links_of(request)
+        assert links
+        for link in links:
+            assert link.src == request
+            assert app.timeline.related[link.dst] != ""
+        assert app.timeline.related[request] == "▶"
+        await pilot.press("down")
+        assert app.timeline.current_row_index == app.timeline.message_rows.row_of(request) + 1
+
+
+async def test_jump_between_request_and_reply() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        request = first(app, 20, "request")
+        reply = next(
+            lk.dst for lk in app.analysis.links_of(request) if lk.relation == "response"
+        )
+        await select_message(app, pilot, request)
+        await pilot.press("r")
+        assert app.timeline.current_message.id == reply  # type: ignore[union-attr]
+        await pilot.press("r")
+        assert app.timeline.current_message.id == request  # type: ignore[union-attr]
+
+
+async def test_jump_to_ota_request_and_walk_the_session() -> None:
+    app = scenario_app("revb_outlet_tcp")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        session = app.analysis.sessions[0]
+        assert session.request is not None
+        members = sorted(set(session.messages) | {session.request})
+        progress = first(app, 22)
+        await select_message(app, pilot, progress)
+        await pilot.press("o")
+        assert app.timeline.current_message.id == session.request  # type: ignore[union-attr]
+        await pilot.press("right_square_bracket")
+        after = members[members.index(session.request) + 1]
+        assert app.timeline.current_message.id == after  # type: ignore[union-attr]
+        await pilot.press("left_square_bracket")
+        assert app.timeline.current_message.id == session.request  # type: ignore[union-attr]
+
+
+async def test_filter_shows_only_matching_rows_and_escape_clears() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("f")
+        await pilot.press(*"cb:22")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.timeline.view.complete)
+        view = app.timeline.view
+        assert len(view) == sum(1 for m in app.analysis.messages if m.callback == 22)
+        for p in range(len(view)):
+            row = app.analysis.rows[view.row_index(p)]
+            assert app.analysis.messages[row.ref].callback == 22
+        assert "filter: cb:22" in str(app.query_one("#status").render())
+        await pilot.press("escape")
+        assert len(app.timeline.view) == len(app.analysis.rows)
+
+
+async def test_bad_filter_is_explained_and_not_applied() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("f")
+        await pilot.press(*"cb:21 and (")
+        await pilot.press("enter")
+        error = app.query_one("#query-error")
+        assert error.display
+        assert "a term is missing" in str(error.render())
+        assert app.timeline.view.is_identity
+        await pilot.press("escape")  # leaves the input, the filter stays unchanged
+        assert not error.display
+        assert app.timeline.has_focus
+
+
+async def test_incremental_search_next_and_previous() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        matches = [
+            m.id for m in app.analysis.messages if m.callback == 22
+        ]
+        assert len(matches) >= 3
+        await pilot.press("slash")
+        await pilot.press(*"cb:22")  # moves while typing
+        assert app.timeline.current_message.id == matches[0]  # type: ignore[union-attr]
+        await pilot.press("enter")
+        await pilot.press("n")
+        assert app.timeline.current_message.id == matches[1]  # type: ignore[union-attr]
+        await pilot.press("n")
+        assert app.timeline.current_message.id == matches[2]  # type: ignore[union-attr]
+        await pilot.press("N")
+        assert app.timeline.current_message.id == matches[1]  # type: ignore[union-attr]
+
+
+async def test_plain_text_search_falls_back_from_a_bad_expression() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("slash", *"WWW partition (", "enter")
+        # "(" alone is not an expression: searched as text, and nothing has it
+        assert app._search is not None
+        await pilot.press("slash")
+        await pilot.press("ctrl+u")
+        await pilot.press(*"WWW partition", "enter")
+        msg = app.timeline.current_message
+        assert msg is not None and "WWW partition" in app.timeline.text_of(
+            app.analysis.rows[app.timeline.current_row_index], msg
+        )
+
+
+async def test_marks_and_jumping_between_them() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("down", "m")
+        await pilot.press("down", "down", "down", "m")
+        assert app.timeline.marks == {1, 4}
+        assert app.timeline.render_line(1).text.startswith("★")
+        await pilot.press("end", "home")
+        await pilot.press("right_curly_bracket")
+        assert app.timeline.current_row_index == 1
+        await pilot.press("right_curly_bracket")
+        assert app.timeline.current_row_index == 4
+        await pilot.press("left_curly_bracket")
+        assert app.timeline.current_row_index == 1
+        await pilot.press("m")
+        assert app.timeline.marks == {4}
+
+
+async def test_time_mode_cycles_relative_delta_absolute() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert app.timeline.render_line(0).text[3:].strip().startswith("0.000")
+        await pilot.press("t")
+        assert app.timeline.time_mode == "delta"
+        assert "Δ" in app.timeline.render_line(2).text
+        await pilot.press("t")
+        assert app.timeline.time_mode == "absolute"
+        assert ":" in app.timeline.render_line(0).text.split()[0]
+        await pilot.press("t")
+        assert app.timeline.time_mode == "relative"
+
+
+async def test_live_follow_pauses_on_scroll_up_and_counts_new_rows() -> None:
+    source = LiveSource("test")
+    app = source_app(source)
+    events = scenario_events("reva_outlet_ws")
+    half = len(events) // 2
+    async with app.run_test(size=SIZE) as pilot:
+        for ev in events[:half]:
+            source.push(ev)
+        await wait_until(pilot, lambda: len(app.analysis.rows) > 0 and not app._pending)
+        await wait_until(pilot, lambda: len(app.timeline.view) == len(app.analysis.rows))
+        tl = app.timeline
+        assert tl.following
+        assert tl.cursor == len(tl.view) - 1
+        await pilot.press("up")
+        assert not tl.following
+        paused_at = tl.cursor
+        before = len(app.analysis.rows)
+        for ev in events[half:]:
+            source.push(ev)
+        await wait_until(pilot, lambda: not app._pending and tl.new_rows > 0)
+        assert tl.cursor == paused_at
+        assert tl.new_rows == len(app.analysis.rows) - before
+        assert f"{tl.new_rows} new" in str(app.query_one("#status").render())
+        await pilot.press("F")
+        assert tl.following and tl.new_rows == 0
+        assert tl.cursor == len(tl.view) - 1
+        assert "following" in str(app.query_one("#status").render())
+        await pilot.press("up", "end")
+        assert tl.following
+
+
+async def test_choosing_an_ota_session_filters_the_timeline() -> None:
+    app = scenario_app("concurrent_outlet_and_deco")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await loaded(pilot)
+        assert len(app.analysis.sessions) == 2
+        await pilot.press("s")
+        assert app.ota.has_focus
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.timeline.view.complete)
+        session = app.analysis.sessions[1]
+        members = set(session.messages) | {session.request}
+        view = app.timeline.view
+        shown = {app.analysis.rows[view.row_index(p)].ref for p in range(len(view))}
+        assert shown == members
+        assert app.timeline.has_focus
+        assert "OTA #2 only" in str(app.query_one("#status").render())
+        await pilot.press("escape")
+        assert len(app.timeline.view) == len(app.analysis.rows)
+
+
+async def test_copy_puts_the_message_json_on_the_clipboard() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        request = first(app, 21, "request")
+        await select_message(app, pilot, request)
+        await pilot.press("c")
+        copied = json.loads(app.clipboard)
+        assert copied["id"] == request
+        assert copied["callback"] == 21 and copied["kind"] == "request"
+        assert copied["packetID"] == app.analysis.messages[request].packet_id
+
+
+async def test_export_writes_the_visible_rows(tmp_path: Path) -> None:
+    app = scenario_app("reva_outlet_ws", export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("f", *"cb:21-23", "enter")
+        await wait_until(pilot, lambda: app.timeline.view.complete)
+        await pilot.press("e")
+        path = tmp_path / "reva_outlet_ws-export-1.json"
+        doc = json.loads(path.read_text())
+        expected = [m.id for m in app.analysis.messages if m.callback in (21, 22, 23)]
+        assert [m["id"] for m in doc["messages"]] == expected
+        assert doc["filter"] == "cb:21-23"
+        assert all(lk["from"] in expected and lk["to"] in expected for lk in doc["links"])
+        assert doc["links"], "links between shown messages are kept"
+        # the trace export reopens as a capture of the same messages
+        await app.run_action("export_trace")
+        trace = tmp_path / "reva_outlet_ws-export-1.jsonl"
+        again = load_events(trace)
+        events = list(again.events)
+        assert not again.problems
+        from proxy.analysis import analyze
+
+        replayed = analyze(events)
+        assert [m.callback for m in replayed.messages] == [
+            app.analysis.messages[i].callback for i in expected
+        ]
+
+
+async def test_help_screen_opens_and_closes() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = {k for k, _, _ in app.screen.keys}
+        assert {"/", "f", "r", "o", "m", "c", "e", "?"} <= keys
+        assert "space" not in keys, "play keys only appear when playing"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_every_action_is_a_palette_command() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for binding in InvisApp.BINDINGS:
+            action = binding.action  # type: ignore[union-attr]
+            if action in InvisApp.PLAY_ACTIONS:
+                continue
+            assert InvisApp.COMMAND_HELP[action][0] in titles, action
+
+
+def _spaced_events() -> list[Open | Data | Close]:
+    events: list[Open | Data | Close] = [
+        Open(0.0, "c1", "tcp", "127.0.0.1:5000", "10.0.0.5:3333")
+    ]
+    for i in range(6):
+        body = json.dumps({"packetID": 100000 + i, "payload": {"callbackName": 9}}) + "\n"
+        events.append(Data(1000.0 * (i + 1), "c1", "app", body.encode()))
+    return events
+
+
+async def test_play_controls_pause_step_and_speed() -> None:
+    # Gaps of 1000 s: nothing is delivered by waiting; only the controls move playback.
+    source = PlaySource(_spaced_events(), speed=1.0, label="spaced")
+    app = source_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: source.position == 1 and len(app.analysis.rows) == 1)
+        assert app.timeline.following
+        await pilot.press("space")
+        assert source.paused
+        await pilot.press("full_stop")
+        await wait_until(pilot, lambda: source.position == 2)
+        await pilot.press("full_stop")
+        await wait_until(pilot, lambda: source.position == 3)
+        await wait_until(pilot, lambda: len(app.analysis.messages) == 2)
+        assert source.paused
+        await pilot.press("plus", "plus")
+        assert source.speed == 4.0
+        await pilot.press("minus")
+        assert source.speed == 2.0
+        assert "paused ×2" in str(app.query_one("#status").render())
+        await pilot.press("space")
+        assert not source.paused
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "space" in {k for k, _, _ in app.screen.keys}
+
+
+async def test_play_at_high_speed_delivers_everything_in_order() -> None:
+    events = scenario_events("revb_outlet_tcp")
+    source = PlaySource(events, speed=64.0)
+    app = source_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app._finished, timeout=20)
+        from proxy.analysis import analyze
+
+        expected = analyze(events)
+        assert [m.raw for m in app.analysis.messages] == [m.raw for m in expected.messages]
+        assert app.analysis.sessions[0].outcome == expected.sessions[0].outcome
