@@ -32,7 +32,9 @@ def source_app(source: Source, **options: object) -> InvisApp:
     return InvisApp(source, **options)  # type: ignore[arg-type]
 
 
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_until(
+    pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0
+) -> None:
     """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -48,9 +50,11 @@ async def loaded(pilot: Pilot[None]) -> InvisApp:
     assert isinstance(app, InvisApp)
     await wait_until(
         pilot,
-        lambda: app._finished
-        and app.timeline.view.complete
-        and len(app.timeline.view) == len(app.analysis.rows),
+        lambda: (
+            app._finished
+            and app.timeline.view.complete
+            and len(app.timeline.view) == len(app.analysis.rows)
+        ),
     )
     return app
 

@@ -25,9 +25,7 @@ SIZE = (80, 24)
 def first(app: InvisApp, cb: int, kind: str | None = None) -> int:
     """The id of the first message with this callback (and kind)."""
     return next(
-        m.id
-        for m in app.analysis.messages
-        if m.callback == cb and (kind is None or m.kind == kind)
+        m.id for m in app.analysis.messages if m.callback == cb and (kind is None or m.kind == kind)
     )
 
 
@@ -76,9 +74,7 @@ async def test_jump_between_request_and_reply() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         request = first(app, 20, "request")
-        reply = next(
-            lk.dst for lk in app.analysis.links_of(request) if lk.relation == "response"
-        )
+        reply = next(lk.dst for lk in app.analysis.links_of(request) if lk.relation == "response")
         await select_message(app, pilot, request)
         await pilot.press("r")
         assert app.timeline.current_message.id == reply  # type: ignore[union-attr]
@@ -142,9 +138,7 @@ async def test_incremental_search_next_and_previous() -> None:
     app = scenario_app("reva_outlet_ws")
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
-        matches = [
-            m.id for m in app.analysis.messages if m.callback == 22
-        ]
+        matches = [m.id for m in app.analysis.messages if m.callback == 22]
         assert len(matches) >= 3
         await pilot.press("slash")
         await pilot.press(*"cb:22")  # moves while typing
@@ -326,9 +320,7 @@ async def test_every_action_is_a_palette_command() -> None:
 
 
 def _spaced_events() -> list[Open | Data | Close]:
-    events: list[Open | Data | Close] = [
-        Open(0.0, "c1", "tcp", "127.0.0.1:5000", "10.0.0.5:3333")
-    ]
+    events: list[Open | Data | Close] = [Open(0.0, "c1", "tcp", "127.0.0.1:5000", "10.0.0.5:3333")]
     for i in range(6):
         body = json.dumps({"packetID": 100000 + i, "payload": {"callbackName": 9}}) + "\n"
         events.append(Data(1000.0 * (i + 1), "c1", "app", body.encode()))

@@ -22,9 +22,19 @@ def msg(
     raw: bytes = b"{}",
 ) -> Message:
     m = Message(
-        id=id, t=float(id), conn=conn, transport=transport, side=side,  # type: ignore[arg-type]
-        kind=kind, callback=cb, name=name, packet_id=pid, sn=None,  # type: ignore[arg-type]
-        puback=None, args=None, raw=raw,
+        id=id,
+        t=float(id),
+        conn=conn,
+        transport=transport,
+        side=side,  # type: ignore[arg-type]
+        kind=kind,
+        callback=cb,
+        name=name,
+        packet_id=pid,
+        sn=None,  # type: ignore[arg-type]
+        puback=None,
+        args=None,
+        raw=raw,
     )
     m.annotations = [Annotation(code, sev, code) for code, sev in anns]  # type: ignore[misc]
     return m
@@ -34,11 +44,29 @@ MESSAGES = [
     msg(0, cb=20, name="Request available updates", pid=221040),
     msg(1, cb=20, name="Request available updates", side="outlet", kind="response", pid=221040),
     msg(2, cb=21, pid=414883, anns=(("fire-and-forget", "info"),)),
-    msg(3, cb=23, name="OTA result", side="outlet", kind="push", conn="c2", pid=301552,
-        anns=(("spurious-ota-result", "warning"),), transport="ws"),
+    msg(
+        3,
+        cb=23,
+        name="OTA result",
+        side="outlet",
+        kind="push",
+        conn="c2",
+        pid=301552,
+        anns=(("spurious-ota-result", "warning"),),
+        transport="ws",
+    ),
     msg(4, cb=22, name="OTA download progress", side="outlet", kind="push", conn="c2", pid=1),
-    msg(5, cb=None, name="", side="outlet", kind="invalid", conn="c12", pid=None,
-        anns=(("invalid-json", "error"),), raw=b"garbage{"),
+    msg(
+        5,
+        cb=None,
+        name="",
+        side="outlet",
+        kind="invalid",
+        conn="c12",
+        pid=None,
+        anns=(("invalid-json", "error"),),
+        raw=b"garbage{",
+    ),
 ]
 ROWS = [Row(0.0, "open", "c1", -1)] + [Row(m.t, "message", m.conn, m.id) for m in MESSAGES]
 ROWS.append(Row(9.0, "close", "c2", -1))

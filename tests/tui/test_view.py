@@ -52,5 +52,3 @@ def test_message_rows_maps_every_message_to_its_row() -> None:
         if row.ref >= 0:
             assert index.row_of(row.ref) == i
     assert index.row_of(99) is None
-
-
