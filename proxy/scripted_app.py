@@ -238,6 +238,8 @@ class ScriptedApp:
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._link: _Link | None = None
         self._connections = 0
+        self._link_heard = False
+        self._delay = backoff
         self._t0 = 0.0
         self.result = AppResult(
             "timeout", "not started", target, "tcp" if tcp_port is not None else "ws"
@@ -342,6 +344,9 @@ class ScriptedApp:
     # --- what the messages mean ----------------------------------------------------
 
     def _observe(self, item: _Message) -> None:
+        if self._link is not None and item.conn == self._link.number:
+            self._link_heard = True
+            self._delay = self.backoff
         value = item.value
         payload = value.get("payload")
         callback = payload.get("callbackName") if isinstance(payload, dict) else None
@@ -448,19 +453,27 @@ class ScriptedApp:
     # --- connections and requests ----------------------------------------------------
 
     async def _reconnect(self, first: bool = False) -> None:
-        """Connect, retrying with doubling backoff (the device refuses while it reboots)."""
+        """Connect, retrying with doubling backoff (the device refuses while it reboots).
+
+        The backoff is only reset by a message: through a proxy, a connection can open
+        and close at once while the outlet behind it is down, and that must not turn
+        into a tight reconnect loop.
+        """
+        quiet = self._link is not None and not self._link_heard
         if self._link is not None:
             await self._link.close()
             self._link = None
-        delay = self.backoff
         while True:
+            if quiet:
+                self._say(f"waiting {self._delay:g} s before reconnecting")
+                await self._pause()
             try:
                 self._link = await self._open(self._connections + 1)
             except (OSError, TimeoutError, InvalidHandshake) as exc:
-                self._say(f"connect failed ({_short(exc)}); retrying in {delay:g} s")
-                await asyncio.sleep(delay)
-                delay = min(self.backoff_max, delay * 2)
+                self._say(f"connect failed ({_short(exc)}); retrying in {self._delay:g} s")
+                await self._pause()
                 continue
+            self._link_heard = False
             self._connections += 1
             if not first:
                 self.result.reconnects += 1
@@ -468,6 +481,10 @@ class ScriptedApp:
             else:
                 self._say(f"connected ({self.result.transport})")
             return
+
+    async def _pause(self) -> None:
+        await asyncio.sleep(self._delay)
+        self._delay = min(self.backoff_max, self._delay * 2)
 
     async def _open(self, number: int) -> _Link:
         if self.tcp_port is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -132,3 +133,42 @@ def test_exactly_one_transport_must_be_chosen() -> None:
         ScriptedApp("127.0.0.1")
     with pytest.raises(ValueError, match="exactly one"):
         ScriptedApp("127.0.0.1", tcp_port=1, ws_url="ws://127.0.0.1:1/ws")
+
+
+async def test_backoff_holds_when_a_relay_accepts_but_the_outlet_is_down() -> None:
+    """Through a proxy, connecting succeeds even while the outlet reboots; the app must
+    still back off instead of spinning on connections that close at once."""
+    accepted = 0
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", s.tcp_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async with sim(revision="B", restart_seconds=0.4, reboot_seconds=0.4) as s:
+        front = await asyncio.start_server(relay, "127.0.0.1", 0)
+        async with front:
+            port = front.sockets[0].getsockname()[1]
+            app = ScriptedApp("127.0.0.1", tcp_port=port, timeout=20, backoff=0.02, seed=1)
+            result = await app.run()
+    assert result.outcome == "succeeded", result.reason
+    assert result.fw_after == FW.im_available
+    # Two outages of 0.4 s with a 0.02 s backoff that doubles: a handful of tries each.
+    assert 2 <= result.reconnects <= 14, result.reconnects
+    assert accepted == result.reconnects + 1
