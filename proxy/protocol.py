@@ -1592,7 +1592,13 @@ def summary(msg: Message) -> str:
     tail = ""
     if puback == 0 and type(puback) is int:
         tail = f" [PUBACK 0: {puback_meaning(cb, 0)}]"
-    return f"{head}: {text}{tail}"
+    line = f"{head}: {text}{tail}"
+    # Device strings (names, versions) are shown verbatim; keep them on one line.
+    return line if line.isprintable() else _printable(line)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _clip(text: str, limit: int) -> str:
