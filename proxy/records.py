@@ -122,6 +122,24 @@ def event_from_record(rec: object, payload: Payload) -> Event:
 
     Unknown keys are ignored (4.1), so newer writers can add fields.
     """
+    # Fast path for the well-formed data record, nearly every record of a capture; the
+    # general path below does the same checks one by one to say what is wrong.
+    if type(rec) is dict and rec.get("event") == "data":
+        t, conn, side = rec.get("t"), rec.get("conn"), rec.get("from")
+        injected = rec.get("injected", False)
+        if (
+            type(t) is float
+            and -math.inf < t < math.inf
+            and type(conn) is str
+            and (side == "app" or side == "outlet")
+            and type(injected) is bool
+        ):
+            data, text = payload(rec)
+            return Data(t, conn, side, data, text, injected)
+    return _event_from_record(rec, payload)
+
+
+def _event_from_record(rec: object, payload: Payload) -> Event:
     if not isinstance(rec, dict):
         raise RecordError(f"expected an event object, got {_short(rec)}")
     kind = rec.get("event")
@@ -185,9 +203,11 @@ class OrderCheck:
 
     def check(self, t: float) -> str | None:
         previous, self.last = self.last, t
-        if t < previous:
-            return f"time goes backwards ({t!r} after {previous!r}); event kept"
-        return None
+        return went_backwards(t, previous) if t < previous else None
+
+
+def went_backwards(t: float, previous: float) -> str:
+    return f"time goes backwards ({t!r} after {previous!r}); event kept"
 
 
 def open_source(path: str | os.PathLike[str], what: str) -> BinaryIO:

@@ -1,0 +1,150 @@
+"""Capture write/read throughput against raw msgpack on the same records.
+
+Run: ``.venv/bin/python tests/bench/bench_capture.py [N]`` or
+``.venv/bin/pytest -s tests/bench/bench_capture.py``. Prints events/s and MB/s for our
+writer and reader next to a baseline measured in the same run (msgpack ``Packer.pack``
+into a buffered file, ``Unpacker`` iteration over it) and their ratios. The baseline
+is the floor of what any msgpack capture format costs; the ratio is what our event
+objects, validation and crash-safety add on top.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from proxy.capture import CaptureWriter, capture_record, read_capture
+from proxy.events import Data, Event, Open
+from proxy.trace import read_trace, write_trace
+
+pytestmark = pytest.mark.bench
+
+DEFAULT_N = 1_000_000
+
+
+def make_events(n: int) -> list[Event]:
+    """Typical traffic: ~120-byte JSON chunks both ways on a few connections."""
+    events: list[Event] = [
+        Open(0.0, f"c{c}", "tcp", f"127.0.0.1:{50000 + c}", "10.0.0.5:3333") for c in range(4)
+    ]
+    for i in range(n - len(events)):
+        side = "app" if i % 2 == 0 else "outlet"
+        chunk = (
+            json.dumps(
+                {
+                    "packetID": 221040 + i,
+                    "payload": {
+                        "callbackName": 20 + i % 4,
+                        "callbackArgs": {"sn": "11B27540076", "fw_rev": "0.0.1", "rssi": -61},
+                    },
+                },
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+        )
+        events.append(Data(0.001 * i, f"c{i % 4}", side, chunk))
+    return events
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def run(n: int = DEFAULT_N) -> dict[str, float]:
+    events = make_events(n)
+    records = [capture_record(e) for e in events]
+    avg = sum(len(e.data) for e in events if isinstance(e, Data)) / n
+    print(f"\n{n:,} events, average chunk {avg:.0f} bytes")
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline.msgpack"
+        ours = Path(tmp) / "ours.invcap"
+        live = Path(tmp) / "live.invcap"
+        trace = Path(tmp) / "ours.jsonl"
+
+        def baseline_write() -> None:
+            pack = msgpack.Packer(use_bin_type=True).pack
+            with open(base, "wb", buffering=1 << 20) as fp:
+                write = fp.write
+                for rec in records:
+                    write(pack(rec))
+
+        def ours_write() -> None:
+            with CaptureWriter(ours, {}, flush_each=False) as writer:
+                writer.write_all(events)
+
+        def live_write() -> None:
+            with CaptureWriter(live, {}) as writer:
+                for event in events:
+                    writer.write(event)
+
+        def baseline_read() -> int:
+            with open(base, "rb") as fp:
+                return sum(1 for _ in msgpack.Unpacker(fp, raw=False))
+
+        def ours_read() -> int:
+            with read_capture(ours) as loaded:
+                count = sum(1 for _ in loaded.events)
+            assert loaded.problems == []
+            return count
+
+        def trace_write() -> None:
+            write_trace(trace, {}, events)
+
+        def trace_read() -> int:
+            with read_trace(trace) as loaded:
+                return sum(1 for _ in loaded.events)
+
+        rows = [
+            ("write  baseline packb", baseline_write, base),
+            ("write  CaptureWriter (bulk)", ours_write, ours),
+            ("write  CaptureWriter (flush_each)", live_write, live),
+            ("read   baseline Unpacker", baseline_read, base),
+            ("read   read_capture -> events", ours_read, ours),
+            ("write  trace JSONL", trace_write, trace),
+            ("read   trace JSONL -> events", trace_read, trace),
+        ]
+        for label, fn, path in rows:
+            seconds, result = timed(fn)
+            if isinstance(result, int):
+                assert result == n, (label, result)
+            size = os.path.getsize(path)
+            figures[label] = seconds
+            print(
+                f"{label:36s} {seconds:6.2f} s  {n / seconds / 1e6:5.2f} M events/s  "
+                f"{size / seconds / 1e6:7.1f} MB/s  (file {size / 1e6:.0f} MB)"
+            )
+    w0, r0 = figures["write  baseline packb"], figures["read   baseline Unpacker"]
+    print(
+        "ratios vs baseline (time): "
+        f"bulk write {figures['write  CaptureWriter (bulk)'] / w0:.2f}x, "
+        f"flush_each write {figures['write  CaptureWriter (flush_each)'] / w0:.2f}x, "
+        f"read {figures['read   read_capture -> events'] / r0:.2f}x, "
+        f"trace write {figures['write  trace JSONL'] / w0:.2f}x, "
+        f"trace read {figures['read   trace JSONL -> events'] / r0:.2f}x"
+    )
+    return figures
+
+
+def test_bench_capture() -> None:
+    n = int(os.environ.get("BENCH_N", DEFAULT_N))
+    figures = run(n)
+    # Not a pass/fail threshold on speed (the box varies); the numbers are the result.
+    assert all(seconds > 0 for seconds in figures.values())
+
+
+if __name__ == "__main__":
+    run(int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_N)
