@@ -188,8 +188,11 @@ def puback_meaning(callback: int | None, puback: Any, request_args: Any = None) 
 # Small helpers (no exceptions on any JSON value)
 
 
+_encode: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json(value: Any, limit: int = 0) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text: str = _encode(value)
     if limit and len(text) > limit:
         return text[: limit - 1] + "…"
     return text
