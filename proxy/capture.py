@@ -32,6 +32,7 @@ from proxy.records import (
     SourceError,
     event_from_record,
     open_source,
+    plain_meta,
     record_from_event,
     went_backwards,
 )
@@ -104,7 +105,7 @@ def _payload(rec: Mapping[str, Any]) -> tuple[bytes, bool]:
 
 def header(meta: Mapping[str, Any] | None = None, created: float | None = None) -> dict[str, Any]:
     """The first record of a capture; ``meta`` may override ``created`` (conversions do)."""
-    meta = meta or {}
+    meta = plain_meta(meta or {})
     head: dict[str, Any] = {CAPTURE_KEY: CAPTURE_VERSION}
     if "created" not in meta:
         head["created"] = time.time() if created is None else created

@@ -229,3 +229,37 @@ def open_source(path: str | os.PathLike[str], what: str) -> BinaryIO:
         raise SourceError(f"{name}: permission denied (cannot read it)") from None
     except OSError as exc:
         raise SourceError(f"{name}: cannot open it ({exc.strerror or exc})") from None
+
+
+def plain_meta(meta: Mapping[Any, Any]) -> dict[str, Any]:
+    """``meta`` reduced to what both JSON and msgpack store as-is.
+
+    Metadata comes from files we did not necessarily write (a hand-edited trace header,
+    another tool's capture); a value neither format can hold must not stop a conversion,
+    so it is kept as its closest string instead.
+    """
+    return {_plain_key(k): _plain(v) for k, v in meta.items()}
+
+
+def _plain_key(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return repr(key)
+
+
+def _plain(value: object) -> Any:
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return plain_meta(value)
+    return repr(value)

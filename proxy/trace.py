@@ -23,6 +23,7 @@ from proxy.records import (
     SourceError,
     event_from_record,
     open_source,
+    plain_meta,
     record_from_event,
 )
 
@@ -80,7 +81,7 @@ class TraceWriter:
         self.count = 0
         if meta is not None:
             header = {TRACE_KEY: TRACE_VERSION}
-            header.update((k, v) for k, v in meta.items() if k != TRACE_KEY)
+            header.update((k, v) for k, v in plain_meta(meta).items() if k != TRACE_KEY)
             self._fp.write(_line(header))
 
     def write(self, event: Event) -> None:

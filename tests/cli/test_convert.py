@@ -262,3 +262,25 @@ def test_exported_trace_reads_back_event_for_event(
     assert main(["export", str(cap), "-o", str(out)]) == 0
     with read_trace(out) as loaded:
         assert list(loaded.events) == EVENTS
+
+
+def test_odd_metadata_never_stops_a_conversion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # another tool's capture: bytes and a non-finite float in its header
+    cap = tmp_path / "foreign.invcap"
+    header = {"invisproxy_capture": 1, "created": 1.0, b"raw": b"\xffbytes", "nan": float("nan")}
+    packer = msgpack.Packer(use_bin_type=True)
+    cap.write_bytes(packer.pack(header) + packer.pack({"t": 1.0, "conn": "c", "event": "close"}))
+    out = tmp_path / "foreign.jsonl"
+    assert main(["export", str(cap), "-o", str(out)]) == 0
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first == {"invisproxy_trace": 1, "created": 1.0, "raw": "\\xffbytes", "nan": "nan"}
+    # a hand-edited trace: an integer msgpack cannot hold
+    trace = tmp_path / "big.jsonl"
+    trace.write_text('{"invisproxy_trace": 1, "big": 123456789012345678901234567890}\n')
+    back = tmp_path / "big.invcap"
+    assert main(["import", str(trace), "-o", str(back)]) == 0
+    with read_capture(back) as loaded:
+        assert loaded.meta["big"] == "123456789012345678901234567890"
+    assert capsys.readouterr().err == ""
