@@ -345,6 +345,11 @@ class Framer:
             return self._flush(event.conn, event.t, _CLOSED)
         raise TypeError(f"not an event: {event!r}")
 
+    def buffered(self) -> int:
+        """Bytes held back waiting for the rest of a value or the end of garbage, over
+        all connections (bounded by ``max_value_bytes`` plus one chunk per side)."""
+        return sum(len(st.pending) for st in self._streams.values())
+
     def _flush(self, conn: str, t: float, why: str) -> list[Frame]:
         frames: list[Frame] = []
         for side in SIDES:
@@ -398,7 +403,7 @@ class Framer:
                 return frames
             data = b""
 
-        structure, st.structure = st.structure, None
+        st.structure = None  # rebuilt from the start if the value stays unfinished
         carry_len = len(st.pending) if st.carry else 0
         buf = bytes(st.pending) + data if st.pending else data
         ascii_only = buf.isascii()
@@ -484,10 +489,6 @@ class Framer:
             return frames
         st.pending = buf[rest_from:] if ascii_only else _encode(text[rest_from:])
         st.carry = injected or bpos < carry_len
-        if rest_from == 0 and structure is not None and st.garbage is None:
-            # Still the same unfinished value: keep what is known of its structure.
-            structure.tried = len(st.pending)
-            st.structure = structure
         self._overflow(st, frames, t)
         return frames
 
