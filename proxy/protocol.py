@@ -27,6 +27,7 @@ __all__ = [
     "REDACTED",
     "CallbackSpec",
     "Field",
+    "adopt_request",
     "decode",
     "fields",
     "firmware_versions",
@@ -152,6 +153,10 @@ _CB27_PUBACK: Final = {
     1: ("sent", "not sent or broker down"),
     2: ("sent", "not sent or broker down"),
 }
+_CB27_EITHER: Final = (
+    "broker connected (sub 0) or sent (sub 1, 2)",
+    "not connected (sub 0) or not sent (sub 1, 2)",
+)
 
 
 def name_of(callback: int | None) -> str:
@@ -179,6 +184,8 @@ def puback_meaning(callback: int | None, puback: Any, request_args: Any = None) 
         sub = _first(request_args)
         if type(sub) is int and sub in _CB27_PUBACK:
             return _CB27_PUBACK[sub][1 - puback]
+        if request_args is None:  # the sub-command is unknown: say both
+            return _CB27_EITHER[1 - puback]
     if spec is None:
         return "processed" if puback == 1 else "failed"
     return spec.puback_ok if puback == 1 else spec.puback_fail
@@ -783,6 +790,29 @@ def _decode_odd_callback(msg: Message, payload: Any, raw_cb: Any) -> None:
         msg.annotate("unknown-callback", "warning", f"no source documents callback {number}")
 
 
+def adopt_request(reply: Message, request: Message) -> None:
+    """Settle a reply once the analysis knows which request it answers.
+
+    A pure ack carries no callbackName, so it takes the request's; and its
+    ``puback-failure`` text, written before the callback was known, gets the
+    callback's own meaning (cb27's depends on the request's sub-command).
+    """
+    if reply.callback is None:
+        reply.callback = request.callback
+        reply.name = request.name
+    for i, note in enumerate(reply.annotations):
+        if note.code == "puback-failure":
+            text = _puback_failure_text(reply.callback, request.args)
+            reply.annotations[i] = Annotation(note.code, note.severity, text)
+
+
+def _puback_failure_text(callback: int | None, request_args: Any = None) -> str:
+    text = f"PUBACK 0: {puback_meaning(callback, 0, request_args)}"
+    if callback == 21:
+        text += "; the update was refused"
+    return text
+
+
 def _packet_id_request(msg: Message, pid: Any) -> None:
     if pid is None:
         text = "request without packetID"
@@ -795,10 +825,9 @@ def _packet_id_request(msg: Message, pid: Any) -> None:
 
 def _puback_annotation(msg: Message, callback: int | None, puback: Any) -> None:
     if type(puback) is int and puback == 0:
-        text = f"PUBACK 0: {puback_meaning(callback, 0)}"
-        if callback == 21:
-            text += "; the update was refused"
-        msg.annotations.append(Annotation("puback-failure", "warning", text))
+        msg.annotations.append(
+            Annotation("puback-failure", "warning", _puback_failure_text(callback))
+        )
     else:
         msg.annotations.append(
             Annotation("puback-format", "warning", f"PUBACK should be 0 or 1, got {_json(puback)}")
@@ -1115,12 +1144,10 @@ def _device_info_fields(msg: Message, args: Any) -> list[Field]:
                     }.get(str(rk), "")
                     out.append(Field(f"{name}.{rk}", _plain(rv), meaning))
             elif sub == "fw_rev":
-                blank = type(v) is str and not v.strip()
-                out.append(
-                    Field(
-                        name, _plain(v), f"{module} firmware" + ("; blank: needs restart" * blank)
-                    )
-                )
+                meaning = f"{module} firmware"
+                if type(v) is str and not v.strip():
+                    meaning += "; blank: needs restart"
+                out.append(Field(name, _plain(v), meaning))
             elif sub == "device":
                 degraded = v in ("", "Unknown")
                 out.append(Field(name, _plain(v), "degraded module" if degraded else "model"))

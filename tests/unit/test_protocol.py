@@ -22,6 +22,7 @@ from proxy.protocol import (
     FIRE_AND_FORGET,
     REDACTED,
     Field,
+    adopt_request,
     decode,
     fields,
     firmware_versions,
@@ -113,6 +114,7 @@ def test_names() -> None:
         (27, 0, [0], "not connected"),
         (27, 1, [2], "sent"),
         (27, 0, [1], "not sent or broker down"),
+        (27, 1, None, "broker connected (sub 0) or sent (sub 1, 2)"),
         (26, 1, None, "accepted, starts in 10 s"),
         (26, 0, None, "timed out reaching the sensor"),
         (4, 1, None, "processed"),
@@ -843,6 +845,31 @@ def test_ack_after_correlation_uses_the_callback_meaning() -> None:
     msg.callback, msg.name = 21, name_of(21)
     assert summary(msg) == "ack: PUBACK 1 (will update)"
     assert fields(msg) == [Field("PUBACK", "1", "will update")]
+
+
+@pytest.mark.parametrize(
+    ("request_args", "cb", "text"),
+    [
+        ([1, 0], 21, "PUBACK 0: could not start (e.g. already up to date); the update was refused"),
+        ([0], 27, "PUBACK 0: not connected"),
+        ([2], 27, "PUBACK 0: not sent or broker down"),
+        ([30], 26, "PUBACK 0: timed out reaching the sensor"),
+    ],
+)
+def test_adopt_request_settles_a_failed_pure_ack(request_args: Any, cb: int, text: str) -> None:
+    request = req(cb, request_args)
+    reply = dec({"sn": "s", "packetID": 123456, "PUBACK": 0})
+    assert text_of(reply, "puback-failure") == "PUBACK 0: failed"
+    adopt_request(reply, request)
+    assert (reply.callback, reply.name) == (cb, CATALOG[cb].name)
+    assert text_of(reply, "puback-failure") == text
+    assert reply.annotations[0].severity == "warning"
+
+
+def test_adopt_request_keeps_a_reply_that_names_its_callback() -> None:
+    reply = push(15, [1, 20], PUBACK=1)
+    adopt_request(reply, req(15))
+    assert (reply.callback, reply.annotations) == (15, [])
 
 
 # --------------------------------------------------------------------------- helpers
