@@ -360,8 +360,9 @@ class InvisApp(App[None]):
             key = binding.key_display or binding.key
             rows.append((key, title, help_))
         rows += [
-            ("↑ ↓ PgUp PgDn Home", "Move", "Move the selection in the timeline"),
-            ("End", "Follow", "Jump to the newest row and follow"),
+            ("↑↓ j k", "Move", "Move the selection in the timeline"),
+            ("PgUp PgDn", "Page", "Move a screen at a time"),
+            ("Home End", "First/last", "First row; End jumps to the newest and follows"),
             ("Tab", "Focus", "Timeline → OTA panel → detail"),
             ("Ctrl+P", "Commands", "Every action by name"),
         ]

@@ -44,10 +44,19 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("\nFilter and search\n", style="bold") + Text(help_text()))
 
     def _keys_table(self) -> Table:
-        table = Table(title="Keys", title_justify="left", box=None, padding=(0, 1))
-        table.add_column("key", style="bold", no_wrap=True)
-        table.add_column("command", no_wrap=True)
-        table.add_column("what it does", style="dim")
+        table = Table(
+            title="Keys (every command is also in the palette: Ctrl+P)",
+            title_justify="left",
+            title_style="bold",
+            box=None,
+            padding=(0, 1),
+            expand=True,
+        )
+        key_width = max(len(k) for k, _, _ in self.keys)
+        title_width = max(len(t) for _, t, _ in self.keys)
+        table.add_column("key", style="bold", no_wrap=True, width=key_width)
+        table.add_column("command", no_wrap=True, width=title_width)
+        table.add_column("what it does", style="dim", ratio=1)
         for key, title, help_ in self.keys:
             table.add_row(key, title, help_)
         return table

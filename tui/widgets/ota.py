@@ -100,6 +100,10 @@ class OtaPanel(OptionList):
         self.border_title = "OTA updates"
         self._shown: list[str] = []
 
+    def on_resize(self) -> None:
+        self._shown = []  # sparklines are as wide as the panel: draw them again
+        self.data_changed()
+
     def data_changed(self) -> None:
         width = max(self.scrollable_content_region.width, 30)
         prompts = [session_prompt(i + 1, s, width) for i, s in enumerate(self.analysis.sessions)]
@@ -107,7 +111,7 @@ class OtaPanel(OptionList):
         if plain == self._shown:
             return
         for i, prompt in enumerate(prompts):
-            if i < len(self._shown):
+            if i < self.option_count:
                 self.replace_option_prompt_at_index(i, prompt)
             else:
                 self.add_option(Option(prompt, id=str(i)))
