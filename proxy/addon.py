@@ -24,7 +24,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -106,21 +105,28 @@ class _JsonBoundary:
         self.depth, self.in_string, self.escape = depth, in_string, escape
 
 
-@dataclass(slots=True, eq=False)
 class _Conn:
-    """What the addon knows about one app connection."""
+    """What the addon knows about one app connection.
 
-    client: Client
-    conn: str | None = None
-    transport: Transport | None = None
-    closed: bool = False
-    flow: tcp.TCPFlow | http.HTTPFlow | None = None
-    # per data source side: is the stream between JSON values (TCP injection safety)
-    boundary: dict[Side, _JsonBoundary] = field(
-        default_factory=lambda: {"app": _JsonBoundary(), "outlet": _JsonBoundary()}
-    )
-    # bytes objects handed to inject.tcp whose echo through tcp_message is still due
-    injected: deque[bytes] = field(default_factory=deque)
+    A plain class, not a dataclass: mitmproxy executes scripts outside sys.modules,
+    where dataclasses cannot resolve their annotations.
+    """
+
+    __slots__ = ("boundary", "client", "closed", "conn", "flow", "injected", "transport")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.conn: str | None = None
+        self.transport: Transport | None = None
+        self.closed = False
+        self.flow: tcp.TCPFlow | http.HTTPFlow | None = None
+        # per data source side: is the stream between JSON values (TCP injection safety)
+        self.boundary: dict[Side, _JsonBoundary] = {
+            "app": _JsonBoundary(),
+            "outlet": _JsonBoundary(),
+        }
+        # bytes objects handed to inject.tcp whose echo through tcp_message is still due
+        self.injected: deque[bytes] = deque()
 
 
 class _InvisTCPLayer(TCPLayer):
