@@ -2,6 +2,9 @@
 
 Raw is truth (DESIGN 1.1): a capture is a list of these; decoding, annotation and
 correlation are computed from them and never stored in their place.
+
+Events are never changed once made. They are not ``frozen`` dataclasses only because
+frozen construction costs three times as much, and a large capture makes millions.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ SIDES: Final = ("app", "outlet")
 CLOSERS: Final = ("app", "outlet", "proxy")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Open:
     """A connection from an app to the outlet was established through the relay."""
 
@@ -29,7 +32,7 @@ class Open:
     outlet: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data:
     """Bytes that crossed the wire in one direction.
 
@@ -48,7 +51,7 @@ class Data:
     injected: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     """A connection ended; ``by`` is who closed it, when known."""
 

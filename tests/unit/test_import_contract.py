@@ -20,6 +20,8 @@ CORE_MODULES = [
     "trace",
     "capture",
     "sources",
+    "records",
+    "report",
 ]
 FORBIDDEN = ("mitmproxy", "textual")
 
