@@ -381,7 +381,8 @@ class Matcher:
 
 
 def rewrite_packet_id(raw: bytes, old: Any, new: Any) -> bytes:
-    """``raw`` with its top-level packetID ``old`` replaced by ``new``.
+    """``raw`` with its top-level packetID ``old`` replaced by ``new`` (set, for ``old``
+    None); a message carrying another packetID is left alone.
 
     The bytes are edited in place so the message keeps its exact formatting; a message
     whose packetID cannot be found that way is re-serialised.
@@ -393,7 +394,7 @@ def rewrite_packet_id(raw: bytes, old: Any, new: Any) -> bytes:
     if n:
         return edited
     value = _json_value(raw)
-    if isinstance(value, dict):
+    if isinstance(value, dict) and value.get("packetID") == old:
         value["packetID"] = new
         return json.dumps(value, separators=(",", ":")).encode()
     return raw
