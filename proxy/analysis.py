@@ -390,9 +390,7 @@ class Analysis:
             # A cb21 carrying status args is the synchronous form, not the ack.
             return None
         msg.kind = "response"
-        if msg.callback is None:
-            msg.callback = request.callback
-            msg.name = request.name
+        protocol.adopt_request(msg, request)
         if request.callback == 21:
             self._on_ota_ack(request, msg)
         else:

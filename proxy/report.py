@@ -17,8 +17,14 @@ SEVERITY_MARK = {"info": "i", "warning": "!", "error": "✗"}
 
 
 def t_label(analysis: Analysis, t: float) -> str:
-    start = analysis.first_t or 0.0
-    return f"{t - start:9.3f}"
+    """The time column: wall clock (UTC) for recordings, seconds for synthetic traces.
+
+    The same clock as the reasons the analysis writes, so "requested at ..." can be
+    found in the column.
+    """
+    if t > 1e9:
+        return fmt_t(t)
+    return f"{t:9.3f}"
 
 
 def format_row(analysis: Analysis, row: Row) -> list[str]:

@@ -12,12 +12,13 @@ import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from proxy.errors import UserError
+from proxy.events import Event
 
 _MAX_SHOWN = 20
 _EXIT_PROBLEMS = 1
@@ -54,7 +55,9 @@ def register(sub: Any) -> None:
         description=(
             "Write the events of a capture (or a trace) as a trace: the JSONL text form "
             "of DESIGN 4.1, one event per line, bytes as 'text' (UTF-8) or 'b64'. The "
-            "trace converts back to an identical capture with 'invisproxy import'."
+            "trace converts back to an identical capture with 'invisproxy import'. "
+            "--format jsonl writes decoded messages instead; --redact makes a copy safe "
+            "to share."
         ),
         epilog=(
             "Exit status: 0 when every event was read, 1 when the output was written but "
@@ -64,17 +67,22 @@ def register(sub: Any) -> None:
     exp.add_argument("file", metavar="FILE", help="the capture (.invcap) or trace to read")
     exp.add_argument(
         "--format",
-        choices=("trace", "jsonl"),
+        choices=("trace", "jsonl", "capture"),
         default="trace",
         help=(
             "'trace' (default): raw events, lossless. 'jsonl': one decoded message per "
-            "line (not available yet)"
+            "line (the message objects of 'analyze --json', each with its links). "
+            "'capture': a .invcap file (with --redact: a shareable copy)"
         ),
     )
     exp.add_argument(
         "--redact",
         action="store_true",
-        help="mask secrets (Wi-Fi passwords, tokens) in the output (not available yet)",
+        help=(
+            "replace MQTT credentials (user, pass, and user:password in the broker URL) "
+            'with "<redacted>" in the raw bytes, and say what was removed; reads the '
+            "whole capture into memory"
+        ),
     )
     exp.add_argument(
         "-o", "--output", metavar="OUT", help="write to OUT instead of standard output"
@@ -108,30 +116,76 @@ def _run_import(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from proxy.sources import load_events
-    from proxy.trace import TraceWriter
 
-    if args.format == "jsonl":
-        raise UserError(
-            "--format jsonl (decoded messages) is not available yet; use --format trace"
-        )
-    if args.redact:
-        raise UserError("--redact is not available yet; the export would not hide secrets")
+    if args.format == "capture" and args.output is None:
+        raise UserError("--format capture writes a file: give it with -o FILE")
     source = load_events(args.file)
     with source:
+        events: Iterable[Event] = source.events
+        meta = dict(source.meta)
+        if args.redact:
+            events = _redacted(list(events), meta, args.output is None)
         if args.output is None:
             try:
-                count = TraceWriter(sys.stdout, source.meta).write_all(source.events)
+                count = _write(args.format, sys.stdout, meta, events)
             except BrokenPipeError:
                 _silence_stdout()
                 return _EXIT_PROBLEMS
         else:
-            with (
-                _replacing(args.output, args.force) as tmp,
-                TraceWriter(tmp, source.meta, overwrite=True) as writer,
-            ):
-                count = writer.write_all(source.events)
-            print(f"exported {_events(count)} from {args.file} into {args.output}")
+            with _replacing(args.output, args.force) as tmp:
+                count = _write(args.format, tmp, meta, events)
+            what = "messages" if args.format == "jsonl" else "events"
+            print(f"exported {count} {what} from {args.file} into {args.output}")
     return _report(args.file, source.problems)
+
+
+def _redacted(events: list[Event], meta: dict[str, Any], to_stdout: bool) -> list[Event]:
+    from proxy.redact import redact_events
+
+    out, report = redact_events(events)
+    say = sys.stderr if to_stdout else sys.stdout
+    if report.removed:
+        print(f"redacted {report.replaced} occurrence(s) of these secrets:", file=say)
+        for what in report.removed:
+            print(f"  - {what}", file=say)
+        meta["redacted"] = report.removed
+    else:
+        print("redact: found no MQTT credentials; the output equals the input", file=say)
+    return out
+
+
+def _write(fmt: str, target: Any, meta: dict[str, Any], events: Iterable[Event]) -> int:
+    """Write ``events`` in ``fmt`` to a path or text stream; the number written."""
+    from proxy.capture import CAPTURE_KEY, CaptureWriter
+    from proxy.trace import TraceWriter
+
+    if fmt == "trace":
+        with TraceWriter(target, meta, overwrite=True) as writer:
+            return writer.write_all(events)
+    if fmt == "capture":
+        meta = {k: v for k, v in meta.items() if k != CAPTURE_KEY}
+        with CaptureWriter(target, meta, flush_each=False, overwrite=True) as writer:
+            return writer.write_all(events)
+    return _write_messages(target, events)
+
+
+def _write_messages(target: Any, events: Iterable[Event]) -> int:
+    """One decoded message per line: the 'analyze --json' message object plus its links."""
+    import json
+
+    from proxy.analysis import analyze, link_json, message_json
+
+    analysis = analyze(events)
+    fp = open(target, "w", encoding="utf-8") if isinstance(target, str) else target  # noqa: SIM115
+    try:
+        for msg in analysis.messages:
+            doc = message_json(msg)
+            doc["links"] = [link_json(link) for link in analysis.links_of(msg.id)]
+            fp.write(json.dumps(doc, ensure_ascii=False, default=repr) + "\n")
+    finally:
+        if fp is not target:
+            fp.close()
+    return len(analysis.messages)
 
 
 @contextmanager

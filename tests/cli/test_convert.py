@@ -144,19 +144,43 @@ def test_export_of_a_cut_capture_keeps_everything_and_reports_the_cut(
     assert "file ends in the middle of a record after 3 events" in captured.err
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--format", "jsonl"], "--format jsonl (decoded messages) is not available yet"),
-        (["--redact"], "--redact is not available yet"),
-    ],
-)
-def test_export_options_not_built_yet_say_so(
-    trace: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def test_export_jsonl_writes_one_decoded_message_per_line_with_its_links(
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["export", str(trace), *args]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and message in captured.err
+    assert main(["export", str(SCENARIOS / "revb_outlet_tcp.jsonl"), "--format", "jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["id"] for m in lines] == list(range(13))
+    request = lines[2]
+    assert request["callback"] == 21 and request["from"] == "app"
+    relations = {(link["to"], link["relation"]) for link in request["links"]}
+    assert (3, "ota-sync") in relations and (12, "ota-verify") in relations
+    assert lines[3]["links"] == [link for link in request["links"] if link["to"] == 3]
+
+
+def test_export_redact_removes_credentials_and_says_what(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shareable.invcap"
+    source = SCENARIOS / "two_apps.jsonl"
+    assert main(["export", str(source), "--redact", "--format", "capture", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "sys_prefs.mqtt.pass" in said and "sys_prefs.mqtt.user" in said
+    assert b"hunter2" in source.read_bytes()
+    events = events_of(out)
+    raw = b"".join(e.data for e in events if isinstance(e, Data))
+    assert b"hunter2" not in raw and b'"pass":"<redacted>"' in raw
+    with read_trace(source) as original:
+        assert len(list(original.events)) == len(events)
+
+
+def test_export_capture_needs_an_output_file(
+    trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(trace), "--format", "capture"]) == 2
+    assert "-o FILE" in capsys.readouterr().err
 
 
 def test_export_refuses_an_unknown_format(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -208,7 +232,9 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
         assert info.value.code == 0
     help_text = capsys.readouterr().out
     assert "usage: invisproxy import" in help_text and "usage: invisproxy export" in help_text
-    assert "--force" in help_text and "--redact" in help_text and "{trace,jsonl}" in help_text
+    assert (
+        "--force" in help_text and "--redact" in help_text and "{trace,jsonl,capture}" in help_text
+    )
 
 
 def test_console_script_exit_codes_and_messages(trace: Path, tmp_path: Path) -> None:
