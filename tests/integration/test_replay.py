@@ -255,17 +255,26 @@ async def test_send_against_the_same_outlet_finds_no_difference(
 
 
 async def test_send_allowed_to_be_destructive_sends_the_update_request(
-    up_to_date_capture: Path,
+    up_to_date_capture: Path, tmp_path: Path
 ) -> None:
     script = script_of(up_to_date_capture)
+    out = tmp_path / "kept.invcap"
     async with OutletSimulator(sim_config("A", "0.0.1", "0.1.2")) as sim:
         opts = SendOptions(
-            "127.0.0.1", tcp_port=sim.tcp_port, ws_port=sim.ws_port, allow_destructive=True
+            "127.0.0.1",
+            tcp_port=sim.tcp_port,
+            ws_port=sim.ws_port,
+            allow_destructive=True,
+            keep_packet_ids=True,
+            record=str(out),
         )
         result = await send_replay(script, opts)
         assert "requested" in sim.ota_history and "refused" in sim.ota_history
     assert result.skipped == []
     assert result.differences == []  # refused now as then
+    # --keep-packet-ids: the recorded requests go out byte for byte
+    sent = script_of(out).requests
+    assert [r.raw for r in sent] == [r.raw for r in script.requests]
 
 
 async def test_send_shows_what_changed_on_the_outlet(up_to_date_capture: Path) -> None:
