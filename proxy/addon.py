@@ -23,7 +23,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,7 +54,9 @@ FIRST_CLOSE: Final = "invis_first_close"
 """flow.metadata key: who closed a TCP flow first (``app``, ``outlet`` or ``proxy``)."""
 
 NORMAL_WS_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
-_STRUCTURAL: Final = re.compile(rb'[\\"{}\[\]]')
+_STRING_BODY: Final = re.compile(rb'(?:[^"\\]|\\.)*', re.DOTALL)
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+_PLAIN_STRING: Final = re.compile(rb'"[^"]*"')
 
 
 class InjectError(ValueError):
@@ -64,10 +66,10 @@ class InjectError(ValueError):
 class _JsonBoundary:
     """Whether a byte stream currently sits between top-level JSON values.
 
-    A cheap scanner (nesting depth, in-string, escape) that only answers "is it safe to
-    insert a whole JSON value here?". Stray closers clamp at depth 0 so garbage cannot
-    wedge it; a top-level scalar split across chunks is not tracked (the protocol sends
-    objects).
+    It tracks nesting depth, in-string and escape across chunks, only to answer "is it
+    safe to insert a whole JSON value here?". Depth clamps at 0 so stray closers in
+    garbage cannot wedge it; a top-level scalar split across chunks is not tracked (the
+    protocol sends objects).
     """
 
     __slots__ = ("depth", "escape", "in_string")
@@ -82,27 +84,29 @@ class _JsonBoundary:
         return self.depth == 0 and not self.in_string
 
     def feed(self, data: bytes) -> None:
-        depth, in_string, escape = self.depth, self.in_string, self.escape
-        skip = 1 if escape else 0
-        escape = False
-        for match in _STRUCTURAL.finditer(data):
-            pos = match.start()
-            if pos < skip:
-                continue
-            byte = data[pos]
-            if in_string:
-                if byte == 0x5C:  # backslash: the next byte is escaped
-                    skip = pos + 2
-                    escape = pos + 1 == len(data)
-                elif byte == 0x22:  # quote
-                    in_string = False
-            elif byte == 0x22:
-                in_string = True
-            elif byte in (0x7B, 0x5B):  # { [
-                depth += 1
-            elif byte in (0x7D, 0x5D):  # } ]
-                depth = max(0, depth - 1)
-        self.depth, self.in_string, self.escape = depth, in_string, escape
+        # Regex and count() passes only: this runs for every chunk, in the forwarding path.
+        pos = 0
+        if self.in_string:
+            start = 1 if self.escape else 0
+            self.escape = False
+            body = _STRING_BODY.match(data, start)
+            assert body is not None  # the pattern matches the empty string
+            end = body.end()
+            if end >= len(data) - 1 and (end == len(data) or data[end] == 0x5C):
+                self.escape = end == len(data) - 1  # a lone backslash at the very end
+                return
+            self.in_string = False
+            pos = end + 1
+        rest = _ESCAPE.sub(b"", data[pos:]) if b"\\" in data else data[pos:]
+        if rest.count(b'"') % 2:  # ends inside a string: keep only what precedes it
+            self.in_string = True
+            self.escape = rest.endswith(b"\\")
+            rest = rest[: rest.rfind(b'"')]
+        if b'"' in rest:
+            rest = _PLAIN_STRING.sub(b"", rest)
+        opened = rest.count(b"{") + rest.count(b"[")
+        closed = rest.count(b"}") + rest.count(b"]")
+        self.depth = max(0, self.depth + opened - closed)
 
 
 class _Conn:
@@ -177,10 +181,20 @@ class InvisAddon:
       unreachable: ...") so the failure lands in the capture too.
 
     Connection ids are "c1", "c2", ... in order of opening.
+
+    ``sinks`` run inside the hook, before the bytes are forwarded (a capture there holds
+    every byte that was forwarded, even after a crash). ``deferred_sinks`` get the same
+    events in the same order just after forwarding, in batches: slow consumers such as
+    the analysis then add nothing to the relay's latency.
     """
 
-    def __init__(self, *sinks: Sink, ws_path: str = "/ws") -> None:
+    def __init__(
+        self, *sinks: Sink, deferred_sinks: Iterable[Sink] = (), ws_path: str = "/ws"
+    ) -> None:
         self.sinks: list[Sink] = list(sinks)
+        self.deferred_sinks: list[Sink] = list(deferred_sinks)
+        self._deferred: list[Event] = []
+        self._drain_scheduled = False
         self.ws_path = ws_path
         self.sink_errors = 0
         """How many sink calls raised (each failing sink is logged once)."""
@@ -214,19 +228,37 @@ class InvisAddon:
         return t
 
     def _emit(self, event: Event) -> None:
-        for sink in tuple(self.sinks):
-            try:
-                sink(event)
-            except Exception:
-                self.sink_errors += 1
-                if id(sink) not in self._failed_sinks:
-                    self._failed_sinks.add(id(sink))
-                    logger.error(
-                        "invisproxy: sink %r failed (traffic is still forwarded; "
-                        "further failures of this sink are only counted)",
-                        sink,
-                        exc_info=True,
-                    )
+        for sink in self.sinks:
+            self._call(sink, event)
+        if self.deferred_sinks:
+            self._deferred.append(event)
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                # call_later(0) rather than call_soon: it runs after the ready callbacks,
+                # among them the one that resumes the layer and forwards these bytes.
+                asyncio.get_running_loop().call_later(0, self.flush)
+
+    def flush(self) -> None:
+        """Hand every pending event to the deferred sinks now."""
+        self._drain_scheduled = False
+        events, self._deferred = self._deferred, []
+        for event in events:
+            for sink in self.deferred_sinks:
+                self._call(sink, event)
+
+    def _call(self, sink: Sink, event: Event) -> None:
+        try:
+            sink(event)
+        except Exception:
+            self.sink_errors += 1
+            if id(sink) not in self._failed_sinks:
+                self._failed_sinks.add(id(sink))
+                logger.error(
+                    "invisproxy: sink %r failed (traffic is still forwarded; "
+                    "further failures of this sink are only counted)",
+                    sink,
+                    exc_info=True,
+                )
 
     # ------------------------------------------------------------------ mitmproxy: setup
 
@@ -271,6 +303,7 @@ class InvisAddon:
             capture.close()
 
     def done(self) -> None:
+        self.flush()
         self._close_capture()
         if self.sink_errors:
             logger.warning(f"invisproxy: {self.sink_errors} sink call(s) failed in total")

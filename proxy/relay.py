@@ -49,8 +49,10 @@ class Relay:
 
     ``tcp_port`` / ``ws_port`` are the listen ports (0 = ephemeral, None = that
     transport is off); after :meth:`start` the bound addresses are in
-    :attr:`tcp_address` / :attr:`ws_address`. Every event goes to the ``sinks``
-    (see :class:`proxy.addon.InvisAddon`); a failing sink never stops forwarding.
+    :attr:`tcp_address` / :attr:`ws_address`. Every event goes to the ``sinks`` (before
+    the bytes are forwarded) and the ``deferred_sinks`` (just after), see
+    :class:`proxy.addon.InvisAddon`; a failing sink never stops forwarding. All of
+    them have had every event, Close included, when :meth:`stop` returns.
     """
 
     _active: ClassVar[Relay | None] = None
@@ -65,6 +67,7 @@ class Relay:
         tcp_port: int | None = 3333,
         ws_port: int | None = 8080,
         sinks: Iterable[Sink] = (),
+        deferred_sinks: Iterable[Sink] = (),
         ws_path: str = "/ws",
         tcp_timeout: int = DEFAULT_TCP_TIMEOUT,
         confdir: str | None = None,
@@ -82,7 +85,7 @@ class Relay:
         self.tcp_timeout = tcp_timeout
         self.confdir = confdir
         self.bare = bare
-        self.addon = InvisAddon(*sinks, ws_path=ws_path)
+        self.addon = InvisAddon(*sinks, deferred_sinks=deferred_sinks, ws_path=ws_path)
         self.tcp_address: tuple[str, int] | None = None
         self.ws_address: tuple[str, int] | None = None
         self._master: Master | None = None
@@ -225,6 +228,7 @@ class Relay:
             if not self.bare:
                 await self.addon.wait_idle(STOP_TIMEOUT)
         finally:
+            self.addon.flush()
             master.shutdown()  # type: ignore[no-untyped-call]
             if self._run_task is not None:
                 await asyncio.wait([self._run_task], timeout=STOP_TIMEOUT)

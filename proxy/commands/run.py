@@ -184,8 +184,10 @@ async def _serve(args: argparse.Namespace) -> int:
         listen_host=args.listen_host,
         tcp_port=None if args.no_tcp else args.tcp_port,
         ws_port=None if args.no_ws else args.ws_port,
-        # raw first: the record must not depend on the analysis working
-        sinks=[*([writer.write] if writer else []), headless],
+        # the record is written before the bytes are forwarded (nothing forwarded is
+        # ever missing from it); the analysis runs just after, off the relay's latency
+        sinks=[writer.write] if writer else [],
+        deferred_sinks=[headless],
     )
     try:
         await relay.start()

@@ -72,8 +72,8 @@ async def test_tcp_relay_is_byte_exact_and_events_reproduce_both_streams(
 
     outlet = TcpOutlet(outlet_side)
     await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    log, after = EventLog(), EventLog()
+    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log], deferred_sinks=[after])
     assert relay.tcp_address is not None
 
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
@@ -99,6 +99,8 @@ async def test_tcp_relay_is_byte_exact_and_events_reproduce_both_streams(
     assert all(d.text == is_utf8(d.data) and not d.injected for d in data)
     ts = [e.t for e in log.events]
     assert ts == sorted(ts)
+    await relay.stop()
+    assert after.events == log.events  # the deferred sink saw the same, in the same order
     await outlet.stop()
 
 
