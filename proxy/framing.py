@@ -124,36 +124,42 @@ _scan: Final = _make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
 _scan_lenient: Final = _make_scanner(json.JSONDecoder())
 
 
-class _Failure(Exception):
+class _Failure:
     """The scanner stopped at ``pos`` for ``msg`` (json's own wording)."""
 
+    __slots__ = ("msg", "pos")
+
     def __init__(self, msg: str, pos: int) -> None:
-        super().__init__(msg, pos)
         self.msg = msg
         self.pos = pos
 
 
-def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None]:
-    """Parse the value at ``pos``: (value, end, None), or (None, end, why) for a NaN-like
-    value whose extent is known but that is not JSON. Raises _Failure otherwise."""
+def _after_error(exc: Exception, text: str, pos: int) -> _Failure | tuple[int, str]:
+    """What the strict scanner raising ``exc`` for the value at ``pos`` means: a
+    failure, or (end, why) for a value that is whole but not JSON (NaN, Infinity)."""
+    if isinstance(exc, StopIteration):
+        return _Failure("Expecting value", exc.value)
+    if isinstance(exc, json.JSONDecodeError):
+        return _Failure(exc.msg, exc.pos)
+    if isinstance(exc, RecursionError):
+        return _Failure(_TOO_DEEP, len(text))
+    if not isinstance(exc, _NonStandardConstant):
+        raise exc
+    try:
+        _, end = _scan_lenient(text, pos)
+    except Exception as again:
+        return _after_error(again, text, pos)
+    return end, f"not JSON: {exc.args[0]} is not a JSON value"
+
+
+def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None] | _Failure:
+    """The value at ``pos``: (value, end, None); (None, end, why) for a whole value that
+    is not JSON; or where and why the scanner stopped."""
     try:
         value, end = _scan(text, pos)
-    except StopIteration as e:
-        raise _Failure("Expecting value", e.value) from None
-    except json.JSONDecodeError as e:
-        raise _Failure(e.msg, e.pos) from None
-    except RecursionError:
-        raise _Failure(_TOO_DEEP, len(text)) from None
-    except _NonStandardConstant as e:
-        try:
-            _, end = _scan_lenient(text, pos)
-        except StopIteration as e2:
-            raise _Failure("Expecting value", e2.value) from None
-        except json.JSONDecodeError as e2:
-            raise _Failure(e2.msg, e2.pos) from None
-        except RecursionError:
-            raise _Failure(_TOO_DEEP, len(text)) from None
-        return None, end, f"not JSON: {e.args[0]} is not a JSON value"
+    except Exception as exc:
+        r = _after_error(exc, text, pos)
+        return r if isinstance(r, _Failure) else (None, *r)
     return value, end, None
 
 
@@ -300,6 +306,7 @@ class Framer:
             raise ValueError("max_value_bytes must be at least 1")
         self.max_value_bytes = max_value_bytes
         self.eager_bytes = eager_bytes
+        self._hold_bytes = min(eager_bytes, max_value_bytes)
         self._ws: set[str] = set()
         self._streams: dict[tuple[str, Side], _Stream] = {}
 
@@ -312,24 +319,42 @@ class Framer:
             stream = self._streams.get(key)
             if stream is None:
                 stream = self._streams[key] = _Stream(event.conn, event.side)
-            elif stream.pending or stream.garbage is not None:
-                return self._push(stream, event.data, event.t, event.injected)
-            # Fast path: nothing buffered and the chunk is one object, maybe followed
-            # by whitespace. Anything else takes the general loop.
             data = event.data
-            if data[:1] == b"{":
-                try:
-                    text = data.decode()
-                    value, end = _scan(text, 0)
-                except Exception:
+            # Fast path: the buffered bytes (usually none) and the chunk make exactly one
+            # object, maybe followed by a newline. Anything else takes the general loop.
+            if data[-1:] == b"}" or data[-2:] == b"}\n":
+                pending = stream.pending
+                if not pending:
+                    buf = data
+                elif stream.garbage is None and len(pending) + len(data) <= self.eager_bytes:
+                    buf = bytes(pending) + data
+                else:
                     return self._push(stream, data, event.t, event.injected)
-                n = len(text)
-                if end != n:
-                    if text[end:].strip(_WS):
+                if buf[:1] == b"{":
+                    try:
+                        text = buf.decode()
+                        value, end = _scan(text, 0)
+                    except Exception:
                         return self._push(stream, data, event.t, event.injected)
-                    # The tail is ASCII whitespace: one byte per character.
-                    data = data[: len(data) - (n - end)]
-                return [Frame(event.t, event.conn, event.side, data, value, None, event.injected)]
+                    n = len(text)
+                    if end != n:
+                        if text[end:].strip(_WS):
+                            return self._push(stream, data, event.t, event.injected)
+                        # The tail is ASCII whitespace: one byte per character.
+                        buf = buf[: len(buf) - (n - end)]
+                    injected = event.injected or stream.carry
+                    stream.pending, stream.carry = b"", False
+                    return [Frame(event.t, event.conn, event.side, buf, value, None, injected)]
+            elif (
+                not stream.pending
+                and stream.garbage is None
+                and data[:1] == b"{"
+                and b"}" not in data
+                and len(data) <= self._hold_bytes
+            ):
+                # The first piece of a split object: it cannot end before a '}' comes.
+                stream.pending, stream.carry = data, event.injected
+                return []
             return self._push(stream, data, event.t, event.injected)
         if isinstance(event, Open):
             frames = self._flush(
@@ -412,33 +437,37 @@ class Framer:
         pos = 0  # index in text
         bpos = 0  # the same position in bytes
         rest_from = n  # where the bytes still buffered start (n: none)
-        while True:
-            nxt = _skip_ws(text, pos)
-            bpos += nxt - pos
-            pos = nxt
-            if pos == n:
-                break
-            inj = injected or bpos < carry_len
-            if text[pos] in '{["':
-                try:
-                    value, end, why = _parse_value(text, pos)
-                except _Failure as f:
-                    if f.msg == _TOO_DEEP:
-                        bend = _Structure().end(buf, bpos)
-                        if bend is not None:
-                            region = buf[bpos:bend]
-                            invalid(region, "not JSON: nested too deeply to decode", inj)
-                            pos += len(region.decode("utf-8", "surrogateescape"))
-                            bpos = bend
-                            continue
-                    if f.msg == _TOO_DEEP or _viable(text, f):
-                        if eof is None:
-                            rest_from = pos
-                        else:
-                            invalid(_encode(text[pos:]), eof, inj)
-                        break
-                    failure = f
+        failure: _Failure | None = None
+        while pos < n:
+            c = text[pos]
+            if c in _WS:
+                if c == "\n" and text[pos + 1 : pos + 2] not in _WS:
+                    nxt = pos + 1  # the usual separator, a lone newline
                 else:
+                    nxt = _skip_ws(text, pos)
+                bpos += nxt - pos
+                pos = nxt
+                if pos == n:
+                    break
+                c = text[pos]
+            inj = injected or bpos < carry_len
+            if c in '{["':
+                if eof is None and c == "{" and text.find("}", pos) < 0:
+                    # Without a '}' no object here can end, valid or not, and whatever
+                    # follows a broken one starts at a '{' too: wait for one.
+                    rest_from = pos
+                    break
+                try:
+                    value, end = _scan(text, pos)
+                    why = None
+                except Exception as exc:
+                    r = _after_error(exc, text, pos)
+                    if isinstance(r, _Failure):
+                        failure = r
+                    else:
+                        value = None
+                        end, why = r
+                if failure is None:
                     raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
                     if why is None and not ascii_only:
                         why = _utf8_error(text, pos, end)
@@ -446,30 +475,47 @@ class Framer:
                     bpos += len(raw)
                     pos = end
                     continue
+                if failure.msg == _TOO_DEEP:
+                    bend = _Structure().end(buf, bpos)
+                    if bend is not None:
+                        region = buf[bpos:bend]
+                        invalid(region, "not JSON: nested too deeply to decode", inj)
+                        pos += len(region.decode("utf-8", "surrogateescape"))
+                        bpos = bend
+                        failure = None
+                        continue
+                if failure.msg == _TOO_DEEP or _viable(text, failure):
+                    if eof is None:
+                        rest_from = pos
+                    else:
+                        invalid(_encode(text[pos:]), eof, inj)
+                    break
             else:
                 m = _token(text, pos)
                 end = m.end() if m else pos
                 if end == n and eof is None:
                     rest_from = pos  # a number or literal may go on
                     break
-                try:
-                    if end == pos:
-                        raise _Failure("Expecting value", pos)
-                    value, vend, why = _parse_value(text, pos)
-                    if vend != end:
-                        raise _Failure("Extra data", vend)
-                except _Failure as f:
-                    if eof is not None and end == n and _unfinished_scalar(text[pos:end]):
-                        invalid(_encode(text[pos:]), eof, inj)
-                        break
-                    failure = f
+                if end == pos:
+                    failure = _Failure("Expecting value", pos)
                 else:
-                    raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
-                    frames.append(Frame(t, conn, side, raw, None if why else value, why, inj))
-                    bpos += len(raw)
-                    pos = end
-                    continue
+                    parsed = _parse_value(text, pos)
+                    if isinstance(parsed, _Failure):
+                        failure = parsed
+                    elif parsed[1] != end:
+                        failure = _Failure("Extra data", parsed[1])
+                    else:
+                        raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
+                        value, _, why = parsed
+                        frames.append(Frame(t, conn, side, raw, None if why else value, why, inj))
+                        bpos += len(raw)
+                        pos = end
+                        continue
+                if eof is not None and end == n and _unfinished_scalar(text[pos:end]):
+                    invalid(_encode(text[pos:]), eof, inj)
+                    break
             # Not JSON from pos: garbage up to the next '{' at or after the failure.
+            assert failure is not None
             why = _describe(failure, text, pos)
             i = text.find("{", max(failure.pos, pos + 1))
             if i < 0:
@@ -483,6 +529,7 @@ class Framer:
             invalid(region, why, inj)
             bpos += len(region)
             pos = i
+            failure = None
 
         if rest_from == n:
             st.pending, st.carry = b"", False
@@ -513,28 +560,24 @@ class Framer:
 def _ws_frame(event: Data) -> Frame:
     """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
     data = event.data
-    value: Any = None
-    why: str | None = None
+    why: str | None
     try:
         text = data.decode()
     except UnicodeDecodeError as e:
         why = f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
+        return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
+    start = _skip_ws(text, 0)
+    if start == len(text):
+        return Frame(event.t, event.conn, event.side, data, None, "empty message", event.injected)
+    parsed = _parse_value(text, start)
+    if not isinstance(parsed, _Failure):
+        value, end, why = parsed
+        end = _skip_ws(text, end)
+        if end == len(text):
+            return Frame(event.t, event.conn, event.side, data, value, why, event.injected)
+        parsed = _Failure("Extra data", end)
+    if _viable(text, parsed):
+        why = "not JSON: the message ends in the middle of a value"
     else:
-        start = _skip_ws(text, 0)
-        if start == len(text):
-            why = "empty message"
-        else:
-            try:
-                value, end, why = _parse_value(text, start)
-                end = _skip_ws(text, end)
-                if end != len(text):
-                    raise _Failure("Extra data", end)
-            except _Failure as f:
-                value = None
-                if _viable(text, f):
-                    why = "not JSON: the message ends in the middle of a value"
-                else:
-                    why = _describe(f, text, 0)
-            if why is not None:
-                value = None
-    return Frame(event.t, event.conn, event.side, data, value, why, event.injected)
+        why = _describe(parsed, text, 0)
+    return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
