@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from proxy.events import Event, is_utf8
@@ -40,6 +41,8 @@ FEED_BUDGET = 0.030  # seconds of analysis work per tick while a backlog waits
 VIEW_BUDGET = 0.015  # seconds of filtering per tick
 DRAINED = 50_000  # a file source reads ahead at most this many events
 SEARCH_BUDGET = 0.25
+PANEL_EVERY = 5  # ticks between side-panel refreshes while loading
+DETAIL_DELAY = 0.08  # the detail follows the cursor once key repeat pauses
 
 
 class InvisApp(App[None]):
@@ -143,6 +146,9 @@ class InvisApp(App[None]):
         self._search: Filter | None = None
         self._query_mode: Literal["filter", "search"] | None = None
         self._detail_sig: object = None
+        self._detail_timer: Timer | None = None
+        self._status_text = ""
+        self._ticks = 0
         self.timeline = Timeline(analysis, id="timeline")
         self.timeline.following = source.streaming
         self.detail = DetailPane(analysis, id="detail")
@@ -250,7 +256,11 @@ class InvisApp(App[None]):
     def _data_changed(self) -> None:
         self.timeline.view.sync(VIEW_BUDGET)
         self.timeline.data_changed()
-        if self.analysis.sessions and not self.ota.display and not self.ota.has_class("hidden"):
+        self._ticks += 1
+        busy = bool(self._pending) or not self.timeline.view.complete
+        if busy and self._ticks % PANEL_EVERY:
+            return  # while a backlog loads, the side panels catch up a few times a second
+        if self.analysis.sessions and not self.ota.display:
             self.ota.display = True
         self.ota.data_changed()
         self._refresh_detail(force=False)
@@ -280,7 +290,10 @@ class InvisApp(App[None]):
             parts.append(self._progress)
         elif self._finished and self._problems:
             parts.append(f"{len(self._problems)} problem(s) reading the file")
-        self.query_one("#status", Static).update(" │ ".join(parts))
+        text = " │ ".join(parts)
+        if text != self._status_text:
+            self._status_text = text
+            self.query_one("#status", Static).update(text, layout=False)
 
     # -- selection ----------------------------------------------------------------
 
@@ -298,8 +311,14 @@ class InvisApp(App[None]):
             if session is not None:
                 session_ids = frozenset(session.messages)
         self.timeline.set_related(related, session_ids)
-        self._refresh_detail(force=True)
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_DELAY, self._show_detail_now)
         self._update_status()
+
+    def _show_detail_now(self) -> None:
+        self._detail_timer = None
+        self._refresh_detail(force=True)
 
     @on(Timeline.FollowChanged)
     def _follow_changed(self) -> None:

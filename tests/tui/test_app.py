@@ -57,7 +57,8 @@ async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
         await select_message(app, pilot, request)
         assert app.timeline.current_message is not None
         assert app.timeline.current_message.id == request
-        assert app.detail.row_index == app.timeline.current_row_index
+        # the detail follows once key repeat pauses
+        await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
         # every link of the request is marked with its relation glyph
         links = app.analysis.links_of(request)
         assert links

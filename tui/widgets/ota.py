@@ -98,25 +98,39 @@ class OtaPanel(OptionList):
         super().__init__(id=id)
         self.analysis = analysis
         self.border_title = "OTA updates"
-        self._shown: list[str] = []
+        self._shown: list[tuple[object, ...]] = []
 
     def on_resize(self) -> None:
-        self._shown = []  # sparklines are as wide as the panel: draw them again
-        self.data_changed()
+        self.data_changed()  # sparklines are as wide as the panel: width is in the state
 
     def data_changed(self) -> None:
+        """Redraw the sessions whose state changed; add new ones."""
         width = max(self.scrollable_content_region.width, 30)
-        prompts = [session_prompt(i + 1, s, width) for i, s in enumerate(self.analysis.sessions)]
-        plain = [p.plain for p in prompts]
-        if plain == self._shown:
-            return
-        for i, prompt in enumerate(prompts):
+        sessions = self.analysis.sessions
+        for i, session in enumerate(sessions):
+            state = (
+                width,
+                session.outcome,
+                session.phase,
+                session.method,
+                session.request,
+                len(session.progress),
+                session.fw_before,
+                session.fw_expected,
+                session.fw_after,
+                session.verified,
+            )
+            if i < len(self._shown) and self._shown[i] == state:
+                continue
+            prompt = session_prompt(i + 1, session, width)
             if i < self.option_count:
                 self.replace_option_prompt_at_index(i, prompt)
+                self._shown[i] = state
             else:
                 self.add_option(Option(prompt, id=str(i)))
-        self._shown = plain
-        self.border_subtitle = f"{len(prompts)} update{'s' if len(prompts) != 1 else ''}"
+                self._shown.append(state)
+        count = len(sessions)
+        self.border_subtitle = f"{count} update{'s' if count != 1 else ''}"
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
