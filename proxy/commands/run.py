@@ -16,9 +16,11 @@ from proxy.commands.analyze import add_analysis_options
 from proxy.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from proxy.analysis import Analysis
-    from proxy.capture import CaptureWriter
     from proxy.events import Event
+    from proxy.live import HeadlessPrinter, LiveProxy
 
 OPEN_HOSTS = ("0.0.0.0", "::", "")
 
@@ -86,11 +88,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def default_capture_path(now: float | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return Path("captures") / f"invis-{stamp}.invcap"
-
-
 def _say(text: str) -> None:
     print(f"invisproxy run: {text}", file=sys.stderr, flush=True)
 
@@ -103,31 +100,9 @@ def run(args: argparse.Namespace) -> int:
             f"warning: listening on {args.listen_host}: anyone on the network can reach "
             "the outlet through this proxy"
         )
-    if not args.headless:
-        _say("note: the live TUI is not available in this build; running headless")
-    return asyncio.run(_serve(args))
-
-
-def _open_capture(args: argparse.Namespace) -> CaptureWriter | None:
-    if args.no_record:
-        return None
-    from proxy.capture import CaptureWriter
-
-    path = Path(args.record) if args.record else default_capture_path()
-    meta = {
-        "source": "invisproxy run",
-        "outlet": args.outlet,
-        "outlet_tcp_port": None if args.no_tcp else args.outlet_tcp_port,
-        "outlet_ws_port": None if args.no_ws else args.outlet_ws_port,
-    }
-    try:
-        if not args.record:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        return CaptureWriter(path, meta, flush_each=True)
-    except FileExistsError:
-        raise UserError(f"{path} already exists; choose another --record file") from None
-    except OSError as exc:
-        raise UserError(f"cannot write the capture {path}: {exc.strerror or exc}") from None
+    if args.headless:
+        return asyncio.run(_serve_headless(args))
+    return asyncio.run(_serve_tui(args))
 
 
 async def _check_outlet(host: str) -> None:
@@ -139,100 +114,83 @@ async def _check_outlet(host: str) -> None:
         raise UserError(f"cannot resolve the outlet host {host!r}: {reason}") from None
 
 
-class _Headless:
-    """Feeds the analysis and prints every new timeline row (message, open, close)."""
+def _live_proxy(args: argparse.Namespace, consumer: Callable[[Event], object]) -> LiveProxy:
+    from proxy.live import LiveProxy, default_capture_path
 
-    def __init__(self, analysis: Analysis, echo: bool) -> None:
-        self.analysis = analysis
-        self.echo = echo
-        self.printed = 0
-
-    def __call__(self, event: Event) -> None:
-        self.analysis.feed(event)
-        if self.echo:
-            self.flush()
-
-    def flush(self) -> None:
-        from proxy import report
-
-        rows = self.analysis.rows
-        if self.printed < len(rows):
-            lines = [
-                line
-                for row in rows[self.printed :]
-                for line in report.format_row(self.analysis, row)
-            ]
-            self.printed = len(rows)
-            print("\n".join(lines), flush=True)
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    from proxy import report
-    from proxy.analysis import Analysis
-    from proxy.relay import Relay
-
-    await _check_outlet(args.outlet)
-    logging.basicConfig(level=logging.WARNING, format="invisproxy run: %(message)s")
-
-    writer = _open_capture(args)
-    analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
-    headless = _Headless(analysis, echo=True)
-    relay = Relay(
+    record = None if args.no_record else Path(args.record or default_capture_path())
+    return LiveProxy(
         args.outlet,
+        consumer,
         outlet_tcp_port=args.outlet_tcp_port,
         outlet_ws_port=args.outlet_ws_port,
         listen_host=args.listen_host,
         tcp_port=None if args.no_tcp else args.tcp_port,
         ws_port=None if args.no_ws else args.ws_port,
-        # the record is written before the bytes are forwarded (nothing forwarded is
-        # ever missing from it); the analysis runs just after, off the relay's latency
-        sinks=[writer.write] if writer else [],
-        deferred_sinks=[headless],
+        record=record,
+        make_folder=not args.record,
+        meta={"source": "invisproxy run"},
     )
-    try:
-        await relay.start()
-    except BaseException:
-        if writer is not None:
-            writer.close()
-            Path(writer.path).unlink(missing_ok=True)
-        raise
+
+
+async def _serve_headless(args: argparse.Namespace) -> int:
+    from proxy import report
+    from proxy.analysis import Analysis
+    from proxy.live import HeadlessPrinter
+
+    await _check_outlet(args.outlet)
+    logging.basicConfig(level=logging.WARNING, format="invisproxy run: %(message)s")
+    analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
+    printer = HeadlessPrinter(analysis)
+    live = _live_proxy(args, printer)
+    await live.start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    ticker = asyncio.create_task(_tick(analysis, headless))
+    ticker = asyncio.create_task(_tick(analysis, printer))
     try:
-        host = args.outlet
-        if relay.tcp_address:
-            h, p = relay.tcp_address
-            _say(f"relaying TCP {h}:{p} -> {host}:{args.outlet_tcp_port}")
-        if relay.ws_address:
-            h, p = relay.ws_address
-            _say(f"relaying WebSocket ws://{h}:{p}/ws -> ws://{host}:{args.outlet_ws_port}/ws")
-        _say(f"recording to {writer.path}" if writer else "not recording (--no-record)")
+        for line in live.describe():
+            _say(line)
         _say("press Ctrl-C to stop")
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         ticker.cancel()
-        await relay.stop()
+        where = await live.stop()
         analysis.advance(time.time())
         analysis.finish()
-        headless.flush()
-        if relay.addon.sink_errors:
-            _say(f"warning: {relay.addon.sink_errors} sink call(s) failed (see above)")
+        printer.flush()
         print("\n".join(report.summary(analysis)), flush=True)
-        if writer is not None:
-            writer.close()
-            _say(f"capture {writer.path}: {writer.count} events")
+        if where:
+            _say(where)
     return 0
 
 
-async def _tick(analysis: Analysis, headless: _Headless) -> None:
+async def _serve_tui(args: argparse.Namespace) -> int:
+    from tui.app import InvisApp
+    from tui.sources import LiveSource
+
+    await _check_outlet(args.outlet)
+    # mitmproxy logs must not scribble over the screen
+    logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
+    source = LiveSource(f"live: outlet {args.outlet}")
+    live = _live_proxy(args, source.push)
+    await live.start()
+    app = InvisApp(source, title=" · ".join(live.describe()), stall_window=args.stall_window)
+    try:
+        await app.run_async()
+    finally:
+        where = await live.stop()
+    if where:
+        _say(where)
+    return 0
+
+
+async def _tick(analysis: Analysis, printer: HeadlessPrinter) -> None:
     """Let wall-clock time reach the analysis (reply timeouts, stalled updates)."""
     while True:
         await asyncio.sleep(1.0)
         analysis.advance(time.time())
-        headless.flush()
+        printer.flush()

@@ -1,0 +1,171 @@
+"""A running proxy: the relay, the capture it records, and whoever consumes the events.
+
+Shared by ``run`` and ``demo`` so both record and analyse the same way. The capture
+is written before the bytes are forwarded (nothing forwarded is ever missing from it);
+the consumer (the headless printer or the TUI) runs just after, off the relay's path.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxy.errors import UserError
+from proxy.events import Event
+
+if TYPE_CHECKING:
+    from proxy.analysis import Analysis
+    from proxy.capture import CaptureWriter
+    from proxy.relay import Relay
+
+
+def default_capture_path(prefix: str = "invis", now: float | None = None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Path("captures") / f"{prefix}-{stamp}.invcap"
+
+
+def open_capture(path: Path, meta: Mapping[str, Any], *, make_folder: bool) -> CaptureWriter:
+    """A capture writer for live recording, with errors a user understands."""
+    from proxy.capture import CaptureWriter
+
+    try:
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return CaptureWriter(path, dict(meta), flush_each=True)
+    except FileExistsError:
+        raise UserError(f"{path} already exists; choose another --record file") from None
+    except OSError as exc:
+        raise UserError(f"cannot write the capture {path}: {exc.strerror or exc}") from None
+
+
+class HeadlessPrinter:
+    """Feeds an analysis and prints every new timeline row (message, open, close)."""
+
+    def __init__(self, analysis: Analysis, echo: bool = True) -> None:
+        self.analysis = analysis
+        self.echo = echo
+        self.printed = 0
+
+    def __call__(self, event: Event) -> None:
+        self.analysis.feed(event)
+        if self.echo:
+            self.flush()
+
+    def flush(self) -> None:
+        from proxy import report
+
+        rows = self.analysis.rows
+        if self.printed < len(rows):
+            lines = [
+                line
+                for row in rows[self.printed :]
+                for line in report.format_row(self.analysis, row)
+            ]
+            self.printed = len(rows)
+            if self.echo:
+                print("\n".join(lines), flush=True)
+
+
+class LiveProxy:
+    """Relay + recording + one consumer of the events, started and stopped together."""
+
+    def __init__(
+        self,
+        outlet: str,
+        consumer: Callable[[Event], object],
+        *,
+        outlet_tcp_port: int = 3333,
+        outlet_ws_port: int = 80,
+        listen_host: str = "127.0.0.1",
+        tcp_port: int | None = 3333,
+        ws_port: int | None = 8080,
+        record: Path | None = None,
+        make_folder: bool = False,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.outlet = outlet
+        self.outlet_tcp_port = outlet_tcp_port
+        self.outlet_ws_port = outlet_ws_port
+        self.consumer = consumer
+        self.listen_host = listen_host
+        self.tcp_port = tcp_port
+        self.ws_port = ws_port
+        self.record = record
+        self.make_folder = make_folder
+        self.meta = dict(meta or {})
+        self.writer: CaptureWriter | None = None
+        self.relay: Relay | None = None
+
+    async def start(self) -> None:
+        from proxy.relay import Relay
+
+        if self.record is not None:
+            meta = {
+                "outlet": self.outlet,
+                "outlet_tcp_port": self.outlet_tcp_port if self.tcp_port is not None else None,
+                "outlet_ws_port": self.outlet_ws_port if self.ws_port is not None else None,
+                **self.meta,
+            }
+            self.writer = open_capture(self.record, meta, make_folder=self.make_folder)
+        self.relay = Relay(
+            self.outlet,
+            outlet_tcp_port=self.outlet_tcp_port,
+            outlet_ws_port=self.outlet_ws_port,
+            listen_host=self.listen_host,
+            tcp_port=self.tcp_port,
+            ws_port=self.ws_port,
+            sinks=[self.writer.write] if self.writer else [],
+            deferred_sinks=[self.consumer],
+        )
+        try:
+            await self.relay.start()
+        except BaseException:
+            if self.writer is not None:
+                self.writer.close()
+                Path(self.writer.path).unlink(missing_ok=True)
+                self.writer = None
+            raise
+
+    @property
+    def tcp_address(self) -> tuple[str, int] | None:
+        return self.relay.tcp_address if self.relay else None
+
+    @property
+    def ws_address(self) -> tuple[str, int] | None:
+        return self.relay.ws_address if self.relay else None
+
+    def describe(self) -> list[str]:
+        """What it listens on and where it records, for the user."""
+        lines = []
+        if self.tcp_address:
+            h, p = self.tcp_address
+            lines.append(f"relaying TCP {h}:{p} -> {self.outlet}:{self.outlet_tcp_port}")
+        if self.ws_address:
+            h, p = self.ws_address
+            lines.append(
+                f"relaying WebSocket ws://{h}:{p}/ws -> ws://{self.outlet}:{self.outlet_ws_port}/ws"
+            )
+        lines.append(f"recording to {self.writer.path}" if self.writer else "not recording")
+        return lines
+
+    def flush(self) -> None:
+        """Hand the events forwarded so far to the consumer now."""
+        if self.relay is not None:
+            self.relay.addon.flush()
+
+    async def stop(self) -> str | None:
+        """Stop relaying and close the capture; a line saying where it is, if any."""
+        if self.relay is not None:
+            await self.relay.stop()
+            if self.relay.addon.sink_errors:
+                print(
+                    f"warning: {self.relay.addon.sink_errors} sink call(s) failed (see above)",
+                    file=sys.stderr,
+                )
+        if self.writer is not None:
+            self.writer.close()
+            return f"capture {self.writer.path}: {self.writer.count} events"
+        return None

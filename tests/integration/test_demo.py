@@ -1,0 +1,66 @@
+"""`invisproxy demo --headless`: simulator + relay + scripted app, end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.analysis import analyze
+from proxy.sources import load_events
+
+INVISPROXY = Path(sys.executable).parent / "invisproxy"
+
+
+def run_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(INVISPROXY), "demo", "--headless", "--ota-seconds", "1", "--seed", "7", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("rev", ["A", "B"])
+def test_demo_tells_the_whole_ota_story_and_records_it(tmp_path: Path, rev: str) -> None:
+    capture = tmp_path / "demo.invcap"
+    done = run_demo(tmp_path, "--rev", rev, "--record", str(capture))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OK: the analysis agrees with the app: succeeded" in done.stderr
+    assert "SUCCEEDED" in done.stdout and "verified ✓" in done.stdout
+    # the story as the timeline tells it
+    relations = ["ota-progress", "ota-result", "ota-verify"]
+    relations.append("ota-ack" if rev == "A" else "ota-sync")
+    for relation in relations:
+        assert f"↖ {relation} of #" in done.stdout, relation
+    # the recording holds the same story
+    analysis = analyze(load_events(capture).events)
+    (session,) = analysis.sessions
+    assert session.outcome == "succeeded" and session.verified is True
+    assert session.fw_before == "0.0.1" and session.fw_after == "0.0.2"
+    transports = {c.transport for c in analysis.connections.values()}
+    assert transports == {"ws" if rev == "A" else "tcp"}
+
+
+def test_demo_deco_update_keeps_the_connection(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--target", "deco", "--no-record")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deco update" in done.stdout and "SUCCEEDED" in done.stdout
+    assert not list(tmp_path.glob("captures/*"))
+
+
+def test_demo_with_a_refusing_outlet_reports_refused(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--rev", "A", "--fault", "refuse", "--no-record")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "REFUSED" in done.stdout
+    assert "OK: the analysis agrees with the app: refused" in done.stderr
+
+
+def test_demo_rejects_a_bad_fault_in_one_line(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--fault", "explode")
+    assert done.returncode == 2
+    assert "argument --fault" in done.stderr and "Traceback" not in done.stderr
