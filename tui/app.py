@@ -9,6 +9,7 @@ repaints per second, and a million-event file never freezes the keyboard.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -221,6 +222,9 @@ class InvisApp(App[None]):
         if self._source_done and not self._pending and not self._finished:
             self._finished = True
             analysis.finish()
+            # A loaded capture is millions of long-lived objects: keep the cyclic GC from
+            # walking them on every full collection (which stalls key presses).
+            gc.freeze()
         elif self.source.wall_clock and not self._finished:
             now = self.clock()
             if now - self._last_advance >= 1.0:
@@ -255,11 +259,14 @@ class InvisApp(App[None]):
 
     def _data_changed(self) -> None:
         self.timeline.view.sync(VIEW_BUDGET)
-        self.timeline.data_changed()
         self._ticks += 1
         busy = bool(self._pending) or not self.timeline.view.complete
-        if busy and self._ticks % PANEL_EVERY:
-            return  # while a backlog loads, the side panels catch up a few times a second
+        filling = len(self.timeline.view) < 2 * self.timeline.size.height
+        if busy and not filling and self._ticks % PANEL_EVERY:
+            # While a backlog loads, the screen (a relayout and repaint) catches up a few
+            # times a second, leaving the loop to the analysis and the keyboard.
+            return
+        self.timeline.data_changed()
         if self.analysis.sessions and not self.ota.display:
             self.ota.display = True
         self.ota.data_changed()

@@ -366,3 +366,32 @@ async def test_play_at_high_speed_delivers_everything_in_order() -> None:
         expected = analyze(events)
         assert [m.raw for m in app.analysis.messages] == [m.raw for m in expected.messages]
         assert app.analysis.sessions[0].outcome == expected.sessions[0].outcome
+
+
+async def test_follow_tails_a_capture_that_is_still_being_written(tmp_path: Path) -> None:
+    from proxy.capture import CaptureWriter
+    from tui.sources import FollowSource
+
+    events = scenario_events("revb_outlet_tcp")
+    path = tmp_path / "live.invcap"
+    with CaptureWriter(path, {"title": "growing"}) as writer:
+        for ev in events[:5]:
+            writer.write(ev)
+        writer.flush()
+        source = FollowSource(path, interval=0.02)
+        app = source_app(source)
+        async with app.run_test(size=SIZE) as pilot:
+            from proxy.analysis import Analysis
+
+            head = Analysis()
+            head.feed_all(events[:5])
+            whole = Analysis()
+            whole.feed_all(events)
+            await wait_until(pilot, lambda: len(app.analysis.rows) == len(head.rows))
+            assert app.timeline.following
+            for ev in events[5:]:
+                writer.write(ev)
+            writer.flush()
+            await wait_until(pilot, lambda: len(app.analysis.rows) == len(whole.rows))
+            assert app.timeline.cursor == len(app.timeline.view) - 1
+            assert not app._finished, "a followed capture is never finished"
