@@ -21,13 +21,19 @@ streaming splitter with these rules:
   of garbage; past that the bytes so far become an invalid frame and the rest, up to
   the next ``{``, is garbage.
 - ``NaN`` and ``Infinity``, which Python's json accepts, are not JSON: invalid frame.
+- A frame's ``t`` is that of the event that completed it: for a value, the one with
+  its last byte (for a number or literal, the byte after it, or the close); for
+  garbage, the one that showed where it ends. The same bytes cut into other chunks
+  give the same frames (``raw``, ``value``, ``error``); only ``t`` may differ.
 
-Speed: a chunk that is exactly one object (maybe followed by a newline) is parsed
-with one call to the C scanner. Everything else goes through a loop over the
-buffered text using the same scanner; a small check of the scanner's error position
-tells "the data stops in the middle of a value, wait" from "this is not JSON". Text
-is decoded with 'surrogateescape', so invalid UTF-8 survives as lone surrogates that
-map back to the exact bytes.
+Speed: a chunk that is exactly one object (maybe followed by a newline), or that
+completes the buffered start of one, is parsed with one call to the C scanner. The
+first piece of a split object is held without parsing while no ``}`` has arrived
+(nothing in it can end before one; an error in it is reported when the ``}`` comes).
+Everything else goes through a loop over the buffered text using the same scanner; a
+small check of the scanner's error position tells "the data stops in the middle of
+a value, wait" from "this is not JSON". Text is decoded with 'surrogateescape', so
+invalid UTF-8 survives as lone surrogates that map back to the exact bytes.
 """
 
 from __future__ import annotations
@@ -206,6 +212,22 @@ def _describe(failure: _Failure, text: str, start: int) -> str:
     if "\udc80" <= ch <= "\udcff":
         return f"invalid UTF-8: byte 0x{ord(ch) - 0xDC00:02X} at byte {at}"
     return f"not JSON: unexpected {ch!r} at byte {at} ({reason})"
+
+
+def _utf8_cut(buf: bytes) -> int:
+    """Where a UTF-8 sequence that the bytes so far leave unfinished starts (else the
+    length): decoding it now would make it look invalid."""
+    n = len(buf)
+    for back in range(1, min(3, n) + 1):
+        b = buf[n - back]
+        if b < 0x80:
+            return n
+        if b >= 0xC0:
+            if b < 0xC2 or b > 0xF4:
+                return n  # never starts a valid sequence
+            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return n - back if back < need else n
+    return n
 
 
 def _utf8_error(text: str, start: int, end: int) -> str | None:
@@ -423,7 +445,9 @@ class Framer:
             st.carry = st.carry or injected
             if st.structure.end(st.pending) is not None:
                 st.structure = None  # its brackets closed: parse it now
-            elif len(st.pending) < 2 * st.structure.tried:
+            elif (
+                len(st.pending) < 2 * st.structure.tried and len(st.pending) <= self.max_value_bytes
+            ):
                 self._overflow(st, frames, t)
                 return frames
             data = b""
@@ -432,7 +456,13 @@ class Framer:
         carry_len = len(st.pending) if st.carry else 0
         buf = bytes(st.pending) + data if st.pending else data
         ascii_only = buf.isascii()
-        text = buf.decode("ascii") if ascii_only else buf.decode("utf-8", "surrogateescape")
+        held = b""  # the start of a character the next chunk finishes
+        if ascii_only:
+            text = buf.decode("ascii")
+        else:
+            cut = len(buf) if eof is not None else _utf8_cut(buf)
+            held = buf[cut:]
+            text = buf[:cut].decode("utf-8", "surrogateescape")
         n = len(text)
         pos = 0  # index in text
         bpos = 0  # the same position in bytes
@@ -531,10 +561,10 @@ class Framer:
             pos = i
             failure = None
 
-        if rest_from == n:
+        if rest_from == n and not held:
             st.pending, st.carry = b"", False
             return frames
-        st.pending = buf[rest_from:] if ascii_only else _encode(text[rest_from:])
+        st.pending = buf[rest_from:] if ascii_only else _encode(text[rest_from:]) + held
         st.carry = injected or bpos < carry_len
         self._overflow(st, frames, t)
         return frames

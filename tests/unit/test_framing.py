@@ -229,6 +229,15 @@ def test_error_offsets_count_bytes_after_non_ascii() -> None:
     assert "unexpected '?' at byte 11" in frames[0].error
 
 
+def test_character_split_where_it_is_not_allowed_reads_the_same_as_whole() -> None:
+    # 'é' outside a string is not JSON; cut in two it must not pass for invalid UTF-8.
+    whole = tcp(['{"a":{},"b":é}{"b":1}'.encode()])
+    pieces = tcp([b'{"a":{},"b":\xc3', b'\xa9}{"b":1}'])
+    assert [(f.raw, f.error) for f in pieces] == [(f.raw, f.error) for f in whole]
+    assert whole[0].error == "not JSON: unexpected 'é' at byte 12 (expected a value)"
+    assert (whole[1].value, pieces[1].t) == ({"b": 1}, 2.0)
+
+
 def test_invalid_utf8_inside_a_value_is_one_invalid_frame() -> None:
     frames = tcp([b'{"name":"K\xfcche"}{"ok":1}\n'])
     assert [(f.raw, f.error is None) for f in frames] == [
@@ -623,6 +632,49 @@ def test_any_bytes_never_raise_and_lose_nothing(
             assert f.value is None and f.error
         else:
             assert json.loads(f.raw) == f.value
+
+
+fragments = st.one_of(
+    objects,
+    st.binary(max_size=6),
+    st.sampled_from(
+        [
+            *(b"{", b"}", b"[", b"]", b'"', b"\\", b":", b",", b" ", b"\n", b"\r\n", b"\t"),
+            *(
+                b'{"k":',
+                b"[1,",
+                b"tr",
+                b"ue",
+                b"nul",
+                b"-",
+                b"1",
+                b"0.",
+                b"5e",
+                b"+3",
+                b"NaN",
+                b"-Inf",
+                b"inity",
+            ),
+            *(b"\\u00", b"e9", "é".encode(), "🌙".encode(), b"\xc3", b"\xa9", b"\xf0\x9f", b"\xff"),
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(fragments, max_size=25),
+    st.lists(st.integers(0, 10_000), max_size=20),
+    st.sampled_from([0, 1 << 16]),
+)
+def test_any_bytes_give_the_same_frames_however_chunked(
+    parts: list[bytes], points: list[int], eager: int
+) -> None:
+    # Below max_value_bytes the chunking changes only when frames come out (t).
+    data = b"".join(parts)
+    whole = tcp([data], eager_bytes=eager)
+    pieces = tcp(cut(data, points), eager_bytes=eager)
+    assert [(f.raw, f.value, f.error) for f in pieces] == [(f.raw, f.value, f.error) for f in whole]
 
 
 @pytest.mark.parametrize("bad", [0, -1])
