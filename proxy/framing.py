@@ -14,22 +14,26 @@ streaming splitter with these rules:
   frame's first byte): the invalid frame is everything before that ``{``, less
   trailing whitespace. Objects after garbage are therefore never lost; the price is
   that garbage *inside* an object may let one of its nested objects come out as a
-  frame of its own, which the decoder then flags.
+  frame of its own, which the decoder then flags. Garbage is shown with the chunk it
+  came in, not held until the ``{`` that ends it: when a chunk ends inside garbage,
+  the next chunks' bytes up to that ``{`` make further invalid frames.
 - A value with invalid UTF-8 inside (but otherwise well formed) is one invalid frame
   covering the whole value, so the stream stays in step.
-- At most ``max_value_bytes`` (plus one chunk) are buffered for one value or one run
-  of garbage; past that the bytes so far become an invalid frame and the rest, up to
-  the next ``{``, is garbage.
+- At most ``max_value_bytes`` (plus one chunk) are buffered for one value; past that
+  the bytes so far become an invalid frame and the rest, up to the next ``{``, is
+  garbage.
 - ``NaN`` and ``Infinity``, which Python's json accepts, are not JSON: invalid frame.
 - A frame's ``t`` is that of the event that completed it: for a value, the one with
   its last byte (for a number or literal, the byte after it, or the close); for
-  garbage, the one that showed where it ends. The same bytes cut into other chunks
-  give the same frames (``raw``, ``value``, ``error``); only ``t`` may differ.
+  garbage, the one that showed it is not JSON.
+- The same bytes cut into other chunks give the same valid frames; only their ``t``
+  and the cuts between invalid frames may differ (as long as no value reaches
+  ``max_value_bytes``).
 
 Speed: a chunk that is exactly one object (maybe followed by a newline), or that
 completes the buffered start of one, is parsed with one call to the C scanner. The
 first piece of a split object is held without parsing while no ``}`` has arrived
-(nothing in it can end before one; an error in it is reported when the ``}`` comes).
+(nothing in it can end before one; an error in it is reported when a ``}`` comes).
 Everything else goes through a loop over the buffered text using the same scanner; a
 small check of the scanner's error position tells "the data stops in the middle of
 a value, wait" from "this is not JSON". Text is decoded with 'surrogateescape', so
@@ -72,12 +76,17 @@ _LITERAL_PREFIXES: Final = frozenset(
     for i in range(1, len(word))
 )
 _NUMBER_TAILS: Final = frozenset({".", "e", "E", "e+", "e-", "E+", "E-"})
+_LITERALS: Final = _LITERAL_PREFIXES | {"true", "false", "null"}
+_number_prefix = re.compile(
+    r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]*)?|\.|[eE][+-]?[0-9]*)?)?"
+).fullmatch
 # A number cut short: what only more digits can complete.
 _unfinished_number = re.compile(
     r"-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+[eE][+-]?|\.|[eE][+-]?)"
 ).fullmatch
 _TOO_DEEP: Final = "Too deeply nested"
 _CLOSED: Final = "connection closed in the middle of a value"
+_CONTINUED: Final = "not JSON: continues the garbage before it"
 
 _REASONS: Final = {
     "Expecting value": "expected a value",
@@ -190,6 +199,11 @@ def _viable(text: str, failure: _Failure) -> bool:
     return False
 
 
+def _scalar_prefix(token: str) -> bool:
+    """Whether more bytes could still make ``token`` a number or a literal."""
+    return token in _LITERALS or _number_prefix(token) is not None
+
+
 def _unfinished_scalar(token: str) -> bool:
     return token in _LITERAL_PREFIXES or _unfinished_number(token) is not None
 
@@ -297,10 +311,11 @@ class _Structure:
 class _Stream:
     """Splitter state for one (connection, side) of a TCP connection.
 
-    ``pending`` holds bytes not yet framed: the start of a value (first byte not
-    whitespace) or, when ``garbage`` is set, a run of garbage waiting for the ``{``
-    that ends it (``garbage`` is then the invalid frame's error). ``carry`` is
-    whether an injected event contributed to ``pending``.
+    ``pending`` holds the start of a value not yet complete (its first byte is not
+    whitespace), or the first bytes of a character the next chunk finishes.
+    ``garbage`` is set when the last chunk ended inside garbage: the next bytes up to
+    a ``{`` continue it (it is then their invalid frame's error). ``carry`` is whether
+    an injected event contributed to ``pending``.
     """
 
     __slots__ = ("carry", "conn", "garbage", "pending", "side", "structure")
@@ -342,13 +357,15 @@ class Framer:
             if stream is None:
                 stream = self._streams[key] = _Stream(event.conn, event.side)
             data = event.data
+            if stream.garbage is not None:
+                return self._push(stream, data, event.t, event.injected)
             # Fast path: the buffered bytes (usually none) and the chunk make exactly one
             # object, maybe followed by a newline. Anything else takes the general loop.
             if data[-1:] == b"}" or data[-2:] == b"}\n":
                 pending = stream.pending
                 if not pending:
                     buf = data
-                elif stream.garbage is None and len(pending) + len(data) <= self.eager_bytes:
+                elif len(pending) + len(data) <= self.eager_bytes:
                     buf = bytes(pending) + data
                 else:
                     return self._push(stream, data, event.t, event.injected)
@@ -369,7 +386,6 @@ class Framer:
                     return [Frame(event.t, event.conn, event.side, buf, value, None, injected)]
             elif (
                 not stream.pending
-                and stream.garbage is None
                 and data[:1] == b"{"
                 and b"}" not in data
                 and len(data) <= self._hold_bytes
@@ -393,8 +409,8 @@ class Framer:
         raise TypeError(f"not an event: {event!r}")
 
     def buffered(self) -> int:
-        """Bytes held back waiting for the rest of a value or the end of garbage, over
-        all connections (bounded by ``max_value_bytes`` plus one chunk per side)."""
+        """Bytes held back waiting for the rest of a value, over all connections
+        (bounded by ``max_value_bytes`` plus one chunk per side)."""
         return sum(len(st.pending) for st in self._streams.values())
 
     def _flush(self, conn: str, t: float, why: str) -> list[Frame]:
@@ -419,17 +435,13 @@ class Framer:
                 frames.append(Frame(t, conn, side, raw, None, why, inj))
 
         if st.garbage is not None:
+            # The garbage the last chunk ended in goes on up to the next '{'.
             i = data.find(b"{")
             if i < 0:
-                st.pending += data
-                st.carry = st.carry or injected
-                if eof is not None:
-                    invalid(bytes(st.pending), st.garbage, st.carry)
-                else:
-                    self._overflow(st, frames, t)
+                invalid(data, st.garbage, injected)
                 return frames
-            invalid(bytes(st.pending) + data[:i], st.garbage, st.carry or injected)
-            st.pending, st.garbage, st.carry = b"", None, False
+            invalid(data[:i], st.garbage, injected)
+            st.garbage = None
             data = data[i:]
         elif (
             eof is None
@@ -523,7 +535,7 @@ class Framer:
             else:
                 m = _token(text, pos)
                 end = m.end() if m else pos
-                if end == n and eof is None:
+                if end == n and eof is None and _scalar_prefix(text[pos:end]):
                     rest_from = pos  # a number or literal may go on
                     break
                 if end == pos:
@@ -549,11 +561,12 @@ class Framer:
             why = _describe(failure, text, pos)
             i = text.find("{", max(failure.pos, pos + 1))
             if i < 0:
+                # Shown now, not when the '{' that ends it comes; what follows in the
+                # next chunks up to that '{' is more of it.
+                invalid(_encode(text[pos:]) + held, why, inj)
+                held = b""
                 if eof is None:
-                    rest_from = pos
-                    st.garbage = why
-                else:
-                    invalid(_encode(text[pos:]), why, inj)
+                    st.garbage = _CONTINUED
                 break
             region = _encode(text[pos:i])
             invalid(region, why, inj)
@@ -576,14 +589,9 @@ class Framer:
         if len(st.pending) <= limit:
             return
         raw = bytes(st.pending).strip(_WS_BYTES)
-        if st.garbage is None:
-            why = f"value longer than {limit} bytes without ending"
-            st.garbage = f"not JSON: rest of a value longer than {limit} bytes"
-        else:
-            why = st.garbage
-            st.garbage = f"not JSON: garbage continues past {limit} bytes"
-        if raw:
-            frames.append(Frame(t, st.conn, st.side, raw, None, why, st.carry))
+        why = f"value longer than {limit} bytes without ending"
+        st.garbage = f"not JSON: rest of a value longer than {limit} bytes"
+        frames.append(Frame(t, st.conn, st.side, raw, None, why, st.carry))
         st.pending, st.carry, st.structure = b"", False, None
 
 

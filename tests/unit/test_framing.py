@@ -153,15 +153,30 @@ def test_garbage_position_is_reported_in_bytes_of_the_frame() -> None:
     assert (frames[1].raw, frames[1].value) == (b'{"b":2}', {"b": 2})
 
 
-def test_garbage_ends_at_the_next_brace_even_chunks_later() -> None:
+def test_garbage_is_shown_at_once_and_runs_on_to_the_next_brace() -> None:
     framer = Framer()
-    assert framer.feed(Data(1.0, "c1", "outlet", b"\x01\x02 abc")) == []
-    assert framer.feed(Data(2.0, "c1", "outlet", b" def ")) == []
-    frames = framer.feed(Data(3.0, "c1", "outlet", b'ghi{"ok":true}'))
+    frames = framer.feed(Data(1.0, "c1", "outlet", b"\x01\x02 abc"))
+    assert summary(frames) == [(1.0, b"\x01\x02 abc", None, False)]
+    assert frames[0].error == "not JSON: unexpected '\\x01' at byte 0 (expected a value)"
+    # Up to the next '{' the stream is still out of step: more garbage, whatever it is.
+    frames = framer.feed(Data(2.0, "c1", "outlet", b' 12 "x" '))
+    frames += framer.feed(Data(3.0, "c1", "outlet", b'ghi{"ok":true}'))
     assert summary(frames) == [
-        (3.0, b"\x01\x02 abc def ghi", None, False),
+        (2.0, b'12 "x"', None, False),
+        (3.0, b"ghi", None, False),
         (3.0, b'{"ok":true}', {"ok": True}, True),
     ]
+    assert frames[0].error == frames[1].error == "not JSON: continues the garbage before it"
+
+
+def test_a_word_that_cannot_become_a_number_or_literal_is_garbage_at_once() -> None:
+    framer = Framer()
+    assert summary(framer.feed(Data(1.0, "c1", "outlet", b"hello"))) == [
+        (1.0, b"hello", None, False)
+    ]
+    frames = framer.feed(Data(2.0, "c1", "outlet", b'{"a":1}-1'))  # -1 might be -12...
+    assert summary(frames) == [(2.0, b'{"a":1}', {"a": 1}, True)]
+    assert framer.feed(Data(3.0, "c1", "outlet", b"\n")) == [Frame(3.0, "c1", "outlet", b"-1", -1)]
 
 
 def test_truncated_object_followed_by_next_object_recovers_it() -> None:
@@ -312,13 +327,14 @@ def test_close_in_the_middle_of_a_value() -> None:
     assert frames[1].error == "connection closed in the middle of a value"
 
 
-def test_close_flushes_pending_garbage_and_forgets_the_connection() -> None:
+def test_close_flushes_both_sides_and_forgets_the_connection() -> None:
     framer = Framer()
-    feed_all(framer, [Data(1.0, "c1", "app", b"junk"), Data(1.0, "c1", "outlet", b'{"x":')])
+    events: list[Event] = [Data(1.0, "c1", "app", b"12"), Data(1.0, "c1", "outlet", b'{"x":')]
+    assert feed_all(framer, events) == []
     frames = framer.feed(Close(5.0, "c1", "app"))
-    assert [(f.side, f.raw, f.error is None) for f in frames] == [
-        ("app", b"junk", False),
-        ("outlet", b'{"x":', False),
+    assert [(f.side, f.raw, f.value, f.error) for f in frames] == [
+        ("app", b"12", 12, None),
+        ("outlet", b'{"x":', None, "connection closed in the middle of a value"),
     ]
     assert framer.buffered() == 0
     assert framer.feed(Close(6.0, "c1")) == []
@@ -670,11 +686,32 @@ fragments = st.one_of(
 def test_any_bytes_give_the_same_frames_however_chunked(
     parts: list[bytes], points: list[int], eager: int
 ) -> None:
-    # Below max_value_bytes the chunking changes only when frames come out (t).
+    # Below max_value_bytes the chunking changes only when frames come out (t) and
+    # how a run of garbage is cut: it is shown chunk by chunk.
     data = b"".join(parts)
     whole = tcp([data], eager_bytes=eager)
     pieces = tcp(cut(data, points), eager_bytes=eager)
-    assert [(f.raw, f.value, f.error) for f in pieces] == [(f.raw, f.value, f.error) for f in whole]
+    assert outline(data, pieces) == outline(data, whole)
+
+
+def outline(data: bytes, frames: Sequence[Frame]) -> list[tuple[int, int, Any]]:
+    """Each valid frame's span in ``data`` and value; each run of adjacent invalid
+    frames as one span with value ``...``."""
+    spans: list[tuple[int, int, Any]] = []
+    pos = 0
+    for f in frames:
+        start = data.index(f.raw, pos)
+        pos = start + len(f.raw)
+        if f.error is None:
+            spans.append((start, pos, f.value))
+        elif spans and spans[-1][2] is ... and not data[spans[-1][1] : start].strip(_WS):
+            spans[-1] = (spans[-1][0], pos, ...)
+        else:
+            spans.append((start, pos, ...))
+    return spans
+
+
+_WS = b" \t\r\n"
 
 
 @pytest.mark.parametrize("bad", [0, -1])
