@@ -28,7 +28,7 @@ from typing import Any
 from proxy import protocol
 from proxy.events import Close, Data, Event, Open
 from proxy.framing import Framer
-from proxy.model import Connection, Link, Message, OtaSession, Relation, Row, Target
+from proxy.model import Connection, Link, Message, OtaSession, Relation, RowList, Target
 
 DEFAULT_STALL_WINDOW = 60.0
 DEFAULT_REPLY_TIMEOUT = 30.0
@@ -126,7 +126,7 @@ class Analysis:
         self.links: list[Link] = []
         self.sessions: list[OtaSession] = []
         self.connections: dict[str, Connection] = {}
-        self.rows: list[Row] = []
+        self.rows = RowList()
         self.generation = 0
         self.first_t: float | None = None
         self.last_t: float | None = None
@@ -139,6 +139,7 @@ class Analysis:
         self._pending: dict[tuple[str, Any], _Pending] = {}
         self._pending_order: deque[_Pending] = deque()
         self._devices: dict[str, _Device] = {}
+        self._strings: dict[str, str] = {}
         # sessions still able to take messages, by (device, target)
         self._open: dict[tuple[str, str], OtaSession] = {}
 
@@ -165,7 +166,7 @@ class Analysis:
                 event.conn, event.transport, event.app, event.outlet, t
             )
             self._framer.feed(event)
-            self.rows.append(Row(t, "open", event.conn, -1))
+            self.rows.add(t, "open", event.conn, -1)
             self._device_of(event.conn).open_conns.add(event.conn)
         elif isinstance(event, Close):
             # Leftover bytes become invalid frames before the close row.
@@ -174,12 +175,19 @@ class Analysis:
                 transport = conn_info.transport if conn_info is not None else "tcp"
                 self._add_message(protocol.decode(frame, len(self.messages), transport))
             self._on_close(event)
-            self.rows.append(Row(t, "close", event.conn, -1))
+            self.rows.add(t, "close", event.conn, -1)
 
     def _add_message(self, msg: Message) -> None:
+        # One string object per connection and per serial, not one per message.
+        info = self.connections.get(msg.conn)
+        if info is not None:
+            msg.conn = info.conn
+        sn = msg.sn
+        if type(sn) is str:
+            msg.sn = self._strings.setdefault(sn, sn)
         self.messages.append(msg)
         self._first_link.append(-1)
-        self.rows.append(Row(msg.t, "message", msg.conn, msg.id))
+        self.rows.add(msg.t, "message", msg.conn, msg.id)
         self._correlate(msg)
 
     def feed_all(self, events: Iterable[Event]) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 
 from proxy.events import Side, Transport
 from proxy.framing import Frame
-from proxy.model import Annotation, Message
+from proxy.model import LAZY, Annotation, Message
 
 __all__ = [
     "CATALOG",
@@ -656,6 +656,11 @@ _FIRE_AND_FORGET_TEXT: Final = {
 }
 
 
+# Arguments the analysis reads while correlating (or that hold secrets) stay decoded;
+# the rest (sensor pushes above all) are parsed again from ``raw`` when shown.
+_EAGER_ARGS: Final = frozenset({1, 2, 12, 20, 21, 22, 23})
+
+
 def decode(frame: Frame, msg_id: int, transport: Transport) -> Message:
     """Decode one frame into a Message, with the annotations the frame alone justifies.
 
@@ -696,7 +701,7 @@ def decode(frame: Frame, msg_id: int, transport: Transport) -> Message:
         pid,
         value.get("sn"),
         puback,
-        args,
+        args if callback in _EAGER_ARGS or callback is None else LAZY,
         frame.raw,
         [],
         frame.injected,
