@@ -17,6 +17,7 @@ reboot. Updates are therefore tied together by device and target, never by packe
 from __future__ import annotations
 
 import gc
+import math
 import time
 from array import array
 from collections import deque
@@ -126,7 +127,7 @@ class Analysis:
         self.links: list[Link] = []
         self.sessions: list[OtaSession] = []
         self.connections: dict[str, Connection] = {}
-        self.rows = RowList()
+        self.rows = RowList(self.messages)
         self.generation = 0
         self.first_t: float | None = None
         self.last_t: float | None = None
@@ -140,6 +141,8 @@ class Analysis:
         self._pending_order: deque[_Pending] = deque()
         self._devices: dict[str, _Device] = {}
         self._strings: dict[str, str] = {}
+        # nothing can time out before this (see _tick); saves a check per event
+        self._deadline = math.inf
         # sessions still able to take messages, by (device, target)
         self._open: dict[tuple[str, str], OtaSession] = {}
 
@@ -150,7 +153,8 @@ class Analysis:
         t = event.t
         if self.first_t is None:
             self.first_t = t
-        self._tick(t)
+        if t > self._deadline:
+            self._tick(t)
         self.last_t = t
         self.generation += 1
         if isinstance(event, Data):
@@ -166,7 +170,7 @@ class Analysis:
                 event.conn, event.transport, event.app, event.outlet, t
             )
             self._framer.feed(event)
-            self.rows.add(t, "open", event.conn, -1)
+            self.rows.add_connection(t, "open", event.conn)
             self._device_of(event.conn).open_conns.add(event.conn)
         elif isinstance(event, Close):
             # Leftover bytes become invalid frames before the close row.
@@ -175,7 +179,7 @@ class Analysis:
                 transport = conn_info.transport if conn_info is not None else "tcp"
                 self._add_message(protocol.decode(frame, len(self.messages), transport))
             self._on_close(event)
-            self.rows.add(t, "close", event.conn, -1)
+            self.rows.add_connection(t, "close", event.conn)
 
     def _add_message(self, msg: Message) -> None:
         # One string object per connection and per serial, not one per message.
@@ -187,7 +191,7 @@ class Analysis:
             msg.sn = self._strings.setdefault(sn, sn)
         self.messages.append(msg)
         self._first_link.append(-1)
-        self.rows.add(msg.t, "message", msg.conn, msg.id)
+        self.rows.add_message(msg.id)
         self._correlate(msg)
 
     def feed_all(self, events: Iterable[Event]) -> None:
@@ -199,7 +203,7 @@ class Analysis:
 
     def advance(self, now: float) -> None:
         """Let time pass without traffic (live view): timeouts and stalls."""
-        if self.last_t is not None and now > self.last_t:
+        if self.last_t is not None and now > self.last_t and now > self._deadline:
             self._tick(now)
 
     def finish(self) -> None:
@@ -264,12 +268,16 @@ class Analysis:
                     pending, f"no reply within {self.reply_timeout:g} s while traffic went on"
                 )
                 self.generation += 1
+        deadline = order[0].t + self.reply_timeout if order else math.inf
         for session in list(self._open.values()):
-            if session.outcome == "in-progress" and (
-                now - session.last_activity > self.stall_window
-            ):
+            if session.outcome != "in-progress":
+                continue
+            if now - session.last_activity > self.stall_window:
                 self._stall(session)
                 self.generation += 1
+            else:
+                deadline = min(deadline, session.last_activity + self.stall_window)
+        self._deadline = deadline
 
     def _stall(self, session: OtaSession) -> None:
         """Mark an update stalled; the wording does not depend on when it was noticed."""
@@ -380,6 +388,7 @@ class Analysis:
                 self._unanswered(previous, f"packetID {pid} was reused by message {msg.id}")
             self._pending[key] = pending
             self._pending_order.append(pending)
+            self._deadline = min(self._deadline, msg.t + self.reply_timeout)
         if msg.callback == 21:
             self._on_ota_request(msg)
 
@@ -420,6 +429,7 @@ class Analysis:
     def _add(self, session: OtaSession, msg: Message) -> None:
         session.messages.append(msg.id)
         session.last_activity = msg.t
+        self._deadline = min(self._deadline, msg.t + self.stall_window)
         self._session_by_msg[msg.id] = session
         if session.sn is None and msg.sn is not None:
             session.sn = msg.sn

@@ -49,6 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+import orjson
+
 from proxy.events import SIDES, Close, Data, Event, Open, Side
 
 _WS_BYTES: Final = b" \t\r\n"
@@ -135,6 +137,18 @@ def _make_scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, 
     )
 
 
+_loads: Final = orjson.loads
+# A run of 19 digits may be an integer beyond 64 bits (-2**63 - 1 has 19), which
+# orjson would turn into a float: such frames take the stdlib path, which keeps every
+# integer exact.
+_DIGITS_ONLY: Final = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_NINETEEN: Final = b"9" * 19
+
+
+def _long_digits(buf: bytes) -> bool:
+    """Whether ``buf`` has a run of 19 digits (a translate and a find: ~20x a regex)."""
+    return _NINETEEN in buf.translate(_DIGITS_ONLY)
+_OrjsonError: Final = orjson.JSONDecodeError
 _scan: Final = _make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
 _scan_lenient: Final = _make_scanner(json.JSONDecoder())
 
@@ -370,17 +384,17 @@ class Framer:
                 else:
                     return self._push(stream, data, event.t, event.injected)
                 if buf[:1] == b"{":
-                    try:
-                        text = buf.decode()
-                        value, end = _scan(text, 0)
-                    except Exception:
+                    # orjson accepts exactly one JSON document (no NaN, valid UTF-8) and
+                    # is twice as fast as the stdlib scanner; anything it refuses (two
+                    # values, a cut, garbage, 65+ bit integers) takes the general loop.
+                    if _long_digits(buf):
                         return self._push(stream, data, event.t, event.injected)
-                    n = len(text)
-                    if end != n:
-                        if text[end:].strip(_WS):
-                            return self._push(stream, data, event.t, event.injected)
-                        # The tail is ASCII whitespace: one byte per character.
-                        buf = buf[: len(buf) - (n - end)]
+                    try:
+                        value = _loads(buf)
+                    except _OrjsonError:
+                        return self._push(stream, data, event.t, event.injected)
+                    if buf[-1:] == b"\n":
+                        buf = buf[:-1]
                     injected = event.injected or stream.carry
                     stream.pending, stream.carry = b"", False
                     return [Frame(event.t, event.conn, event.side, buf, value, None, injected)]
@@ -599,6 +613,12 @@ def _ws_frame(event: Data) -> Frame:
     """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
     data = event.data
     why: str | None
+    try:
+        if not _long_digits(data):
+            value = _loads(data)
+            return Frame(event.t, event.conn, event.side, data, value, None, event.injected)
+    except _OrjsonError:
+        pass  # say precisely what is wrong with it, below
     try:
         text = data.decode()
     except UnicodeDecodeError as e:

@@ -210,39 +210,28 @@ class Row:
     ref: int
 
 
-_ROW_KINDS: Final[tuple[RowKind, ...]] = ("open", "close", "message")
-_ROW_KIND_CODE: Final = {k: i for i, k in enumerate(_ROW_KINDS)}
-
-
 class RowList(Sequence[Row]):
-    """The timeline's rows, stored in arrays (about 21 bytes a row, not 80).
+    """The timeline's rows in 8 bytes each: message rows are just message ids.
 
-    Reads as a list of :class:`Row`; a Row object is only made when one is asked for.
+    Reads as a list of :class:`Row`; a message's Row is only made when asked for.
+    Connection rows (few) are kept as they are.
     """
 
-    def __init__(self) -> None:
-        self._t = array("d")
-        self._kind = bytearray()
-        self._conn = array("I")
-        self._ref = array("q")
-        self._conns: list[str] = []
-        self._conn_index: dict[str, int] = {}
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self._messages = messages
+        # >= 0: a message id; < 0: -(index + 1) into _conn_rows
+        self._refs = array("q")
+        self._conn_rows: list[Row] = []
 
-    def append(self, row: Row) -> None:
-        self.add(row.t, row.kind, row.conn, row.ref)
+    def add_message(self, msg_id: int) -> None:
+        self._refs.append(msg_id)
 
-    def add(self, t: float, kind: RowKind, conn: str, ref: int) -> None:
-        index = self._conn_index.get(conn)
-        if index is None:
-            index = self._conn_index[conn] = len(self._conns)
-            self._conns.append(conn)
-        self._t.append(t)
-        self._kind.append(_ROW_KIND_CODE[kind])
-        self._conn.append(index)
-        self._ref.append(ref)
+    def add_connection(self, t: float, kind: RowKind, conn: str) -> None:
+        self._conn_rows.append(Row(t, kind, conn, -1))
+        self._refs.append(-len(self._conn_rows))
 
     def __len__(self) -> int:
-        return len(self._t)
+        return len(self._refs)
 
     @overload
     def __getitem__(self, index: int) -> Row: ...
@@ -252,13 +241,14 @@ class RowList(Sequence[Row]):
 
     def __getitem__(self, index: int | slice) -> Row | list[Row]:
         if isinstance(index, slice):
-            return [self._row(i) for i in range(*index.indices(len(self._t)))]
-        if index < 0:
-            index += len(self._t)
-        return self._row(index)
+            return [self._row(r) for r in self._refs[index]]
+        return self._row(self._refs[index])
 
-    def _row(self, i: int) -> Row:
-        return Row(self._t[i], _ROW_KINDS[self._kind[i]], self._conns[self._conn[i]], self._ref[i])
+    def _row(self, ref: int) -> Row:
+        if ref >= 0:
+            msg = self._messages[ref]
+            return Row(msg.t, "message", msg.conn, ref)
+        return self._conn_rows[-ref - 1]
 
     def __iter__(self) -> Iterator[Row]:
-        return (self._row(i) for i in range(len(self._t)))
+        return (self._row(r) for r in self._refs)

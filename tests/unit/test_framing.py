@@ -718,3 +718,17 @@ _WS = b" \t\r\n"
 def test_max_value_bytes_must_be_positive(bad: int) -> None:
     with pytest.raises(ValueError, match="max_value_bytes"):
         Framer(max_value_bytes=bad)
+
+
+def test_integers_beyond_64_bits_stay_exact() -> None:
+    """The fast parser turns them into floats; the framer must not."""
+    big = 123456789012345678901234567890
+    raw = b'{"packetID":%d,"payload":{"callbackName":9}}' % big
+    tcp = Framer()
+    tcp.feed(Open(0.0, "c1", "tcp", "a:1", "b:2"))
+    (frame,) = tcp.feed(Data(0.1, "c1", "app", raw + b"\n"))
+    assert frame.value["packetID"] == big and type(frame.value["packetID"]) is int
+    ws = Framer()
+    ws.feed(Open(0.0, "c2", "ws", "a:1", "b:2"))
+    (frame,) = ws.feed(Data(0.1, "c2", "app", raw))
+    assert frame.value["packetID"] == big and frame.raw == raw
