@@ -148,6 +148,8 @@ _NINETEEN: Final = b"9" * 19
 def _long_digits(buf: bytes) -> bool:
     """Whether ``buf`` has a run of 19 digits (a translate and a find: ~20x a regex)."""
     return _NINETEEN in buf.translate(_DIGITS_ONLY)
+
+
 _OrjsonError: Final = orjson.JSONDecodeError
 _scan: Final = _make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
 _scan_lenient: Final = _make_scanner(json.JSONDecoder())
