@@ -1,0 +1,56 @@
+"""The top-level command line: help, unknown flags, and that --help stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from proxy.cli import COMMAND_MODULES, main
+
+
+@pytest.mark.parametrize(
+    ("argv", "who"),
+    [
+        (["analyze", "x.invcap", "--bogus"], "invisproxy analyze: error"),
+        (["replay", "serve", "x.invcap", "--bogus"], "invisproxy replay serve: error"),
+        (["--bogus"], "invisproxy: error"),
+    ],
+)
+def test_an_unknown_flag_is_blamed_on_the_command_that_got_it(
+    argv: list[str], who: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{who}: unrecognized arguments: --bogus" in err
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    for command in ("demo", "run", "view", "analyze", "import", "export", "sim", "replay"):
+        assert f"    {command} " in out
+
+
+@pytest.mark.parametrize("command", [c for c in COMMAND_MODULES if c != "convert"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: invisproxy {command}" in capsys.readouterr().out
+
+
+def test_help_does_not_import_mitmproxy_or_textual() -> None:
+    code = (
+        "import sys\n"
+        "from proxy.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'mitmproxy', 'textual'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().endswith("[]")
