@@ -240,7 +240,8 @@ async def _demo_tui(args: argparse.Namespace) -> int:
         check.advance(time.time())
         ok, why = verdict(check, result)
         app.notify(
-            f"The scripted app finished: {result.outcome}. {why}. Press q to quit.",
+            f"The scripted app finished: {result.outcome}. {why[:1].upper()}{why[1:]}. "
+            "Press q to quit.",
             title="Demo finished",
             severity="information" if ok else "error",
             timeout=30,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,43 @@ def test_demo_rejects_a_bad_fault_in_one_line(tmp_path: Path) -> None:
     done = run_demo(tmp_path, "--fault", "explode")
     assert done.returncode == 2
     assert "argument --fault" in done.stderr and "Traceback" not in done.stderr
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _screen_with(session: str, needle: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _tmux("capture-pane", "-p", "-J", "-t", session)
+        if needle in screen:
+            return screen
+        time.sleep(0.2)  # polling a real terminal for a condition, with a deadline
+    raise AssertionError(f"{needle!r} did not appear; screen was:\n{screen}")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_demo_in_the_tui_at_80x24_tells_the_story_and_quits(tmp_path: Path) -> None:
+    """The README's main command, as a person runs it in a terminal."""
+    session = f"demo-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "exit-code"
+    command = (
+        f"cd {tmp_path} && {INVISPROXY} demo --ota-seconds 1 --seed 3; "
+        f"echo $? > {marker}; echo EXITED; sleep 30"
+    )
+    _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", command)
+    try:
+        screen = _screen_with(session, "Demo finished")
+        # the toast wraps; its words are what a person reads
+        words = " ".join(line.split("▌")[-1].strip() for line in screen.splitlines())
+        assert "analysis agrees" in words and "verified" in words, screen
+        _tmux("send-keys", "-t", session, "q")
+        _screen_with(session, "EXITED")
+        assert marker.read_text().strip() == "0"
+        (capture,) = (tmp_path / "captures").glob("demo-*.invcap")
+        (session_found,) = analyze(load_events(capture).events).sessions
+        assert session_found.outcome == "succeeded"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
