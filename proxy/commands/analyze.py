@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from proxy.commands._types import positive_float
 from proxy.events import Event
 
 
@@ -46,16 +47,6 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="a request with no reply after S seconds is unanswered (default 30)",
     )
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
 
 
 def with_progress(events: Iterator[Event], label: str) -> Iterator[Event]:

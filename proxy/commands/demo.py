@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxy.commands.analyze import positive_float
+from proxy.commands._types import positive_float
 from proxy.commands.sim import fault
 
 if TYPE_CHECKING:

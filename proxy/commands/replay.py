@@ -9,6 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from proxy.commands._types import listen_port, positive_float, remote_port
 from proxy.errors import UserError
 
 if TYPE_CHECKING:
@@ -64,14 +65,14 @@ def _register_serve(subs: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
         "--tcp-port",
-        type=_port,
+        type=listen_port,
         default=DEFAULT_TCP_PORT,
         metavar="PORT",
         help=f"raw TCP port (default {DEFAULT_TCP_PORT}; 0 picks a free one)",
     )
     p.add_argument(
         "--ws-port",
-        type=_port,
+        type=listen_port,
         default=DEFAULT_SERVE_WS_PORT,
         metavar="PORT",
         help=f"WebSocket port, path /ws (default {DEFAULT_SERVE_WS_PORT}: 80 needs root)",
@@ -80,7 +81,7 @@ def _register_serve(subs: Any) -> None:
     p.add_argument("--no-ws", action="store_true", help="do not listen for WebSockets")
     p.add_argument(
         "--speed",
-        type=_speed,
+        type=positive_float,
         default=1.0,
         metavar="N",
         help="divide every recorded delay by N (default 1; 10 plays ten times faster)",
@@ -121,14 +122,14 @@ def _register_send(subs: Any) -> None:
     p.add_argument("--outlet", required=True, metavar="HOST", help="the outlet's address")
     p.add_argument(
         "--tcp-port",
-        type=_port,
+        type=remote_port,
         default=DEFAULT_TCP_PORT,
         metavar="PORT",
         help=f"the outlet's raw TCP port (default {DEFAULT_TCP_PORT})",
     )
     p.add_argument(
         "--ws-port",
-        type=_port,
+        type=remote_port,
         default=DEFAULT_OUTLET_WS_PORT,
         metavar="PORT",
         help=f"the outlet's WebSocket port, path /ws (default {DEFAULT_OUTLET_WS_PORT})",
@@ -141,14 +142,14 @@ def _register_send(subs: Any) -> None:
     )
     p.add_argument(
         "--speed",
-        type=_speed,
+        type=positive_float,
         default=1.0,
         metavar="N",
         help="divide the recorded gaps between requests by N (default 1)",
     )
     p.add_argument(
         "--timeout",
-        type=_speed,
+        type=positive_float,
         default=5.0,
         metavar="S",
         help="seconds to wait for each reply (default 5)",
@@ -177,26 +178,6 @@ def _register_send(subs: Any) -> None:
 
 
 # ---------------------------------------------------------------------- argument types
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535: {text!r}")
-    return value
-
-
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number greater than 0: {text!r}")
-    return value
 
 
 # ---------------------------------------------------------------------- shared

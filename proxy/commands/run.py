@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proxy.commands._types import listen_port, remote_port
 from proxy.commands.analyze import add_analysis_options
 from proxy.errors import UserError
 
@@ -23,16 +24,6 @@ if TYPE_CHECKING:
     from proxy.live import HeadlessPrinter, LiveProxy
 
 OPEN_HOSTS = ("0.0.0.0", "::", "")
-
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range 0-65535: {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -53,11 +44,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--outlet", required=True, metavar="HOST", help="the outlet's address")
     p.add_argument(
-        "--outlet-tcp-port", type=port_number, default=3333, metavar="PORT",
+        "--outlet-tcp-port", type=remote_port, default=3333, metavar="PORT",
         help="the outlet's raw TCP port (default 3333)",
     )  # fmt: skip
     p.add_argument(
-        "--outlet-ws-port", type=port_number, default=80, metavar="PORT",
+        "--outlet-ws-port", type=remote_port, default=80, metavar="PORT",
         help="the outlet's WebSocket (HTTP) port (default 80)",
     )  # fmt: skip
     p.add_argument(
@@ -65,11 +56,11 @@ def register(sub: Any) -> None:
         help="where the proxy listens (default 127.0.0.1; 0.0.0.0 opens it to the network)",
     )  # fmt: skip
     p.add_argument(
-        "--tcp-port", type=port_number, default=3333, metavar="PORT",
+        "--tcp-port", type=listen_port, default=3333, metavar="PORT",
         help="raw TCP listen port (default 3333, 0 = any free port)",
     )  # fmt: skip
     p.add_argument(
-        "--ws-port", type=port_number, default=8080, metavar="PORT",
+        "--ws-port", type=listen_port, default=8080, metavar="PORT",
         help="WebSocket listen port, path /ws (default 8080; 80 needs root; 0 = any free port)",
     )  # fmt: skip
     p.add_argument("--no-tcp", action="store_true", help="do not relay raw TCP")

@@ -7,6 +7,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+from proxy.commands._types import listen_port, non_negative_float
 from proxy.errors import UserError
 
 if TYPE_CHECKING:
@@ -34,14 +35,14 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
         "--tcp-port",
-        type=port,
+        type=listen_port,
         default=DEFAULT_TCP_PORT,
         metavar="PORT",
         help=f"raw TCP port (default {DEFAULT_TCP_PORT}; 0 picks a free one)",
     )
     p.add_argument(
         "--ws-port",
-        type=port,
+        type=listen_port,
         default=DEFAULT_WS_PORT,
         metavar="PORT",
         help=f"WebSocket port, path /ws (default {DEFAULT_WS_PORT}: 80 needs root; 0 = free)",
@@ -118,26 +119,6 @@ def register(sub: Any) -> None:
         "--seed", type=int, help="seed for packetIDs, sensor noise and TCP merges/splits"
     )
     p.set_defaults(func=run)
-
-
-def port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535: {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
 
 
 def fault(text: str) -> Fault:
