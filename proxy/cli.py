@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,11 @@ def _command_parser(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Captures may hold any string, lone surrogates included (a valid JSON "\\ud800");
+    # printing one must not kill the command half-way through its output.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -58,9 +58,13 @@ def find_secrets(events: Iterable[Event]) -> tuple[dict[bytes, bytes], list[str]
             _string_pairs(frame.value, redacted, pairs)
             for old, new in pairs.items():
                 for ascii_only in (True, False):
-                    literals[json.dumps(old, ensure_ascii=ascii_only).encode()] = json.dumps(
-                        new, ensure_ascii=ascii_only
-                    ).encode()
+                    # surrogatepass: a string with a lone surrogate (from a "\\ud800"
+                    # escape) has no UTF-8 form, and then only its escaped form can match
+                    old_raw = json.dumps(old, ensure_ascii=ascii_only)
+                    new_raw = json.dumps(new, ensure_ascii=ascii_only)
+                    literals[old_raw.encode("utf-8", "surrogatepass")] = new_raw.encode(
+                        "utf-8", "surrogatepass"
+                    )
     return literals, removed
 
 

@@ -73,7 +73,7 @@ def progress_text(session: OtaSession) -> str:
     for device_type, label in ((3, "WWW"), (1, "main"), (2, "deco")):
         series = [pct for _, dt, pct in session.progress if dt == device_type]
         if series:
-            parts.append(f"{label} {series[0]}→{series[-1]} % ({len(series)} updates)")
+            parts.append(f"{label} {series[0]}→{series[-1]} % ({plural(len(series), 'update')})")
     return ", ".join(parts) or "no progress reported"
 
 
@@ -98,15 +98,17 @@ def format_session(analysis: Analysis, index: int, session: OtaSession) -> list[
     return lines
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def summary(analysis: Analysis) -> Iterator[str]:
-    n_msgs = len(analysis.messages)
-    n_conns = len(analysis.connections)
     n_inv = sum(1 for m in analysis.messages if m.kind == "invalid")
     yield (
-        f"{n_msgs} messages on {n_conns} connection{'s' if n_conns != 1 else ''}, "
-        f"{len(analysis.links)} links, {len(analysis.sessions)} OTA update"
-        f"{'s' if len(analysis.sessions) != 1 else ''}"
-        + (f", {n_inv} invalid frames" if n_inv else "")
+        f"{plural(len(analysis.messages), 'message')} on "
+        f"{plural(len(analysis.connections), 'connection')}, "
+        f"{plural(len(analysis.links), 'link')}, {plural(len(analysis.sessions), 'OTA update')}"
+        + (f", {plural(n_inv, 'invalid frame')}" if n_inv else "")
     )
     if not analysis.sessions:
         yield "No OTA update in this capture."

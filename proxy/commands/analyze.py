@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"invisproxy analyze: warning: {problem}", file=sys.stderr)
     out = sys.stdout
     if args.json:
-        json.dump(analysis.to_json(), out, ensure_ascii=False, default=repr)
+        json.dump(analysis.to_json(), out, ensure_ascii=False)
         out.write("\n")
         return 0
     if not args.summary:

@@ -181,7 +181,7 @@ def _write_messages(target: Any, events: Iterable[Event]) -> int:
         for msg in analysis.messages:
             doc = message_json(msg)
             doc["links"] = [link_json(link) for link in analysis.links_of(msg.id)]
-            fp.write(json.dumps(doc, ensure_ascii=False, default=repr) + "\n")
+            fp.write(json.dumps(doc, ensure_ascii=False) + "\n")
     finally:
         if fp is not target:
             fp.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,41 @@ def test_help_does_not_import_mitmproxy_or_textual() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().endswith("[]")
+
+
+INVISPROXY = Path(sys.executable).parent / "invisproxy"
+
+
+def test_odd_but_valid_strings_never_break_the_output(tmp_path: Path) -> None:
+    """A lone surrogate escape is valid JSON; every output must survive it."""
+    trace = tmp_path / "odd.jsonl"
+    lines = [
+        {
+            "t": 0.0,
+            "conn": "c1",
+            "event": "open",
+            "transport": "tcp",
+            "app": "a:1",
+            "outlet": "b:2",
+        },
+        {
+            "t": 0.1,
+            "conn": "c1",
+            "event": "data",
+            "from": "outlet",
+            "text": '{"sn":"\\ud800x","packetID":5,'
+            '"payload":{"callbackName":9,"callbackArgs":[1,0]}}\n',
+        },
+    ]
+    trace.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for args in (["analyze", "--json"], ["analyze"], ["export", "--format", "jsonl"]):
+        done = subprocess.run(
+            [str(INVISPROXY), *args[:1], str(trace), *args[1:]], capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, (args, done.stderr.decode(errors="replace"))
+        assert b"Traceback" not in done.stderr
+        if "--json" in args or "jsonl" in args:
+            first = done.stdout.decode().splitlines()[0]
+            doc = json.loads(first)
+            sn = doc["messages"][0]["sn"] if "messages" in doc else doc["sn"]
+            assert sn == "\ud800x"

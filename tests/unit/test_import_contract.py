@@ -22,6 +22,7 @@ CORE_MODULES = [
     "sources",
     "records",
     "report",
+    "redact",
 ]
 FORBIDDEN = ("mitmproxy", "textual")
 
