@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -252,6 +253,8 @@ async def _demo_tui(args: argparse.Namespace) -> int:
         await app.run_async()
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # an error in the script surfaces here, not silently
         where = await live.stop()
         await sim.stop()
     if where:

@@ -169,7 +169,10 @@ async def _serve_tui(args: argparse.Namespace) -> int:
     source = LiveSource(f"live: outlet {args.outlet}")
     live = _live_proxy(args, source.push)
     await live.start()
-    app = InvisApp(source, title=" · ".join(live.describe()), stall_window=args.stall_window)
+    from proxy.analysis import Analysis
+
+    analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
+    app = InvisApp(source, title=" · ".join(live.describe()), analysis=analysis)
     try:
         await app.run_async()
     finally:
