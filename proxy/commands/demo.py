@@ -235,7 +235,11 @@ async def _demo_tui(args: argparse.Namespace) -> int:
 
     async def script() -> None:
         scripted = _app(args, live, lambda line: app.set_progress(f"app: {line}"))
-        result = await scripted.run()
+        try:
+            result = await scripted.run()
+        except Exception as exc:  # the demo's own bug: say so on screen, keep the TUI
+            app.notify(f"The scripted app stopped: {exc!r}", title="Demo", severity="error")
+            raise
         app.set_progress("")
         live.flush()
         check.advance(time.time())
