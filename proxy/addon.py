@@ -37,8 +37,12 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.connection import Client, Connection, ConnectionState
 from mitmproxy.proxy import events as mevents
 from mitmproxy.proxy import layer as mlayer
-from mitmproxy.proxy.layers import TCPLayer
+from mitmproxy.proxy.commands import StartHook
+from mitmproxy.proxy.context import Context
+from mitmproxy.proxy.layers import TCPLayer, WebsocketLayer
 from mitmproxy.proxy.layers.modes import ReverseProxy
+from mitmproxy.proxy.layers.tcp import TcpMessageHook
+from mitmproxy.proxy.layers.websocket import WebsocketMessageHook
 from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.utils.human import format_address
@@ -133,24 +137,74 @@ class _Conn:
         self.injected: deque[bytes] = deque()
 
 
+def _without_hook(
+    commands: mlayer.CommandGenerator[None], hook: type[StartHook], handle: Callable[[], None]
+) -> mlayer.CommandGenerator[None]:
+    """``commands`` with every ``hook`` command handled here, synchronously.
+
+    A message hook is blocking: mitmproxy forwards the message only after a task has
+    run the hook through every addon and resumed the layer on a later loop iteration.
+    Calling the addon in place forwards the message in the same step it arrived.
+    """
+    reply: Any = None
+    while True:
+        try:
+            command = commands.send(reply)
+        except StopIteration:
+            return
+        if type(command) is hook:
+            handle()
+            reply = None
+        else:
+            reply = yield command
+
+
 class _InvisTCPLayer(TCPLayer):
     """mitmproxy's TCP relay, noting who closed first (tcp_end alone cannot tell).
 
     The first ``ConnectionClosed`` of a flow comes from the side that sent EOF (or
     reset); if the proxy itself tore the connection down (timeout, shutdown, write
     error) that connection is already fully CLOSED rather than half-open.
+
+    With a ``direct`` addon each message goes to it without a ``tcp_message`` hook.
     """
 
+    def __init__(self, context: Context, addon: InvisAddon) -> None:
+        super().__init__(context)
+        self.addon = addon
+
     def relay_messages(self, event: mevents.Event) -> mlayer.CommandGenerator[None]:
+        flow = self.flow
         if (
             isinstance(event, mevents.ConnectionClosed)
-            and self.flow is not None
-            and FIRST_CLOSE not in self.flow.metadata
+            and flow is not None
+            and FIRST_CLOSE not in flow.metadata
         ):
             side = "app" if event.connection == self.context.client else "outlet"
             peer_closed = bool(event.connection.state & ConnectionState.CAN_WRITE)
-            self.flow.metadata[FIRST_CLOSE] = side if peer_closed else "proxy"
-        yield from super().relay_messages(event)
+            flow.metadata[FIRST_CLOSE] = side if peer_closed else "proxy"
+        commands = super().relay_messages(event)
+        if self.addon.direct and flow is not None:
+            commands = _without_hook(commands, TcpMessageHook, lambda: self.addon.tcp_message(flow))
+        yield from commands
+
+
+class _InvisWebsocketLayer(WebsocketLayer):
+    """mitmproxy's WebSocket relay, handing each message to a ``direct`` addon in place.
+
+    mitmproxy's HTTP layer builds a plain WebsocketLayer itself; the addon turns it
+    into this class at ``websocket_start`` (see :meth:`InvisAddon.websocket_start`).
+    """
+
+    addon: InvisAddon
+
+    def relay_messages(self, event: mevents.Event) -> mlayer.CommandGenerator[None]:
+        flow = self.flow
+        yield from _without_hook(
+            super().relay_messages(event),
+            WebsocketMessageHook,
+            lambda: self.addon.websocket_message(flow),
+        )
 
 
 def _transport_of(client: Client) -> Transport | None:
@@ -186,12 +240,22 @@ class InvisAddon:
     every byte that was forwarded, even after a crash). ``deferred_sinks`` get the same
     events in the same order just after forwarding, in batches: slow consumers such as
     the analysis then add nothing to the relay's latency.
+
+    ``direct`` is for a master that runs no other addon wanting messages (the
+    :class:`proxy.relay.Relay`): the relay layers then hand each message straight to
+    this addon instead of firing the ``tcp_message`` / ``websocket_message`` hooks,
+    which costs mitmproxy a task and a loop iteration per message.
     """
 
     def __init__(
-        self, *sinks: Sink, deferred_sinks: Iterable[Sink] = (), ws_path: str = "/ws"
+        self,
+        *sinks: Sink,
+        deferred_sinks: Iterable[Sink] = (),
+        ws_path: str = "/ws",
+        direct: bool = False,
     ) -> None:
         self.sinks: list[Sink] = list(sinks)
+        self.direct = direct
         self.deferred_sinks: list[Sink] = list(deferred_sinks)
         self._deferred: list[Event] = []
         self._drain_scheduled = False
@@ -303,6 +367,7 @@ class InvisAddon:
             capture.close()
 
     def done(self) -> None:
+        self._close_remaining()
         self.flush()
         self._close_capture()
         if self.sink_errors:
@@ -321,7 +386,7 @@ class InvisAddon:
             return
         current = nextlayer.layer
         if current is None and len(context.layers) == 1:
-            nextlayer.layer = _InvisTCPLayer(context)
+            nextlayer.layer = _InvisTCPLayer(context, self)
         elif (
             type(current) is TCPLayer
             and current.flow is not None
@@ -329,7 +394,7 @@ class InvisAddon:
         ):
             # stock mitmproxy: NextLayer (earlier in the chain) already chose TCPLayer
             context.layers.remove(current)
-            nextlayer.layer = _InvisTCPLayer(context)
+            nextlayer.layer = _InvisTCPLayer(context, self)
 
     # ------------------------------------------------------------------ mitmproxy: connections
 
@@ -385,6 +450,22 @@ class InvisAddon:
         if not self._clients:
             self._idle.set()
 
+    def _close_remaining(self) -> None:
+        """Close every connection still open at shutdown.
+
+        mitmproxy runs end hooks as tasks, and a master shutting down may not run them:
+        a connection whose close had begun is closed by who began it, any other by
+        ``proxy``.
+        """
+        for state in list(self._clients.values()):
+            flow = state.flow
+            if isinstance(flow, http.HTTPFlow):
+                if flow.websocket is not None and flow.websocket.timestamp_end is not None:
+                    self.websocket_end(flow)
+            elif flow is not None:
+                self._close(state, flow.metadata.get(FIRST_CLOSE, "proxy"))
+            self._close(state, "proxy")
+
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every app connection seen has disconnected; False on timeout."""
         try:
@@ -438,6 +519,29 @@ class InvisAddon:
         state = self._state(flow.client_conn)
         state.flow = flow
         self._open(state, "ws", _address(flow.server_conn))
+        if self.direct:
+            self._take_over_websocket(flow)
+
+    def _take_over_websocket(self, flow: http.HTTPFlow) -> None:
+        """Make the flow's WebsocketLayer an :class:`_InvisWebsocketLayer`.
+
+        Reached through the connection's HTTP layer (HttpLayer.streams[...].child_layer,
+        mitmproxy 12). Called while the layer waits for this hook, before it relays a
+        message. If the layer is not found the hooks keep working, only slower.
+        """
+        addons: Any = ctx.master.addons
+        handler = addons.get("proxyserver").connections.get(flow.client_conn.id)
+        if handler is None:
+            return
+        for layer in handler.layer.context.layers:
+            for stream in getattr(layer, "streams", {}).values():
+                child = getattr(stream, "child_layer", None)
+                if type(child) is WebsocketLayer and child.flow is flow:
+                    child.__class__ = _InvisWebsocketLayer
+                    assert isinstance(child, _InvisWebsocketLayer)
+                    child.addon = self
+                    return
+        logger.debug("invisproxy: WebSocket layer not found, relaying through hooks")
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is None or not self._is_ours(flow):

@@ -9,7 +9,9 @@ run`), so work the relay defers past forwarding is measured as it would be deplo
 
 - direct: app -> outlet, no proxy;
 - bare: through the embedded mitmproxy master the Relay builds, without the
-  invisproxy addon (core, proxyserver, next_layer, tlsconfig only);
+  invisproxy addon (core, proxyserver, next_layer, tlsconfig only): stock mitmproxy,
+  which runs a blocking hook per message before forwarding it (the Relay's direct
+  addon skips that hook, so invisproxy can come out faster than bare);
 - addon: through the Relay with its addon and no sinks (the adapter's own cost);
 - invisproxy: as `invisproxy run` relays: recording before forwarding, the live
   analysis just after (deferred sinks);

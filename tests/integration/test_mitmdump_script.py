@@ -68,8 +68,9 @@ async def test_mitmdump_tcp_records_a_capture_and_shows_decoded_messages(tmp_pat
         await writer.drain()
         writer.write(REQUEST[20:])
         assert await asyncio.wait_for(reader.readexactly(len(REQUEST)), WAIT) == REQUEST
-        writer.close()
+        writer.write_eof()  # the proxy closes toward the app once the outlet has closed too
         assert await asyncio.wait_for(reader.read(), WAIT) == b""
+        writer.close()
     finally:
         output = await _stop(proc, lines)
         await outlet.stop()

@@ -179,6 +179,76 @@ async def _send_all(ws: Any, messages: list[str | bytes]) -> None:
         await ws.send(m)
 
 
+class _HookCounter:
+    """A mitmproxy addon counting the flow hooks it is offered."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def tcp_start(self, flow: Any) -> None:
+        self._count("tcp_start")
+
+    def tcp_message(self, flow: Any) -> None:
+        self._count("tcp_message")
+
+    def websocket_start(self, flow: Any) -> None:
+        self._count("websocket_start")
+
+    def websocket_message(self, flow: Any) -> None:
+        self._count("websocket_message")
+
+
+async def test_messages_skip_mitmproxy_hooks_but_are_all_recorded(
+    make_relay: RelayFactory,
+) -> None:
+    """The relay hands messages to invisproxy in place: no per-message hook round trip.
+
+    This also guards the WebSocket take-over, which relies on mitmproxy's layer layout.
+    """
+    from mitmproxy import ctx
+
+    async def ws_echo(ws: Any) -> None:
+        async for m in ws:
+            await ws.send(m)
+
+    outlet = TcpOutlet(echo)
+    await outlet.start()
+    async with websockets.serve(ws_echo, "127.0.0.1", 0) as server:
+        ws_port = server.sockets[0].getsockname()[1]
+        log = EventLog()
+        relay = await make_relay(outlet_tcp_port=outlet.port, outlet_ws_port=ws_port, sinks=[log])
+        counter = _HookCounter()
+        ctx.master.addons.add(counter)
+        assert relay.tcp_address is not None and relay.ws_address is not None
+        reader, writer = await asyncio.open_connection(*relay.tcp_address)
+        for i in range(3):
+            writer.write(b'{"n":%d}' % i)
+            assert await asyncio.wait_for(reader.readexactly(7), WAIT) == b'{"n":%d}' % i
+        writer.close()
+        url = f"ws://127.0.0.1:{relay.ws_address[1]}/ws"
+        async with websockets.connect(url) as ws:
+            for i in range(3):
+                await ws.send(f"m{i}")
+                assert await asyncio.wait_for(ws.recv(), WAIT) == f"m{i}"
+        await log.wait_closed("c1")
+        await log.wait_closed("c2")
+    await outlet.stop()
+
+    data = [(e.conn, e.side, e.data) for e in log.events if isinstance(e, Data)]
+    assert data == [
+        *[
+            (c, side, b'{"n":%d}' % i)
+            for i in range(3)
+            for c, side in [("c1", "app"), ("c1", "outlet")]
+        ],
+        *[(c, side, b"m%d" % i) for i in range(3) for c, side in [("c2", "app"), ("c2", "outlet")]],
+    ]
+    assert counter.calls == {"tcp_start": 1, "websocket_start": 1}
+
+
 async def test_websocket_on_other_paths_is_forwarded_but_not_recorded(
     make_relay: RelayFactory,
 ) -> None:
