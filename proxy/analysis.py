@@ -23,20 +23,36 @@ from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from proxy import protocol
 from proxy.events import Close, Data, Event, Open
 from proxy.framing import Framer
-from proxy.model import Connection, Link, Message, OtaSession, Relation, RowList, Target
+from proxy.model import (
+    Connection,
+    Link,
+    Message,
+    OtaSession,
+    Relation,
+    RowList,
+    Severity,
+    Target,
+)
 
 DEFAULT_STALL_WINDOW = 60.0
 DEFAULT_REPLY_TIMEOUT = 30.0
+# A deco that still reports its old firmware this long after a successful result has
+# had time to reboot (Home Assistant's first re-read comes after 10 s).
+DECO_REBOOT_GRACE = 10.0
 
 FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
 TARGET_NAMES = {"outlet": "outlet", "deco": "deco"}
 FW_CALLBACKS = frozenset({12, 20})
+OTA_PUSHES = frozenset({21, 22, 23})
+# The outlet pushes each OTA message to every connected app, a moment apart.
+COPY_WINDOW = 2.0
+OTA_RELATIONS: dict[int, Relation] = {21: "ota-sync", 22: "ota-progress", 23: "ota-result"}
 
 
 @contextmanager
@@ -73,9 +89,10 @@ def target_of_device_type(device_type: int | None) -> Target | None:
 
 
 def fmt_t(t: float) -> str:
-    """A time as people read it: wall clock for real captures, seconds for synthetic ones."""
+    """A time as people read it: the local wall clock for recordings, seconds for
+    synthetic traces (whose clock starts near 0). The TUI's clock column uses it too."""
     if t > 1e9:
-        return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}"
+        return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
     return f"t={t:.3f}s"
 
 
@@ -145,14 +162,28 @@ class Analysis:
         self._deadline = math.inf
         # sessions still able to take messages, by (device, target)
         self._open: dict[tuple[str, str], OtaSession] = {}
+        # recent OTA pushes by (device, bytes): the outlet sends each to every app
+        self._recent_pushes: dict[tuple[str, bytes], tuple[int, float]] = {}
+        # (message id, annotation index) of annotations made after the message was
+        # added (a timeout, a restart, a stall), for views that print as they go
+        self.late_annotations: list[tuple[int, int]] = []
 
     # ------------------------------------------------------------------ feeding
 
     def feed(self, event: Event) -> None:
-        """Add one wire event (events must come in non-decreasing ``t``)."""
+        """Add one wire event.
+
+        Events should come in non-decreasing ``t`` (the readers report any that do
+        not); one that goes back in time is analysed at the time of the event before
+        it, so message ids stay in time order and no reply is "answered" before it
+        was asked.
+        """
         t = event.t
         if self.first_t is None:
             self.first_t = t
+        elif self.last_t is not None and t < self.last_t:
+            t = self.last_t
+            event = replace(event, t=t)
         if t > self._deadline:
             self._tick(t)
         self.last_t = t
@@ -279,6 +310,11 @@ class Analysis:
                 deadline = min(deadline, session.last_activity + self.stall_window)
         self._deadline = deadline
 
+    def _annotate_late(self, msg_id: int, code: str, severity: Severity, text: str) -> None:
+        msg = self.messages[msg_id]
+        msg.annotate(code, severity, text)
+        self.late_annotations.append((msg_id, len(msg.annotations) - 1))
+
     def _stall(self, session: OtaSession) -> None:
         """Mark an update stalled; the wording does not depend on when it was noticed."""
         session.outcome = "stalled"
@@ -290,7 +326,8 @@ class Analysis:
         )
         last = session.messages[-1] if session.messages else None
         if last is not None and not self.messages[last].has("ota-stalled"):
-            self.messages[last].annotate(
+            self._annotate_late(
+                last,
                 "ota-stalled",
                 "error",
                 f"the {what} stalled: this is its last message and nothing followed for "
@@ -301,7 +338,7 @@ class Analysis:
         msg = self.messages[pending.msg_id]
         if protocol.is_fire_and_forget(msg.callback):
             return
-        msg.annotate("unanswered-request", "warning", f"no reply: {why}")
+        self._annotate_late(msg.id, "unanswered-request", "warning", f"no reply: {why}")
 
     # ------------------------------------------------------------------ connections
 
@@ -325,9 +362,13 @@ class Analysis:
             self._unanswered(pending, f"connection {event.conn} closed before a reply came")
         device = self._device_of(event.conn)
         device.open_conns.discard(event.conn)
-        if event.by == "app":
-            return
-        who = "the outlet" if event.by == "outlet" else "the connection"
+        if event.by not in ("outlet", None):
+            return  # the app left, or the proxy stopped: the outlet did not restart
+        who = (
+            f"the outlet closed connection {event.conn}"
+            if event.by == "outlet"
+            else f"connection {event.conn} closed (by which side is not known)"
+        )
         for (dev, target), session in self._open.items():
             if dev != device.key or target != "outlet" or session.outcome == "refused":
                 continue
@@ -335,19 +376,21 @@ class Analysis:
             if session.phase == "rebooting":
                 session.rebooted_after_result = True
             session.last_activity = max(session.last_activity, event.t)
-            last = session.messages[-1] if session.messages else None
+            last = session.last_by_conn.get(event.conn)
             if last is not None and not self.messages[last].has("ota-restart"):
                 why = (
                     "every revision reboots after a successful result"
                     if session.phase == "rebooting"
                     else "revB restarts as soon as it gets an outlet update"
+                    if session.phase == "requested"
+                    else "it went down in the middle of the update"
                 )
-                self.messages[last].annotate(
+                self._annotate_late(
+                    last,
                     "ota-restart",
                     "info",
-                    f"{who} closed connection {event.conn} at {fmt_t(event.t)} after this "
-                    f"message: the outlet restarted during the update ({why}); "
-                    "the app must reconnect",
+                    f"{who} at {fmt_t(event.t)} after this message: the outlet restarted "
+                    f"during the update ({why}); the app must reconnect",
                 )
 
     # ------------------------------------------------------------------ correlation
@@ -371,12 +414,52 @@ class Analysis:
         cb = msg.callback
         if cb in FW_CALLBACKS:
             self._on_firmware(msg)
+        if answered is None and cb in OTA_PUSHES:
+            original = self._copy_of(msg)
+            if original is not None:
+                self._on_copy(msg, original)
+                return
         if cb == 21 and answered is None:
             self._on_ota_sync(msg)
         elif cb == 22:
             self._on_progress(msg)
         elif cb == 23:
             self._on_result(msg)
+
+    def _copy_of(self, msg: Message) -> Message | None:
+        """The same OTA push sent a moment ago to another app's connection, if any."""
+        key = (self._device_of(msg.conn).key, msg.raw.strip())
+        seen = self._recent_pushes.get(key)
+        if seen is not None and msg.t - seen[1] <= COPY_WINDOW:
+            original = self.messages[seen[0]]
+            if original.conn != msg.conn:
+                return original
+        self._recent_pushes[key] = (msg.id, msg.t)
+        if len(self._recent_pushes) > 256:  # forget what is too old to be copied
+            self._recent_pushes = {
+                k: v for k, v in self._recent_pushes.items() if msg.t - v[1] <= COPY_WINDOW
+            }
+        return None
+
+    def _on_copy(self, msg: Message, original: Message) -> None:
+        """A copy joins its original's update; it does not count as progress again."""
+        session = self._session_by_msg.get(original.id)
+        if session is None:
+            return
+        self._add(session, msg)
+        for note in original.annotations:
+            if note.code in ("spurious-ota-result", "www-phase-complete"):
+                msg.annotate(note.code, note.severity, note.text)
+        assert msg.callback is not None
+        if session.request is not None:
+            self._link(
+                session.request,
+                msg.id,
+                OTA_RELATIONS[msg.callback],
+                f"the same push as #{original.id} (packetID {msg.packet_id}), which the "
+                f"outlet also sent to {original.conn}: every connected app gets each OTA "
+                "message",
+            )
 
     def _on_request(self, msg: Message) -> None:
         pid = msg.packet_id
@@ -428,6 +511,7 @@ class Analysis:
 
     def _add(self, session: OtaSession, msg: Message) -> None:
         session.messages.append(msg.id)
+        session.last_by_conn[msg.conn] = msg.id
         session.last_activity = msg.t
         self._deadline = min(self._deadline, msg.t + self.stall_window)
         self._session_by_msg[msg.id] = session
@@ -444,6 +528,11 @@ class Analysis:
         device = self._device_of(msg.conn)
         if msg.sn is not None:
             device.sn = msg.sn
+        deco = self._open.get((device.key, "deco"))
+        if cb == 12 and deco is not None and deco.phase == "rebooting":
+            running_pm = versions.get("deco", (None, None))[0]
+            if running_pm is None:  # PM missing or blank: the deco is rebooting
+                deco.module_down_seen = True
         for target, (running, available) in versions.items():
             known = device.firmware.get(target, (None, None))
             if cb == 12:
@@ -453,12 +542,31 @@ class Analysis:
             session = self._open.get((device.key, target))
             if session is None or session.phase != "rebooting" or running is None:
                 continue
-            if target == "outlet":
-                opened = self.connections[msg.conn].opened if msg.conn in self.connections else 0
-                result_t = session.ended if session.ended is not None else session.last_activity
-                if opened <= result_t and not session.rebooted_after_result:
-                    continue  # still the connection from before the reboot
+            if not self._after_reboot(session, msg, running):
+                continue
             self._verify(session, msg, running)
+
+    def _after_reboot(self, session: OtaSession, msg: Message, running: str) -> bool:
+        """Whether ``msg`` reports the firmware the updated module runs after its reboot.
+
+        The outlet proves its reboot by dropping its connections after the result (or by
+        the cb12 it pushes on a connection opened afterwards); until then a read shows
+        the old firmware. The deco reboots without dropping anything: a read that still
+        shows the old version before the deco was seen down, and within
+        DECO_REBOOT_GRACE of the result, is from before its reboot.
+        """
+        if session.target == "outlet":
+            if session.rebooted_after_result:
+                return True
+            info = self.connections.get(msg.conn)
+            result_t = session.ended if session.ended is not None else session.last_activity
+            return msg.kind == "push" and info is not None and info.opened > result_t
+        result_t = session.ended if session.ended is not None else session.last_activity
+        return (
+            session.module_down_seen
+            or running != session.fw_before
+            or msg.t - result_t > DECO_REBOOT_GRACE
+        )
 
     def _verify(self, session: OtaSession, msg: Message, running: str) -> None:
         self._add(session, msg)
@@ -468,7 +576,7 @@ class Analysis:
         source = f"cb{msg.callback} {'reply' if msg.kind == 'response' else 'push'}"
         if session.fw_expected is None:
             session.verified = None
-            verdict = "the expected version is unknown (no cb20 before the request)"
+            verdict = "the expected version is unknown (no cb20 before the update)"
         elif running == session.fw_expected:
             session.verified = True
             verdict = f"it matches the expected {session.fw_expected}"
@@ -502,6 +610,23 @@ class Analysis:
             return
         device = self._device_of(msg.conn)
         key = (device.key, target)
+        running = self._open.get(key)
+        if running is not None and running.outcome == "in-progress":
+            # Another request for an update that is already running (an app that heard
+            # no ack and asks again, or a second app): the outlet runs one update.
+            self._add(running, msg)
+            since = (
+                f"requested at {fmt_t(running.started)}"
+                if running.request is not None
+                else f"seen since {fmt_t(running.started)}"
+            )
+            msg.annotate(
+                "ota-retry",
+                "info",
+                f"a {target} update is already running ({since}); the outlet carries on "
+                "with it, and its progress and results count for that update",
+            )
+            return
         old = self._open.pop(key, None)
         if old is not None and old.outcome not in FINAL_OUTCOMES:
             old.reason = (old.reason + "; " if old.reason else "") + (
@@ -537,6 +662,10 @@ class Analysis:
         if session is None:
             return
         self._add(session, reply)
+        if request.id != session.request:
+            if session.phase == "requested" and reply.puback == 1:
+                session.phase = "accepted"
+            return  # a repeated request's ack says nothing about the running update
         if reply.puback == 0 and session.outcome not in FINAL_OUTCOMES:
             session.outcome = "refused"
             session.phase = "refused"
@@ -553,7 +682,12 @@ class Analysis:
         """The open session a push belongs to, or a new one whose request is missing."""
         device = self._device_of(msg.conn)
         session = self._open.get((device.key, target))
-        if session is not None and session.outcome in FINAL_OUTCOMES:
+        if session is not None and session.phase == "failed-unconfirmed":
+            if msg.callback == 22:
+                self._unfail(session, msg)
+            else:
+                session = None
+        elif session is not None and session.outcome in FINAL_OUTCOMES:
             session = None  # a finished update awaiting verification takes no progress
         sn = f"same device {msg.sn}" if msg.sn is not None else f"same outlet {device.key}"
         if session is not None:
@@ -640,7 +774,20 @@ class Analysis:
         self._reopen_if_stalled(session, msg)
         self._add(session, msg)
         started = bool(session.progress)
-        if status == 0 and not started:
+        if status == 0 and not started and session.request is None and len(session.messages) == 1:
+            # Whether this is the spurious early result or a failure cannot be told: the
+            # update's start is not in the capture. Progress that follows proves it was
+            # the quirk (see _on_progress).
+            note = "status 0 with the start of the update not in the capture"
+            self._fail(
+                session,
+                msg,
+                "cb23 status 0, and the start of this update is not in the capture (had it "
+                "been the spurious early result, progress would have followed)",
+            )
+            session.phase = "failed-unconfirmed"
+            self._open[(self._session_device(session), session.target)] = session
+        elif status == 0 and not started:
             note = "spurious early status-0 result before any progress (a known firmware quirk)"
             msg.annotate(
                 "spurious-ota-result",
@@ -680,6 +827,24 @@ class Analysis:
                 f"OTA result ({note}) under its own packetID {msg.packet_id}; "
                 f"device_type {device_type}: {why}",
             )
+
+    def _unfail(self, session: OtaSession, msg: Message) -> None:
+        """Progress after a lone status-0 result: that result was the spurious one."""
+        first = self.messages[session.messages[0]]
+        session.outcome = "in-progress"
+        session.phase = "downloading"
+        session.ended = None
+        session.reason = (
+            f"{session.target} update seen from {fmt_t(session.started)} on; its cb21 request "
+            "is not in the capture"
+        )
+        self._annotate_late(
+            first.id,
+            "spurious-ota-result",
+            "info",
+            "status 0 before any progress: progress followed, so this was the spurious early "
+            "result the firmware sends at the start of every update, not a failure",
+        )
 
     def _fail(self, session: OtaSession, msg: Message, why: str) -> None:
         session.outcome = "failed"

@@ -48,6 +48,7 @@ class HeadlessPrinter:
         self.analysis = analysis
         self.echo = echo
         self.printed = 0
+        self.late_printed = 0
 
     def __call__(self, event: Event) -> None:
         self.analysis.feed(event)
@@ -57,16 +58,33 @@ class HeadlessPrinter:
     def flush(self) -> None:
         from proxy import report
 
-        rows = self.analysis.rows
+        analysis = self.analysis
+        lines: list[str] = []
+        # Annotations that came later (a timeout, a restart, a stall) on messages already
+        # printed, so the log says everything `analyze` would.
+        shown_up_to = self.printed_messages()
+        late = analysis.late_annotations
+        for msg_id, index in late[self.late_printed :]:
+            if msg_id < shown_up_to:
+                lines.append(report.format_late_annotation(analysis, msg_id, index))
+        self.late_printed = len(late)
+        rows = analysis.rows
         if self.printed < len(rows):
-            lines = [
-                line
-                for row in rows[self.printed :]
-                for line in report.format_row(self.analysis, row)
+            lines += [
+                line for row in rows[self.printed :] for line in report.format_row(analysis, row)
             ]
             self.printed = len(rows)
-            if self.echo:
-                print("\n".join(lines), flush=True)
+        if lines and self.echo:
+            print("\n".join(lines), flush=True)
+
+    def printed_messages(self) -> int:
+        """How many messages have been printed (message ids below this)."""
+        rows = self.analysis.rows
+        for i in range(self.printed - 1, -1, -1):
+            row = rows[i]
+            if row.kind == "message":
+                return row.ref + 1
+        return 0
 
 
 class LiveProxy:

@@ -176,6 +176,10 @@ class OtaSession:
     phase: str = "requested"
     restarts: int = 0
     rebooted_after_result: bool = False
+    # the updated module was seen down (deco: PM missing or blank in cb12)
+    module_down_seen: bool = False
+    # the last message of this update on each connection (where a restart is noted)
+    last_by_conn: dict[str, int] = field(default_factory=dict)
     sn: Any = None
     outlet_addr: str | None = None
 

@@ -17,7 +17,7 @@ SEVERITY_MARK = {"info": "i", "warning": "!", "error": "✗"}
 
 
 def t_label(analysis: Analysis, t: float) -> str:
-    """The time column: wall clock (UTC) for recordings, seconds for synthetic traces.
+    """The time column: wall clock (local time) for recordings, seconds for synthetic traces.
 
     The same clock as the reasons the analysis writes, so "requested at ..." can be
     found in the column.
@@ -61,6 +61,15 @@ def format_message(analysis: Analysis, msg: Message) -> list[str]:
         mark = SEVERITY_MARK.get(ann.severity, "?")
         lines.append(f"{pad}{mark} {ann.code}: {ann.text}")
     return lines
+
+
+def format_late_annotation(analysis: Analysis, msg_id: int, index: int) -> str:
+    """A remark that came after its message was shown ("#4 + ota-restart: ...")."""
+    msg = analysis.messages[msg_id]
+    ann = msg.annotations[index]
+    mark = SEVERITY_MARK.get(ann.severity, "?")
+    when = t_label(analysis, analysis.last_t or msg.t)
+    return f"{when}  {msg.conn:<4} #{msg.id} + {mark} {ann.code}: {ann.text}"
 
 
 def timeline(analysis: Analysis) -> Iterator[str]:

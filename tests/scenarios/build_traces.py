@@ -397,6 +397,115 @@ def tcp_framing_abuse() -> Trace:
     return tr
 
 
+def two_apps_one_update() -> Trace:
+    """A phone app and Home Assistant on one outlet: the outlet pushes to both."""
+    tr = Trace("Two apps connected during one outlet update (revA)")
+    tr.open("c1", "ws")
+    tr.open("c2", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3
+    pid = 700000
+    for args in ([1, 0], [1, 0], [1, 50], [1, 100]):  # msgs 4-11: each pushed to c1 then c2
+        cb = 23 if args == [1, 0] and pid == 700000 else 22
+        tr.push("c1", pid, cb, args, dt=1.0)
+        tr.push("c2", pid, cb, args, dt=0.001)
+        pid += 1
+    tr.push("c1", 700010, 23, [1, 1], dt=1.0)  # msg 12
+    tr.push("c2", 700010, 23, [1, 1], dt=0.001)  # msg 13
+    tr.close("c1", "outlet")
+    tr.close("c2", "outlet", dt=0.001)
+    tr.open("c3", "ws", dt=5.0)
+    tr.push("c3", 700020, 12, device_info("0.0.2"), dt=0.2)  # msg 14 verify
+    tr.open("c4", "ws", dt=0.5)
+    tr.push("c4", 700021, 12, device_info("0.0.2"), dt=0.2)  # msg 15
+    return tr
+
+
+def resent_request() -> Trace:
+    """The app heard no ack and sends cb21 again; the outlet runs one update."""
+    tr = Trace("OTA request sent twice")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.req("c1", 100003, 21, [1, 0], dt=5.0)  # msg 3
+    tr.reply("c1", 100003, puback=1)  # msg 4
+    tr.push("c1", 700001, 22, [1, 50], dt=1.0)  # msg 5
+    tr.push("c1", 700002, 23, [1, 1], dt=1.0)  # msg 6
+    tr.close("c1", "outlet")
+    tr.open("c2", "ws", dt=5.0)
+    tr.push("c2", 700003, 12, device_info("0.0.2"), dt=0.2)  # msg 7
+    return tr
+
+
+def second_app_refused() -> Trace:
+    """While one app's update runs, another app asks for one and is refused."""
+    tr = Trace("A second app's OTA request refused during an update")
+    tr.open("c1", "ws")
+    tr.open("c2", "ws")
+    tr.req("c1", 100002, 21, [1, 0])  # msg 0
+    tr.reply("c1", 100002, puback=1)  # msg 1
+    tr.push("c1", 700001, 22, [1, 30], dt=1.0)  # msg 2
+    tr.req("c2", 200002, 21, [1, 0], dt=0.5)  # msg 3
+    tr.reply("c2", 200002, puback=0)  # msg 4
+    tr.push("c1", 700002, 22, [1, 100], dt=1.0)  # msg 5
+    tr.push("c1", 700003, 23, [1, 1], dt=1.0)  # msg 6
+    return tr
+
+
+def midcapture_failure() -> Trace:
+    """The capture begins after the update started; the first thing seen is a failure."""
+    tr = Trace("A failure whose update started before the capture")
+    tr.open("c1", "tcp")
+    tr.push("c1", 700001, 23, [1, 0], dt=0.5)  # msg 0
+    for i in range(3):  # msgs 1-3
+        tr.push("c1", 700010 + i, 11, sensors(), dt=10.0)
+    return tr
+
+
+def midcapture_spurious_result() -> Trace:
+    """The capture begins with a status-0 result, and progress follows: the quirk."""
+    tr = Trace("A spurious result whose update started before the capture")
+    tr.open("c1", "tcp")
+    tr.push("c1", 700001, 23, [1, 0], dt=0.5)  # msg 0
+    tr.push("c1", 700002, 22, [1, 50], dt=1.0)  # msg 1
+    tr.push("c1", 700003, 22, [1, 100], dt=1.0)  # msg 2
+    tr.push("c1", 700004, 23, [1, 1], dt=1.0)  # msg 3
+    return tr
+
+
+def deco_early_device_info() -> Trace:
+    """Device info read before the deco went down still shows the old firmware."""
+    tr = Trace("Deco update: device info before, during and after the deco's reboot")
+    tr.open("c1", "tcp")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [2, 1])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3
+    tr.push("c1", 800010, 22, [2, 100], dt=1.0)  # msg 4
+    tr.push("c1", 800011, 23, [2, 1], dt=0.5)  # msg 5
+    tr.req("c1", 100003, 12, dt=0.05)  # msg 6
+    tr.reply("c1", 100003, 12, device_info("0.0.1", "0.5.0"))  # msg 7: deco not yet down
+    tr.req("c1", 100004, 12, dt=2.0)  # msg 8
+    tr.reply("c1", 100004, 12, device_info("0.0.1", None))  # msg 9: deco rebooting
+    tr.req("c1", 100005, 12, dt=10.0)  # msg 10
+    tr.reply("c1", 100005, 12, device_info("0.0.1", "0.5.1"))  # msg 11: verify
+    return tr
+
+
+def proxy_shutdown_mid_update() -> Trace:
+    """The proxy stops while a revA update downloads: not an outlet restart."""
+    tr = Trace("The proxy shut down in the middle of an update")
+    tr.open("c1", "ws")
+    tr.req("c1", 100002, 21, [1, 0])  # msg 0
+    tr.reply("c1", 100002, puback=1)  # msg 1
+    tr.push("c1", 700001, 22, [1, 40], dt=1.0)  # msg 2
+    tr.close("c1", "proxy", dt=1.0)
+    return tr
+
+
 SCENARIOS: dict[str, Callable[[], Trace]] = {
     "reva_outlet_ws": reva_outlet_ws,
     "revb_outlet_tcp": revb_outlet_tcp,
@@ -412,6 +521,13 @@ SCENARIOS: dict[str, Callable[[], Trace]] = {
     "chatter": chatter,
     "two_apps": two_apps,
     "tcp_framing_abuse": tcp_framing_abuse,
+    "two_apps_one_update": two_apps_one_update,
+    "resent_request": resent_request,
+    "second_app_refused": second_app_refused,
+    "midcapture_failure": midcapture_failure,
+    "midcapture_spurious_result": midcapture_spurious_result,
+    "deco_early_device_info": deco_early_device_info,
+    "proxy_shutdown_mid_update": proxy_shutdown_mid_update,
 }
 
 

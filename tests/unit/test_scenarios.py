@@ -34,6 +34,7 @@ CHECKED_CODES = {
     "ota-stalled",
     "fw-mismatch",
     "secret",
+    "ota-retry",
 }
 
 
@@ -262,6 +263,100 @@ EXPECTED: dict[str, Expected] = {
             7: {"invalid-json"},
         },
         kinds={1: "invalid", 2: "response", 3: "invalid", 4: "invalid", 7: "invalid"},
+    ),
+    "two_apps_one_update": Expected(
+        # the outlet pushes every OTA message to both apps; the copies belong to the one
+        # update without counting its progress twice
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result"), (2, 5, "ota-result")}
+        | progress_links(2, range(6, 12))
+        | {(2, 12, "ota-result"), (2, 13, "ota-result"), (2, 14, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "outlet",
+                "outcome": "succeeded",
+                "messages": list(range(2, 15)),
+                "fw_before": "0.0.1",
+                "fw_expected": "0.0.2",
+                "fw_after": "0.0.2",
+                "verified": True,
+                "progress_types": [1, 1, 1],
+            }
+        ],
+        annotations={
+            2: {"fire-and-forget"},
+            4: {"spurious-ota-result"},
+            5: {"spurious-ota-result"},
+            12: {"ota-restart"},
+            13: {"ota-restart"},
+        },
+        kinds={5: "push", 13: "push"},
+    ),
+    "resent_request": Expected(
+        links={(0, 1, "response"), (3, 4, "ota-ack"), (2, 5, "ota-progress")}
+        | {(2, 6, "ota-result"), (2, 7, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 6, 7],
+                "verified": True,
+            }
+        ],
+        annotations={
+            2: {"fire-and-forget"},
+            3: {"fire-and-forget", "ota-retry"},
+            6: {"ota-restart"},
+        },
+    ),
+    "second_app_refused": Expected(
+        links={(0, 1, "ota-ack"), (0, 2, "ota-progress"), (3, 4, "ota-ack")}
+        | {(0, 5, "ota-progress"), (0, 6, "ota-result")},
+        sessions=[{"request": 0, "outcome": "succeeded", "messages": list(range(7))}],
+        annotations={
+            0: {"fire-and-forget"},
+            3: {"fire-and-forget", "ota-retry"},
+            4: {"puback-failure"},
+        },
+    ),
+    "midcapture_failure": Expected(
+        links=set(),
+        sessions=[{"request": None, "target": "outlet", "outcome": "failed", "messages": [0]}],
+    ),
+    "midcapture_spurious_result": Expected(
+        links=set(),
+        sessions=[
+            {
+                "request": None,
+                "outcome": "succeeded",
+                "messages": [0, 1, 2, 3],
+                "progress_types": [1, 1],
+            }
+        ],
+        annotations={0: {"spurious-ota-result"}},
+    ),
+    "deco_early_device_info": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
+        | {(2, 5, "ota-result"), (6, 7, "response"), (8, 9, "response"), (10, 11, "response")}
+        | {(2, 11, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "deco",
+                "method": "via-outlet",
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 11],
+                "fw_before": "0.5.0",
+                "fw_after": "0.5.1",
+                "verified": True,
+            }
+        ],
+        annotations={2: {"fire-and-forget"}},
+    ),
+    "proxy_shutdown_mid_update": Expected(
+        links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
+        sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
+        annotations={0: {"fire-and-forget"}},
     ),
 }
 
