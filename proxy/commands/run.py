@@ -130,6 +130,8 @@ async def _serve_headless(args: argparse.Namespace) -> int:
 
     await _check_outlet(args.outlet)
     logging.basicConfig(level=logging.WARNING, format="invisproxy run: %(message)s")
+    # mitmproxy's own log lines repeat, in its words, what we report in ours
+    logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
     analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
     printer = HeadlessPrinter(analysis)
     live = _live_proxy(args, printer)
