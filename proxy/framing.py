@@ -150,6 +150,34 @@ def _long_digits(buf: bytes) -> bool:
     return _NINETEEN in buf.translate(_DIGITS_ONLY)
 
 
+# Outside strings a '}' followed by a '{' can only end one top-level object and start
+# the next: where a chunk of several objects is cut first.
+_seam = re.compile(rb"\}[ \t\r\n]*\{").search
+
+
+def _objects(buf: bytes) -> list[tuple[int, bytes, Any]] | None:
+    """``buf`` (from a '{' to a final '}' or '}\\n') cut into objects at its seams and
+    parsed by orjson: (start, raw, value) each; None if any piece is not one object,
+    for the exact loop to decide.
+
+    A piece that parses as one object is exactly the value the scanner would find at
+    its start, since an object ends where its bracket closes: a seam inside a string
+    only makes a piece that does not parse.
+    """
+    out: list[tuple[int, bytes, Any]] = []
+    pos = 0
+    while True:
+        m = _seam(buf, pos)
+        raw = buf[pos : m.start() + 1] if m is not None else buf[pos:].rstrip(_WS_BYTES)
+        try:
+            out.append((pos, raw, _loads(raw)))
+        except _OrjsonError:
+            return None
+        if m is None:
+            return out
+        pos = m.end() - 1
+
+
 _OrjsonError: Final = orjson.JSONDecodeError
 _scan: Final = _make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
 _scan_lenient: Final = _make_scanner(json.JSONDecoder())
@@ -349,17 +377,23 @@ class _Stream:
 class Framer:
     """Turns events into frames, keeping one splitter per (connection, side)."""
 
-    def __init__(self, max_value_bytes: int = 1 << 20, *, eager_bytes: int = 1 << 16) -> None:
+    def __init__(
+        self, max_value_bytes: int = 1 << 20, *, eager_bytes: int = 1 << 16, reference: bool = False
+    ) -> None:
         """``eager_bytes``: up to this size an unfinished value is re-parsed on every
         chunk, so errors in it are seen at once. Past it, parsing waits until the
         value's brackets close or it has doubled since the last try, which keeps a
         huge value linear in time; an error inside it may then be reported a few
-        chunks late (the frames are the same, their ``t`` later)."""
+        chunks late (the frames are the same, their ``t`` later).
+
+        ``reference``: parse with the standard library's scanner only, never orjson;
+        slower, and the yardstick the fast paths are tested against (same frames)."""
         if max_value_bytes < 1:
             raise ValueError("max_value_bytes must be at least 1")
         self.max_value_bytes = max_value_bytes
         self.eager_bytes = eager_bytes
         self._hold_bytes = min(eager_bytes, max_value_bytes)
+        self._orjson = not reference
         self._ws: set[str] = set()
         self._streams: dict[tuple[str, Side], _Stream] = {}
 
@@ -367,7 +401,7 @@ class Framer:
         """Frames completed by ``event``, in stream order."""
         if type(event) is Data:
             if event.conn in self._ws:
-                return [_ws_frame(event)]
+                return [_ws_frame(event, self._orjson)]
             key = (event.conn, event.side)
             stream = self._streams.get(key)
             if stream is None:
@@ -385,16 +419,17 @@ class Framer:
                     buf = bytes(pending) + data
                 else:
                     return self._push(stream, data, event.t, event.injected)
-                if buf[:1] == b"{":
+                if buf[:1] == b"{" and self._orjson:
                     # orjson accepts exactly one JSON document (no NaN, valid UTF-8) and
-                    # is twice as fast as the stdlib scanner; anything it refuses (two
-                    # values, a cut, garbage, 65+ bit integers) takes the general loop.
-                    if _long_digits(buf):
+                    # is twice as fast as the stdlib scanner; anything it refuses (a cut,
+                    # garbage, 65+ bit integers) takes the general loop, but for a chunk
+                    # of several whole objects.
+                    if _NINETEEN in buf.translate(_DIGITS_ONLY):
                         return self._push(stream, data, event.t, event.injected)
                     try:
                         value = _loads(buf)
                     except _OrjsonError:
-                        return self._push(stream, data, event.t, event.injected)
+                        return self._several(stream, buf, event)
                     if buf[-1:] == b"\n":
                         buf = buf[:-1]
                     injected = event.injected or stream.carry
@@ -423,6 +458,19 @@ class Framer:
             self._ws.discard(event.conn)
             return self._flush(event.conn, event.t, _CLOSED)
         raise TypeError(f"not an event: {event!r}")
+
+    def _several(self, stream: _Stream, buf: bytes, event: Data) -> list[Frame]:
+        """A chunk that completes several objects (``buf``: what was buffered + it)."""
+        objects = _objects(buf)
+        if objects is None:
+            return self._push(stream, event.data, event.t, event.injected)
+        t, conn, side, injected = event.t, event.conn, event.side, event.injected
+        carried = len(stream.pending) if stream.carry else 0
+        stream.pending, stream.carry = b"", False
+        return [
+            Frame(t, conn, side, raw, value, None, injected or start < carried)
+            for start, raw, value in objects
+        ]
 
     def buffered(self) -> int:
         """Bytes held back waiting for the rest of a value, over all connections
@@ -611,12 +659,12 @@ class Framer:
         st.pending, st.carry, st.structure = b"", False, None
 
 
-def _ws_frame(event: Data) -> Frame:
+def _ws_frame(event: Data, fast: bool = True) -> Frame:
     """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
     data = event.data
     why: str | None
     try:
-        if not _long_digits(data):
+        if fast and not _long_digits(data):
             value = _loads(data)
             return Frame(event.t, event.conn, event.side, data, value, None, event.injected)
     except _OrjsonError:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy.events import Close, Data, Event, Open, Side
@@ -30,10 +30,11 @@ def tcp(
     max_value_bytes: int = 1 << 20,
     eager_bytes: int = 1 << 16,
     side: Side = "outlet",
+    reference: bool = False,
 ) -> list[Frame]:
     """Frames of one TCP direction fed chunk by chunk; chunk i arrives at t = i + 1,
     the close at t = 100."""
-    framer = Framer(max_value_bytes, eager_bytes=eager_bytes)
+    framer = Framer(max_value_bytes, eager_bytes=eager_bytes, reference=reference)
     events: list[Event] = [Open(0.0, "c1", "tcp", "127.0.0.1:5000", "10.0.0.5:3333")]
     events += [Data(float(i + 1), "c1", side, c) for i, c in enumerate(chunks)]
     if close:
@@ -43,6 +44,30 @@ def tcp(
 
 def summary(frames: Sequence[Frame]) -> list[tuple[float, bytes, Any, bool]]:
     return [(f.t, f.raw, f.value, f.error is None) for f in frames]
+
+
+def typed(value: Any) -> list[str]:
+    """``value`` as a flat list of tokens with every scalar's type explicit, so that
+    ``==`` tells 1 from 1.0 and 10**20 from 1e20 (a 65-bit integer parsed as a float
+    must not pass); iterative, for values nested deeper than the recursion limit."""
+    out: list[str] = []
+    todo: list[Any] = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            out.append(f"{{{len(v)}")
+            for k, item in reversed(v.items()):
+                todo += [item, ("key", k)]
+        elif isinstance(v, list):
+            out.append(f"[{len(v)}")
+            todo += reversed(v)
+        else:
+            out.append(f"{type(v).__name__}:{v!r}")
+    return out
+
+
+def exact(frames: Sequence[Frame]) -> list[tuple[float, bytes, Any, str | None, bool]]:
+    return [(f.t, f.raw, typed(f.value), f.error, f.injected) for f in frames]
 
 
 # --- TCP: the common shapes --------------------------------------------------------
@@ -560,8 +585,10 @@ def test_every_chunking_gives_the_same_frames(
     whole = tcp([data], eager_bytes=eager)
     chunks = cut(data, points)
     pieces = tcp(chunks, eager_bytes=eager)
-    assert [(f.raw, f.value, f.error) for f in pieces] == [(r, v, None) for r, v in expected]
-    assert [(f.raw, f.value) for f in whole] == [(f.raw, f.value) for f in pieces]
+    assert [(f.raw, typed(f.value), f.error) for f in pieces] == [
+        (r, typed(v), None) for r, v in expected
+    ]
+    assert [(f.raw, typed(f.value)) for f in whole] == [(f.raw, typed(f.value)) for f in pieces]
     # t is the chunk that completed each value: the one holding its last byte, or for
     # a number/literal the one holding the byte after it (or the close).
     ends = []
@@ -647,7 +674,7 @@ def test_any_bytes_never_raise_and_lose_nothing(
         if f.error is not None:
             assert f.value is None and f.error
         else:
-            assert json.loads(f.raw) == f.value
+            assert typed(json.loads(f.raw)) == typed(f.value)
 
 
 fragments = st.one_of(
@@ -732,3 +759,59 @@ def test_integers_beyond_64_bits_stay_exact() -> None:
     ws.feed(Open(0.0, "c2", "ws", "a:1", "b:2"))
     (frame,) = ws.feed(Data(0.1, "c2", "app", raw))
     assert frame.value["packetID"] == big and frame.raw == raw
+
+
+# Values where orjson and the standard library disagree or refuse: each must come out
+# exactly as the reference (stdlib-only) framer cuts and parses it.
+tricky = st.sampled_from(
+    [
+        b"18446744073709551615",
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b'{"big":123456789012345678901234567890}',
+        b"[1e400, -1e400, 1E-400, -0.0, -0, 0.1]",
+        b'{"s":"\\ud800 lone"}',
+        b'"\\udc80"',
+        b'{"dup":1,"dup":2.5}',
+        b'{"nan":NaN}',
+        b"[Infinity]",
+        b'{"ctl":"a\tb"}',
+        b'{"del":"a\x7fb"}',
+        b"[" * 40 + b"]" * 40,
+        b"[" * 1100 + b"]" * 1100,
+        b'{"x":[1,2}',
+        b'{"a":1}}',
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(fragments | tricky, max_size=20) | value_streams().map(lambda s: [s[0]]),
+    st.lists(st.integers(0, 10_000), max_size=20),
+    st.sampled_from([0, 1 << 16]),
+    st.lists(st.booleans(), max_size=8),
+)
+@example([b'{"b":[2]}{"c":{}}\n'], [3], 1 << 16, [True, False])
+def test_fast_paths_cut_and_parse_exactly_like_the_reference(
+    parts: list[bytes], points: list[int], eager: int, injected: list[bool]
+) -> None:
+    data = b"".join(parts)
+    for chunks in ([data], cut(data, points)):
+        frames = {}
+        for reference in (False, True):
+            framer = Framer(eager_bytes=eager, reference=reference)
+            events: list[Event] = [Open(0.0, "c1", "tcp", "a:1", "b:2")]
+            for i, chunk in enumerate(chunks):
+                inj = bool(injected) and injected[i % len(injected)]
+                events.append(Data(float(i + 1), "c1", "outlet", chunk, injected=inj))
+            events.append(Close(100.0, "c1", "outlet"))
+            frames[reference] = exact(feed_all(framer, events))
+        assert frames[False] == frames[True]
+    for message in parts:
+        frames = {}
+        for reference in (False, True):
+            framer = Framer(reference=reference)
+            framer.feed(Open(0.0, "w", "ws", "a:1", "b:2"))
+            frames[reference] = exact(framer.feed(Data(1.0, "w", "app", message)))
+        assert frames[False] == frames[True]
