@@ -58,6 +58,14 @@ FIRST_CLOSE: Final = "invis_first_close"
 """flow.metadata key: who closed a TCP flow first (``app``, ``outlet`` or ``proxy``)."""
 
 NORMAL_WS_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
+
+DEFER_QUIET: Final = 0.002
+"""Deferred sinks run once the relay has had no event for this long (seconds)..."""
+DEFER_MAX: Final = 0.05
+"""...or once the oldest undelivered event is this old, whichever comes first."""
+DRAIN_SLICE: Final = 0.0002
+"""A delivery gives the event loop back to the relay after this long, then goes on
+(a reply arriving meanwhile waits at most this, plus one event's work)."""
 _STRING_BODY: Final = re.compile(rb'(?:[^"\\]|\\.)*', re.DOTALL)
 _ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
 _PLAIN_STRING: Final = re.compile(rb'"[^"]*"')
@@ -238,8 +246,10 @@ class InvisAddon:
 
     ``sinks`` run inside the hook, before the bytes are forwarded (a capture there holds
     every byte that was forwarded, even after a crash). ``deferred_sinks`` get the same
-    events in the same order just after forwarding, in batches: slow consumers such as
-    the analysis then add nothing to the relay's latency.
+    events in the same order later, in batches: once traffic pauses for DEFER_QUIET, at
+    the latest DEFER_MAX after an event, in slices of DRAIN_SLICE. Slow consumers such
+    as the analysis then add (almost) nothing to the relay's latency. :meth:`flush`
+    delivers everything at once.
 
     ``direct`` is for a master that runs no other addon wanting messages (the
     :class:`proxy.relay.Relay`): the relay layers then hand each message straight to
@@ -257,8 +267,11 @@ class InvisAddon:
         self.sinks: list[Sink] = list(sinks)
         self.direct = direct
         self.deferred_sinks: list[Sink] = list(deferred_sinks)
-        self._deferred: list[Event] = []
-        self._drain_scheduled = False
+        self._deferred: deque[Event] = deque()
+        self._deferred_count = 0  # ever queued: tells the drain timer whether more came
+        self._count_at_check = 0
+        self._batch_start = 0.0
+        self._drain: asyncio.Handle | None = None
         self.ws_path = ws_path
         self.sink_errors = 0
         """How many sink calls raised (each failing sink is logged once)."""
@@ -296,17 +309,52 @@ class InvisAddon:
             self._call(sink, event)
         if self.deferred_sinks:
             self._deferred.append(event)
-            if not self._drain_scheduled:
-                self._drain_scheduled = True
-                # call_later(0) rather than call_soon: it runs after the ready callbacks,
-                # among them the one that resumes the layer and forwards these bytes.
-                asyncio.get_running_loop().call_later(0, self.flush)
+            self._deferred_count += 1
+            if self._drain is None:
+                loop = asyncio.get_running_loop()
+                self._batch_start = loop.time()
+                self._count_at_check = self._deferred_count
+                self._drain = loop.call_later(DEFER_QUIET, self._drain_when_quiet)
+
+    def _drain_when_quiet(self) -> None:
+        """Deliver the batch once no event came for DEFER_QUIET, or it is DEFER_MAX old.
+
+        While messages keep coming, the deferred sinks (analysis, screen) would only sit
+        between a request and its reply; their output is not looked at more often than
+        that anyway.
+        """
+        loop = asyncio.get_running_loop()
+        waited = loop.time() - self._batch_start
+        if self._deferred_count != self._count_at_check and waited < DEFER_MAX:
+            self._count_at_check = self._deferred_count
+            delay = min(DEFER_QUIET, DEFER_MAX - waited)
+            self._drain = loop.call_later(delay, self._drain_when_quiet)
+        else:
+            self._drain_slice()
+
+    def _drain_slice(self) -> None:
+        """Deliver pending events for at most DRAIN_SLICE, then let the loop relay again."""
+        deadline = time.perf_counter() + DRAIN_SLICE
+        pending = self._deferred
+        while pending:
+            event = pending.popleft()
+            for sink in self.deferred_sinks:
+                self._call(sink, event)
+            if pending and time.perf_counter() > deadline:
+                # call_later(0), not call_soon: the next loop iteration runs the I/O
+                # callbacks that are ready (the relaying) before due timers
+                self._drain = asyncio.get_running_loop().call_later(0, self._drain_slice)
+                return
+        self._drain = None
 
     def flush(self) -> None:
         """Hand every pending event to the deferred sinks now."""
-        self._drain_scheduled = False
-        events, self._deferred = self._deferred, []
-        for event in events:
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
+        pending = self._deferred
+        while pending:
+            event = pending.popleft()
             for sink in self.deferred_sinks:
                 self._call(sink, event)
 

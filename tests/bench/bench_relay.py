@@ -13,6 +13,7 @@ run`), so work the relay defers past forwarding is measured as it would be deplo
   which runs a blocking hook per message before forwarding it (the Relay's direct
   addon skips that hook, so invisproxy can come out faster than bare);
 - addon: through the Relay with its addon and no sinks (the adapter's own cost);
+- record: the addon recording to a capture (one unbuffered write per event), no analysis;
 - invisproxy: as `invisproxy run` relays: recording before forwarding, the live
   analysis just after (deferred sinks);
 - inline: recording and analysis both before forwarding, for comparison.
@@ -113,11 +114,14 @@ async def through_relay(
     deferred: list[Any] = []
     writer = None
     analysis = None
-    if kind in ("invisproxy", "inline"):
-        writer = CaptureWriter(tmp / f"bench-{time.monotonic_ns()}.invcap", {"source": "bench"})
-        analysis = Analysis()
+    if kind in ("record", "invisproxy", "inline"):
+        # as `invisproxy run` records: unbuffered, one write per event, before forwarding
+        path = tmp / f"bench-{time.monotonic_ns()}.invcap"
+        writer = CaptureWriter(path, {"source": "bench"}, flush_each=True)
         sinks = [writer.write]
-        # as `invisproxy run` does: the capture before forwarding, the analysis after
+    if kind in ("invisproxy", "inline"):
+        analysis = Analysis()
+        # as `invisproxy run` does: the analysis just after forwarding
         (deferred if kind == "invisproxy" else sinks).append(analysis.feed)
     relay = Relay(
         "127.0.0.1",
@@ -195,7 +199,7 @@ class Peer:
 
 async def main(pairs: int, rounds: int) -> int:
     peer = await Peer.start()
-    kinds = ("direct", "bare", "addon", "invisproxy", "inline")
+    kinds = ("direct", "bare", "addon", "record", "invisproxy", "inline")
     results: dict[tuple[str, str], list[float]] = {}
     decoded = 0
     with tempfile.TemporaryDirectory() as tmpdir:
