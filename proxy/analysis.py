@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from proxy import protocol
-from proxy.events import Close, Data, Event, Open
-from proxy.framing import Framer
+from proxy.events import Close, Data, Event, Open, Transport
+from proxy.framing import Frame, Framer
 from proxy.model import (
     Connection,
     Link,
@@ -39,6 +39,9 @@ from proxy.model import (
     Severity,
     Target,
 )
+from proxy.protocol import decode
+
+_NO_LINK = array("i", [-1])
 
 DEFAULT_STALL_WINDOW = 60.0
 DEFAULT_REPLY_TIMEOUT = 30.0
@@ -50,6 +53,8 @@ FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
 TARGET_NAMES = {"outlet": "outlet", "deco": "deco"}
 FW_CALLBACKS = frozenset({12, 20})
 OTA_PUSHES = frozenset({21, 22, 23})
+# outlet callbacks the OTA tracking reads beyond request/reply matching
+_OUTLET_SPECIAL = FW_CALLBACKS | OTA_PUSHES
 # The outlet pushes each OTA message to every connected app, a moment apart.
 COPY_WINDOW = 2.0
 OTA_RELATIONS: dict[int, Relation] = {21: "ota-sync", 22: "ota-progress", 23: "ota-result"}
@@ -150,7 +155,8 @@ class Analysis:
         self.last_t: float | None = None
         self.finished = False
         self._framer = Framer()
-        # link index: the first link of each message (-1: none); further ones in _more_links
+        # link index: the first link of each message (-1, or past the end: none);
+        # further ones in _more_links
         self._first_link = array("i")
         self._more_links: dict[int, list[int]] = {}
         self._session_by_msg: dict[int, OtaSession] = {}
@@ -188,14 +194,10 @@ class Analysis:
             self._tick(t)
         self.last_t = t
         self.generation += 1
-        if isinstance(event, Data):
+        if type(event) is Data:
             frames = self._framer.feed(event)
             if frames:
-                conn = self.connections.get(event.conn)
-                transport = conn.transport if conn is not None else "tcp"
-                for frame in frames:
-                    msg = protocol.decode(frame, len(self.messages), transport)
-                    self._add_message(msg)
+                self._add_frames(frames, event.conn)
         elif isinstance(event, Open):
             self.connections[event.conn] = Connection(
                 event.conn, event.transport, event.app, event.outlet, t
@@ -205,25 +207,40 @@ class Analysis:
             self._device_of(event.conn).open_conns.add(event.conn)
         elif isinstance(event, Close):
             # Leftover bytes become invalid frames before the close row.
-            for frame in self._framer.feed(event):
-                conn_info = self.connections.get(event.conn)
-                transport = conn_info.transport if conn_info is not None else "tcp"
-                self._add_message(protocol.decode(frame, len(self.messages), transport))
+            frames = self._framer.feed(event)
+            if frames:
+                self._add_frames(frames, event.conn)
             self._on_close(event)
             self.rows.add_connection(t, "close", event.conn)
 
-    def _add_message(self, msg: Message) -> None:
-        # One string object per connection and per serial, not one per message.
-        info = self.connections.get(msg.conn)
+    def _add_frames(self, frames: list[Frame], conn: str) -> None:
+        """Decode, record and correlate the frames one event completed: the hot path
+        of a million-message capture, hence written out in one loop."""
+        info = self.connections.get(conn)
+        transport: Transport = "tcp"
         if info is not None:
-            msg.conn = info.conn
-        sn = msg.sn
-        if type(sn) is str:
-            msg.sn = self._strings.setdefault(sn, sn)
-        self.messages.append(msg)
-        self._first_link.append(-1)
-        self.rows.add_message(msg.id)
-        self._correlate(msg)
+            # One string object per connection and per serial, not one per message.
+            conn, transport = info.conn, info.transport
+        messages = self.messages
+        strings = self._strings
+        add_row = self.rows.add_message
+        for frame in frames:
+            msg_id = len(messages)
+            msg = decode(frame, msg_id, transport)
+            msg.conn = conn
+            sn = msg.sn
+            if type(sn) is str:
+                msg.sn = strings.setdefault(sn, sn)
+            messages.append(msg)
+            add_row(msg_id)
+            if msg.kind == "invalid":
+                continue
+            if msg.side == "app":
+                self._on_request(msg)
+            else:
+                answered = self._match_reply(msg) if self._pending else None
+                if msg.callback in _OUTLET_SPECIAL:
+                    self._on_special(msg, answered)
 
     def feed_all(self, events: Iterable[Event]) -> None:
         """Feed many events; the cyclic GC is paused meanwhile (see ``gc_paused``)."""
@@ -291,14 +308,20 @@ class Analysis:
     def _tick(self, now: float) -> None:
         """Expire replies and stall updates whose deadline is before ``now``."""
         order = self._pending_order
-        while order and order[0].t + self.reply_timeout < now:
-            pending = order.popleft()
-            if self._pending.get(pending.key) is pending:
-                del self._pending[pending.key]
+        waiting = self._pending
+        while order:
+            pending = order[0]
+            if waiting.get(pending.key) is not pending:
+                order.popleft()  # answered: forgotten here, so the deadline is a live one
+            elif pending.t + self.reply_timeout < now:
+                order.popleft()
+                del waiting[pending.key]
                 self._unanswered(
                     pending, f"no reply within {self.reply_timeout:g} s while traffic went on"
                 )
                 self.generation += 1
+            else:
+                break
         deadline = order[0].t + self.reply_timeout if order else math.inf
         for session in list(self._open.values()):
             if session.outcome != "in-progress":
@@ -398,19 +421,18 @@ class Analysis:
     def _link(self, src: int, dst: int, relation: Relation, reason: str) -> None:
         index = len(self.links)
         self.links.append(Link(src, dst, relation, reason))
+        first = self._first_link
+        top = max(src, dst)
+        if top >= len(first):  # grown only as far as the latest linked message
+            first.extend(_NO_LINK * (top + 1 - len(first)))
         for end in (src, dst):
-            if self._first_link[end] < 0:
-                self._first_link[end] = index
+            if first[end] < 0:
+                first[end] = index
             else:
                 self._more_links.setdefault(end, []).append(index)
 
-    def _correlate(self, msg: Message) -> None:
-        if msg.kind == "invalid":
-            return
-        if msg.side == "app":
-            self._on_request(msg)
-            return
-        answered = self._match_reply(msg)
+    def _on_special(self, msg: Message, answered: Message | None) -> None:
+        """An outlet message the OTA tracking reads: firmware versions, OTA status."""
         cb = msg.callback
         if cb in FW_CALLBACKS:
             self._on_firmware(msg)
@@ -471,7 +493,8 @@ class Analysis:
                 self._unanswered(previous, f"packetID {pid} was reused by message {msg.id}")
             self._pending[key] = pending
             self._pending_order.append(pending)
-            self._deadline = min(self._deadline, msg.t + self.reply_timeout)
+            if msg.t + self.reply_timeout < self._deadline:
+                self._deadline = msg.t + self.reply_timeout
         if msg.callback == 21:
             self._on_ota_request(msg)
 
