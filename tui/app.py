@@ -1,9 +1,11 @@
 """The invisproxy TUI: timeline, detail, OTA panel, filter and search over one analysis.
 
 Events arrive from a :class:`~tui.sources.Source` through :meth:`InvisApp.add_event`
-(live) or :meth:`InvisApp.add_events` (files), are queued, and are fed to the analysis
-on a timer in slices of bounded time: hundreds of events per second cost a few
-repaints per second, and a million-event file never freezes the keyboard.
+(live) or :meth:`InvisApp.add_events` (files), are queued, and a feeder task gives them
+to the analysis in slices of bounded time, yielding to the loop between slices: long
+slices while nobody types (a big file loads at nearly the analysis' own speed), short
+ones while keys arrive (the keyboard stays quick). The screen catches up on a timer, a
+few times a second, so hundreds of events per second cost a few repaints.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -38,12 +40,19 @@ if TYPE_CHECKING:
     from proxy.analysis import Analysis
 
 TICK = 1 / 20  # repaint at most this often
-FEED_BUDGET = 0.030  # seconds of analysis work per tick while a backlog waits
+FEED_SLICE = 0.050  # seconds of analysis between yields to the loop while nobody types
+FEED_SLICE_TYPING = 0.008  # ... while the user presses keys: a key waits at most this
+TYPING_GRACE = 0.75  # seconds after the last key or click that count as typing
 VIEW_BUDGET = 0.015  # seconds of filtering per tick
 DRAINED = 50_000  # a file source reads ahead at most this many events
 SEARCH_BUDGET = 0.25
 PANEL_EVERY = 5  # ticks between side-panel refreshes while loading
 DETAIL_DELAY = 0.08  # the detail follows the cursor once key repeat pauses
+WIDE = 120  # columns from which the detail sits beside the timeline
+# Below WIDE the panes stack; on a screen shorter than this the detail starts hidden
+# (d shows it) so the timeline keeps most of the rows: with the tags on each row it
+# says what matters, and the detail is a key away.
+DETAIL_MIN_HEIGHT = 36
 
 
 class InvisApp(App[None]):
@@ -51,15 +60,16 @@ class InvisApp(App[None]):
 
     CSS_PATH = "invisproxy.tcss"
     TITLE = "invisproxy"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("slash", "search", "Search", key_display="/"),
+        Binding("f", "filter", "Filter"),
+        Binding("d", "toggle_detail", "Detail"),
         Binding("n", "search_next", "Next match"),
         Binding("N", "search_previous", "Prev match", show=False),
-        Binding("f", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("F", "follow", "Follow"),
         Binding("t", "time_mode", "Time"),
@@ -73,7 +83,6 @@ class InvisApp(App[None]):
         Binding("c", "copy", "Copy JSON"),
         Binding("e", "export", "Export"),
         Binding("s", "sessions", "OTA panel"),
-        Binding("d", "toggle_detail", "Detail"),
         Binding("space", "play_pause", "Play/pause"),
         Binding("full_stop", "play_step", "Step", key_display="."),
         Binding("plus", "play_faster", "Faster", key_display="+"),
@@ -134,6 +143,11 @@ class InvisApp(App[None]):
         self.clock = clock
         self._pending: list[Event] = []
         self._pending_pos = 0
+        self._has_pending = asyncio.Event()
+        self._feeder: asyncio.Task[None] | None = None
+        self._last_input = -TYPING_GRACE
+        self._load_started: float | None = None  # when the current backlog began
+        self._load_base = 0  # messages analysed before it
         self._drained = asyncio.Event()
         self._drained.set()
         self._source_done = False
@@ -147,6 +161,7 @@ class InvisApp(App[None]):
         self._search: Filter | None = None
         self._query_mode: Literal["filter", "search"] | None = None
         self._detail_sig: object = None
+        self._detail_auto = True  # shown or hidden by the screen size until the user says
         self._detail_timer: Timer | None = None
         self._status_text = ""
         self._ticks = 0
@@ -174,12 +189,23 @@ class InvisApp(App[None]):
         self.query_one("#query", Input).display = False
         self.query_one("#query-error", Static).display = False
         self.ota.display = False
+        self._fit_detail()
+        self._feeder = asyncio.get_running_loop().create_task(self._feed_loop())
         self.set_interval(TICK, self._tick)
         self.source.start(self)
         self._update_status()
 
     async def on_unmount(self) -> None:
+        if self._feeder is not None:
+            self._feeder.cancel()
         await self.source.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(
+            event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp
+        ):
+            self._last_input = time.perf_counter()
+        await super().on_event(event)
 
     # -- the sink the source talks to ---------------------------------------------
 
@@ -211,13 +237,29 @@ class InvisApp(App[None]):
         await self._drained.wait()
 
     def _check_backlog(self) -> None:
+        if not self._has_pending.is_set():
+            self._has_pending.set()
+            if self._load_started is None:
+                self._load_started = time.perf_counter()
+                self._load_base = len(self.analysis.messages)
         if len(self._pending) - self._pending_pos > DRAINED:
             self._drained.clear()
+
+    async def _feed_loop(self) -> None:
+        """Feed the backlog to the analysis, yielding to the loop between slices."""
+        while True:
+            await self._has_pending.wait()
+            while self._pending:
+                typing = time.perf_counter() - self._last_input < TYPING_GRACE
+                self._feed(FEED_SLICE_TYPING if typing else FEED_SLICE)
+                await asyncio.sleep(0)  # keys, timers and the reader run here
+            self._has_pending.clear()
+            if self._source_done or self.source.streaming:
+                self._load_started = None
 
     # -- the clock ----------------------------------------------------------------
 
     def _tick(self) -> None:
-        self._feed(FEED_BUDGET)
         analysis = self.analysis
         if self._source_done and not self._pending and not self._finished:
             self._finished = True
@@ -242,13 +284,23 @@ class InvisApp(App[None]):
         feed = self.analysis.feed
         i = self._pending_pos
         end = len(pending)
-        while i < end:
-            stop = min(end, i + 256)
-            for event in pending[i:stop]:
-                feed(event)
-            i = stop
-            if time.perf_counter() > deadline:
-                break
+        # The analysis allocates many long-lived objects and no cycles: the cyclic GC
+        # would walk them all again and again while a big file loads.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while i < end:
+                stop = min(end, i + 256)
+                for event in pending[i:stop]:
+                    feed(event)
+                i = stop
+                if time.perf_counter() > deadline:
+                    break
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        if end - self._pending_pos > 10_000 and not self.source.streaming:
+            gc.freeze()  # loading a file: what was analysed stays for good
         if i >= len(pending):
             pending.clear()
             self._pending_pos = 0
@@ -294,13 +346,24 @@ class InvisApp(App[None]):
                 parts.append(f"⏸ paused{new} (End/F)")
         parts.append(f"time: {tl.time_mode}")
         if self._progress:
-            parts.append(self._progress)
+            parts.append(self._progress + self._rate())
         elif self._finished and self._problems:
             parts.append(f"{len(self._problems)} problem(s) reading the file")
         text = " │ ".join(parts)
         if text != self._status_text:
             self._status_text = text
             self.query_one("#status", Static).update(text, layout=False)
+
+    def _rate(self) -> str:
+        """How fast the analysis takes in the current backlog, while one waits."""
+        started = self._load_started
+        if started is None or not self._pending:
+            return ""
+        elapsed = time.perf_counter() - started
+        done = len(self.analysis.messages) - self._load_base
+        if elapsed < 0.5 or done <= 0:
+            return ""
+        return f" · {done / elapsed:,.0f} msgs/s"
 
     # -- selection ----------------------------------------------------------------
 
@@ -332,6 +395,9 @@ class InvisApp(App[None]):
         self._update_status()
 
     def _refresh_detail(self, force: bool) -> None:
+        if not self.detail.display:
+            self._detail_sig = None  # rendered when shown
+            return
         ri = self.timeline.current_row_index
         msg = self.timeline.current_message
         sig: object = (ri,)
@@ -493,8 +559,24 @@ class InvisApp(App[None]):
         self.ota.focus()
 
     def action_toggle_detail(self) -> None:
-        self.detail.display = not self.detail.display
-        self.query_one("#side").display = self.detail.display or self.ota.display
+        self._detail_auto = False
+        self._show_detail(not self.detail.display)
+
+    def _show_detail(self, show: bool) -> None:
+        if show == self.detail.display:
+            return
+        self.detail.display = show
+        self.query_one("#side").display = show or self.ota.display
+        if show:
+            self._refresh_detail(force=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_detail()
+
+    def _fit_detail(self) -> None:
+        if self._detail_auto:
+            width, height = self.size
+            self._show_detail(width >= WIDE or height >= DETAIL_MIN_HEIGHT)
 
     def action_clear_filter(self) -> None:
         if self._query_mode is not None:

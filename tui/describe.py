@@ -8,9 +8,13 @@ may fail, the view must not).
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
+
+from rich.cells import cell_len, set_cell_size
 
 from proxy.model import Connection, Message, Row
 
@@ -33,6 +37,25 @@ SESSION_GLYPH: Final = "┊"
 MARK_GLYPH: Final = "★"
 SEVERITY_GLYPHS: Final = {"error": "✖", "warning": "▲", "info": "●"}
 SEVERITY_RANK: Final = {"info": 0, "warning": 1, "error": 2}
+
+# The analysis' verdict on a row, short enough to stay on the row at 80 columns: a
+# reader should not have to open the detail to learn that a "failed" result is the
+# firmware's harmless early quirk. Per code: a long and a short form (the short one is
+# used when the long one would cut the summary), and whether the tag is a must or only
+# shown when there is room (a restart is also told by the close row just below).
+# Codes whose meaning the decoder's summary already states need no tag: invalid-json
+# ("invalid: ..."), puback-failure ("[PUBACK 0: ...]"), www-phase-complete ("WWW
+# partition done, main phase follows").
+ANNOTATION_TAGS: Final = {
+    "spurious-ota-result": ("spurious, not a failure", "not a failure", True),
+    "ota-stalled": ("update stalled here", "stalled", True),
+    "fw-mismatch": ("wrong firmware after update", "wrong firmware", True),
+    "unanswered-request": ("no reply", "no reply", True),
+    "ota-restart": ("outlet restarted", "restarted", False),
+    "ota-retry": ("retry while an update runs", "retry", False),
+}
+TAG_SEPARATOR: Final = " · "
+MIN_SUMMARY: Final = 16  # cells of summary kept before a tag is shortened
 
 
 def _load_decoder() -> tuple[Callable[[Message], str] | None, Callable[[Message], Any] | None]:
@@ -112,6 +135,90 @@ def worst_severity(msg: Message) -> str | None:
     return worst
 
 
+class Tag(NamedTuple):
+    long: str
+    short: str
+    must: bool
+    severity: str
+
+
+def tags(msg: Message) -> list[Tag]:
+    """The message's notable annotations as tags, worst first."""
+    found = [
+        Tag(*ANNOTATION_TAGS[a.code], a.severity)
+        for a in msg.annotations
+        if a.code in ANNOTATION_TAGS
+    ]
+    found.sort(key=lambda tag: -SEVERITY_RANK[tag.severity])
+    return found
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells, an ellipsis marking a cut."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[: max(width, 0)]
+    return set_cell_size(text, width - 1) + "…"
+
+
+def fit(summary: str, tags: list[Tag], width: int) -> tuple[str, str]:
+    """Share ``width`` cells between a summary and its tags, cutting the tags last.
+
+    Every tag in long form if all fits, else in short form; else only the tags that
+    must show, long then short; else the summary is cut to make room for those (but
+    never below ``MIN_SUMMARY`` cells, after which the tags are cut too).
+    """
+    size = cell_len(summary)
+    musts = [t for t in tags if t.must]
+    for chosen in (tags, musts):
+        for form in (0, 1):
+            text = "".join(TAG_SEPARATOR + (t.short if form else t.long) for t in chosen)
+            if size + cell_len(text) <= width:
+                return summary, text
+    short = "".join(TAG_SEPARATOR + t.short for t in musts)
+    room = width - cell_len(short)
+    if room >= MIN_SUMMARY:
+        return clip(summary, room), short
+    kept = clip(summary, max(room, min(MIN_SUMMARY, width // 2)))
+    return kept, clip(short, width - cell_len(kept))
+
+
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+WEBSOCKET_CODES: Final = {
+    1000: "normal",
+    1001: "going away",
+    1002: "protocol error",
+    1006: "dropped, no close frame",
+    1009: "message too big",
+    1011: "server error",
+}
+
+
+def close_reason(error: str) -> str:
+    """A close error in a few words ("outlet down: connection refused").
+
+    The relay records the OS error verbatim (``outlet unreachable: [Errno 111] Connect
+    call failed ('127.0.0.1', 3333)``); the timeline shows what it means, the detail
+    pane the full text.
+    """
+    text = error.strip()
+    down = text.startswith("outlet unreachable")
+    if down:
+        text = text.removeprefix("outlet unreachable").lstrip(": ")
+    errno = _ERRNO.search(text)
+    if errno is not None:  # the OS's words for the number, without addresses
+        text = os.strerror(int(errno.group(1))).lower()
+    ws = re.fullmatch(r"WebSocket closed with code (\d+)", text)
+    if ws is not None:
+        code = int(ws.group(1))
+        meaning = WEBSOCKET_CODES.get(code)
+        text = f"WebSocket {code}" + (f" ({meaning})" if meaning else "")
+    if down:
+        text = f"outlet down: {text}" if text else "outlet down"
+    return clip(text, 60)
+
+
 def connection_text(row: Row, conn: Connection | None) -> str:
     """The summary of a connection open/close row."""
     if conn is None:
@@ -119,9 +226,12 @@ def connection_text(row: Row, conn: Connection | None) -> str:
     if row.kind == "open":
         return f"open {conn.transport} app {conn.app} ⇄ outlet {conn.outlet}"
     who = f" by {conn.closed_by}" if conn.closed_by else ""
-    err = f" ({conn.error})" if conn.error else ""
     lifetime = conn.closed - conn.opened if conn.closed is not None else None
-    life = f" after {lifetime:.3f}s" if lifetime is not None else ""
+    # A connection the proxy refused at once had no life worth a number.
+    life = ""
+    if lifetime is not None and not (conn.error and lifetime < 0.001):
+        life = f" after {lifetime:.3f}s"
+    err = f"{TAG_SEPARATOR}{close_reason(conn.error)}" if conn.error else ""
     return f"closed{who}{life}{err}"
 
 

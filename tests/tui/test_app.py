@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from proxy.events import Close, Data, Open
 from proxy.sources import load_events
 from tests.tui.conftest import (
@@ -16,7 +18,7 @@ from tests.tui.conftest import (
     wait_until,
 )
 from tui.app import InvisApp
-from tui.sources import LiveSource, PlaySource
+from tui.sources import FileSource, LiveSource, PlaySource
 from tui.widgets.help import HelpScreen
 
 SIZE = (80, 24)
@@ -57,7 +59,9 @@ async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
         await select_message(app, pilot, request)
         assert app.timeline.current_message is not None
         assert app.timeline.current_message.id == request
-        # the detail follows once key repeat pauses
+        # at 80x24 the detail waits for d; then it follows once key repeat pauses
+        assert not app.detail.display
+        await pilot.press("d")
         await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
         # every link of the request is marked with its relation glyph
         links = app.analysis.links_of(request)
@@ -68,6 +72,44 @@ async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
         assert app.timeline.related[request] == "▶"
         await pilot.press("down")
         assert app.timeline.current_row_index == app.timeline.message_rows.row_of(request) + 1
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"), [((80, 24), False), ((80, 40), True), ((160, 30), True)]
+)
+async def test_detail_starts_hidden_on_short_narrow_screens_and_d_toggles_it(
+    size: tuple[int, int], shown: bool
+) -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        assert app.detail.display is shown
+        timeline_rows = app.timeline.scrollable_content_region.height
+        if not shown:
+            # the timeline keeps most of the screen: all but status, OTA panel, footer
+            assert timeline_rows >= size[1] - 6
+        await pilot.press("d")
+        assert app.detail.display is not shown
+        await pilot.pause()
+        if not shown:
+            assert app.timeline.scrollable_content_region.height < timeline_rows
+            await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
+        # the user's choice sticks when the terminal is resized
+        await pilot.resize_terminal(size[0], 60)
+        await pilot.pause()
+        assert app.detail.display is not shown
+
+
+async def test_selection_stays_on_screen_when_the_detail_opens() -> None:
+    app = scenario_app("revb_outlet_tcp")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        tl = app.timeline
+        tl.move_to(tl.scrollable_content_region.height - 1)  # the bottom line
+        await pilot.press("d")
+        await pilot.pause()
+        top = round(tl.scroll_offset.y)
+        assert top <= tl.cursor < top + tl.scrollable_content_region.height
 
 
 async def test_jump_between_request_and_reply() -> None:
@@ -395,3 +437,41 @@ async def test_follow_tails_a_capture_that_is_still_being_written(tmp_path: Path
             await wait_until(pilot, lambda: len(app.analysis.rows) == len(whole.rows))
             assert app.timeline.cursor == len(app.timeline.view) - 1
             assert not app._finished, "a followed capture is never finished"
+
+
+async def test_rows_show_the_analysis_verdict_at_80_columns() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        spurious = next(m.id for m in app.analysis.messages if m.has("spurious-ota-result"))
+        await select_message(app, pilot, spurious)
+        tl = app.timeline
+        line = tl.render_line(tl.cursor - round(tl.scroll_offset.y))
+        assert line.cell_length == tl.scrollable_content_region.width
+        # the verdict is on the row, whole, in the annotation's colour
+        assert line.text.rstrip().endswith("· not a failure")
+        tag = next(seg for seg in line if "not a failure" in seg.text)
+        info = tl.get_component_rich_style("timeline--info", partial=True)
+        assert tag.style is not None and tag.style.color == info.color
+        assert "OTA result" in line.text
+
+
+async def test_refused_reconnects_read_short_and_keep_the_whole_error() -> None:
+    capture = Path(__file__).resolve().parents[2] / "captures" / "sample-revb-outlet-ota.invcap"
+    app = source_app(FileSource(capture))
+    async with app.run_test(size=(80, 40)) as pilot:
+        await loaded(pilot)
+        refused = [c for c in app.analysis.connections.values() if c.error]
+        assert refused
+        texts = line_texts(app)
+        closes = [t for t in texts if "└ closed by proxy" in t and "outlet down" in t]
+        assert closes, texts
+        for text in closes:
+            assert text.rstrip().endswith("closed by proxy · outlet down: connection refused")
+        # the detail has the error verbatim, and a search finds it
+        await pilot.press("slash", *"Errno 111", "enter")
+        row = app.analysis.rows[app.timeline.current_row_index]
+        assert row.kind == "close" and app.analysis.connections[row.conn].error
+        await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
+        body = str(app.detail._body.render())
+        assert "[Errno 111] Connect call failed" in body

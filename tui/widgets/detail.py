@@ -59,7 +59,18 @@ class DetailPane(VerticalScroll, can_focus=True):
             conn = analysis.connections.get(row.conn)
             text = Text()
             text.append(f"Connection {row.conn}\n", style="bold")
-            text.append(describe.connection_text(row, conn))
+            if conn is None:
+                text.append(describe.connection_text(row, conn))
+            else:
+                text.append(f"{conn.transport} app {conn.app} ⇄ outlet {conn.outlet}")
+                start = analysis.rows[0].t
+                text.append(f"\nopened at {conn.opened - start:.3f} s")
+                if conn.closed is not None:
+                    text.append(f", closed at {conn.closed - start:.3f} s")
+                    text.append(f" by {conn.closed_by or 'unknown'}")
+                if conn.error:
+                    text.append("\nerror: ", style="bold")
+                    text.append(conn.error)  # verbatim: the timeline shows it in short
             return text
         return self.render_message(analysis.messages[row.ref])
 

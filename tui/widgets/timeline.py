@@ -16,7 +16,7 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message as TextualMessage
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -121,6 +121,8 @@ class Timeline(ScrollView, can_focus=True):
         self.related: dict[int, str] = {}  # message id -> relation glyph
         self.session_ids: frozenset[int] = frozenset()
         self._cache: LRUCache[tuple[object, ...], Strip] = LRUCache(1024)
+        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(1024)
+        self._base_style = Style()
         self._text_cache: LRUCache[int, str] = LRUCache(4096)
         self._conn_width = 2
 
@@ -129,7 +131,11 @@ class Timeline(ScrollView, can_focus=True):
     def text_of(self, row: Row, msg: Message | None) -> str:
         """What a text search looks at: name, summary and the raw frame."""
         if msg is None:
-            return describe.connection_text(row, self.analysis.connections.get(row.conn))
+            conn = self.analysis.connections.get(row.conn)
+            line = describe.connection_text(row, conn)
+            if conn is not None and conn.error and row.kind == "close":
+                line += f" {conn.error}"  # the full error is findable too
+            return line
         key = msg.id
         text = self._text_cache.get(key)
         if text is None:
@@ -142,7 +148,7 @@ class Timeline(ScrollView, can_focus=True):
         current = self.current_row_index
         self.view = view
         self._text_cache.clear()
-        self._cache.clear()
+        self._clear_caches()
         self._seen_rows = len(view)
         self.new_rows = 0
         self._update_size()
@@ -195,9 +201,23 @@ class Timeline(ScrollView, can_focus=True):
         return self.analysis.messages[ref] if ref >= 0 else None
 
     def set_related(self, related: dict[int, str], session_ids: frozenset[int]) -> None:
+        """Mark the selected message's links and session; repaint only the changed lines."""
+        before = [self._glyph_at(p) for p in self._visible_positions()]
         self.related = related
         self.session_ids = session_ids
-        self.refresh()
+        for position, glyph in zip(self._visible_positions(), before, strict=True):
+            if self._glyph_at(position) != glyph:
+                self.refresh_line(position)
+
+    def _visible_positions(self) -> range:
+        top = round(self.scroll_offset.y)
+        return range(top, min(top + self.scrollable_content_region.height, len(self.view)))
+
+    def _glyph_at(self, position: int) -> str:
+        ref = self.analysis.rows[self.view.row_index(position)].ref
+        if ref < 0:
+            return ""
+        return self.related.get(ref) or (describe.SESSION_GLYPH if ref in self.session_ids else "")
 
     def set_time_mode(self, mode: TimeMode) -> None:
         self.time_mode = mode
@@ -225,9 +245,14 @@ class Timeline(ScrollView, can_focus=True):
         position = max(0, min(position, total - 1))
         if user and self.following and position != total - 1:
             self.pause_follow()
+        previous, top = self.cursor, round(self.scroll_offset.y)
         self.cursor = position
         self._scroll_to_cursor(center=center)
-        self.refresh()
+        if round(self.scroll_offset.y) == top:  # no scroll: two lines changed
+            self.refresh_line(previous)
+            self.refresh_line(position)
+        else:
+            self.refresh()
         self.post_message(self.CursorMoved(self.current_row_index))
 
     def select_row_index(self, row_index: int) -> bool:
@@ -294,61 +319,69 @@ class Timeline(ScrollView, can_focus=True):
         self.pause_follow()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._cache.clear()
+        self._clear_caches()
         self._update_size()
-        if self.following:
-            self._scroll_to_cursor()
+        self._scroll_to_cursor()  # a pane opening below must not hide the selection
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._cache.clear()
+        self._clear_caches()
 
     # -- drawing ----------------------------------------------------------------
+
+    def _clear_caches(self) -> None:
+        self._cache.clear()
+        self._lines.clear()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # ``rich_style`` walks every ancestor's styles: once per paint, not per line.
+        self._base_style = self.rich_style
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         position = round(self.scroll_offset.y) + y
         view = self.view
+        base = self._base_style
         if position >= len(view) or width <= GUTTER:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         ri = view.row_index(position)
         rows = self.analysis.rows
         row = rows[ri]
-        previous = rows[view.row_index(position - 1)].t if position > 0 else None
-        key = (
-            ri,
-            width,
-            self.time_mode,
-            previous if self.time_mode == "delta" else None,
-            self.analysis.generation,
-        )
-        body = self._cache.get(key)
-        if body is None:
-            body = self._render_body(row, width - GUTTER, previous)
-            self._cache.set(key, body)
-        gutter = self._render_gutter(ri, row)
-        strip = Strip.join([gutter, body])
-        if position == self.cursor:
-            strip = strip.apply_style(self.get_component_rich_style("timeline--cursor"))
-        return strip.apply_style(self.rich_style)
+        delta = self.time_mode == "delta"
+        previous = rows[view.row_index(position - 1)].t if delta and position > 0 else None
+        key = (ri, width, self.time_mode, previous, self.analysis.generation)
+        mark = ri in self.marks
+        glyph = self._glyph_at(position)
+        cursor = position == self.cursor
+        line_key = (key, mark, glyph, base)
+        strip = None if cursor else self._lines.get(line_key)
+        if strip is None:
+            body = self._cache.get(key)
+            if body is None:
+                body = self._render_body(row, width - GUTTER, previous)
+                self._cache.set(key, body)
+            gutter = self._render_gutter(mark, glyph, row.ref in self.related)
+            strip = Strip.join([gutter, body])
+            if cursor:  # under the segments' own colours, over the background
+                strip = strip.apply_style(self.get_component_rich_style("timeline--cursor"))
+            strip = strip.apply_style(base)
+            if not cursor:
+                self._lines.set(line_key, strip)
+        return strip
 
-    def _render_gutter(self, ri: int, row: Row) -> Strip:
+    def _render_gutter(self, mark: bool, glyph: str, linked: bool) -> Strip:
         style = self.get_component_rich_style
-        mark = (
+        mark_segment = (
             Segment(describe.MARK_GLYPH, style("timeline--mark", partial=True))
-            if ri in self.marks
+            if mark
             else Segment(" ")
         )
-        glyph = " "
         glyph_style = Style()
-        if row.ref >= 0:
-            if row.ref in self.related:
-                glyph = self.related[row.ref]
-                glyph_style = style("timeline--link", partial=True)
-            elif row.ref in self.session_ids:
-                glyph = describe.SESSION_GLYPH
-                glyph_style = style("timeline--session", partial=True)
-        return Strip([mark, Segment(glyph, glyph_style), Segment(" ")], GUTTER)
+        if glyph:
+            component = "timeline--link" if linked else "timeline--session"
+            glyph_style = style(component, partial=True)
+        return Strip([mark_segment, Segment(glyph or " ", glyph_style), Segment(" ")], GUTTER)
 
     def _render_body(self, row: Row, width: int, previous: float | None) -> Strip:
         style = self.get_component_rich_style
@@ -393,11 +426,12 @@ class Timeline(ScrollView, can_focus=True):
         segments.append(Segment(f"{pid[:6]:>6} ", muted))
         used = sum(cell_len(s.text) for s in segments)
         rest = max(width - used, 0)
-        summary = describe.summary(msg)
-        if cell_len(summary) > rest and rest > 1:
-            summary = set_cell_size(summary, rest - 1) + "…"
+        tags = describe.tags(msg)
+        summary, tag = describe.fit(describe.summary(msg), tags, rest)
         summary_style = style("timeline--injected", partial=True) if msg.injected else None
         if severity in ("warning", "error"):
             summary_style = style(f"timeline--{severity}", partial=True)
         segments.append(Segment(summary, summary_style))
+        if tag:
+            segments.append(Segment(tag, style(f"timeline--{tags[0].severity}", partial=True)))
         return Strip(segments).adjust_cell_length(width)
