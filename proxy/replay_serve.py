@@ -33,7 +33,15 @@ from proxy import protocol
 from proxy.errors import UserError
 from proxy.events import Close, Data, Open, Transport
 from proxy.framing import Frame, Framer
-from proxy.replay import Action, Matcher, MatchHow, RecordedConnection, Script, rewrite_packet_id
+from proxy.replay import (
+    Action,
+    Matcher,
+    MatchHow,
+    RecordedConnection,
+    RecordedRequest,
+    Script,
+    rewrite_packet_id,
+)
 
 WS_PATH: Final = "/ws"
 Unmatched = Literal["puback0", "silence"]
@@ -436,6 +444,19 @@ class ReplayServer:
             RequestReport(live.number, msg.callback, msg.args, msg.packet_id, found.how, rec.msg_id)
         )
         now = loop.time()
+        fresher = self._fresher_state(live, rec) if found.how == "reused" else None
+        if fresher is not None:
+            # The recording answered this callback again only by a push (the app got it
+            # before it asked): that push tells the state the story has reached.
+            data = rewrite_packet_id(fresher.raw, _packet_id_of(fresher.raw), msg.packet_id)
+            delay = rec.replies[0].delay if rec.replies else 0.0
+            live.schedule(_Item(now + delay / self.options.speed, -1, "send", data))
+            self._say(
+                f"conn {live.number}: {msg.name or f'cb{msg.callback}'} answered with the "
+                f"recorded cb{msg.callback} push of {fresher.conn} (the latest state)"
+            )
+            self._fire(rec.msg_id, msg.packet_id)
+            return
         for reply in rec.replies:
             data = reply.raw
             if reply.echoes:
@@ -457,6 +478,27 @@ class ReplayServer:
                 f"answered from a recorded request with {_json(rec.args)}"
             )
         self._fire(rec.msg_id, msg.packet_id)
+
+    def _fresher_state(self, live: _Live, rec: RecordedRequest) -> Action | None:
+        """A push of ``rec``'s callback recorded after its reply and no later than the
+        connection the live one plays, if the recording has one."""
+        if live.recorded is None or not rec.replies:
+            return None
+        after = rec.t + rec.replies[-1].delay
+        until = live.recorded.opened
+        best: Action | None = None
+        for connection in self.script.connections:
+            if connection.opened > until:
+                continue
+            for action in connection.actions:
+                if (
+                    action.kind == "push"
+                    and action.callback == rec.callback
+                    and action.t > after
+                    and (best is None or action.t > best.t)
+                ):
+                    best = action
+        return best
 
     def _unanswerable(
         self, live: _Live, packet_id: Any, callback: int | None, args: Any, why: str
@@ -490,6 +532,14 @@ class ReplayServer:
     def _say(self, line: str) -> None:
         if self._on_line is not None:
             self._on_line(line)
+
+
+def _packet_id_of(raw: bytes) -> Any:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value.get("packetID") if isinstance(value, dict) else None
 
 
 def _json(value: Any) -> str:
