@@ -7,11 +7,15 @@ and split TCP chunks, a few OTA updates), then measures, each in a fresh process
 peak memory (max RSS) is per phase:
 
 - baseline: reading the capture and ``json.loads`` of every chunk;
+- read: reading the capture into events;
 - framing: reading + the streaming splitter;
-- analysis: reading + framing + decoding + correlation (the whole pipeline).
+- analysis: reading + framing + decoding + correlation (the whole pipeline);
+- live: ``Analysis.feed`` one event at a time with the GC on, as the relay's deferred
+  sink does (the first 200,000 events, read beforehand and not timed).
 
-Prints messages/s, seconds, peak RSS and ratios to the baseline. Targets (issue 2):
->= 200,000 messages/s, the 1M capture analysed in <= 5 s, peak memory <= 1 GiB.
+Prints messages/s, seconds, peak RSS and ratios to the baseline, then each stage's
+own share (differences of the phases above). Targets (issue 2): >= 200,000
+messages/s, the 1M capture analysed in <= 5 s, peak memory <= 1 GiB.
 """
 
 from __future__ import annotations
@@ -115,6 +119,12 @@ for ev in read_capture(PATH).events:
                     pass
                 n += 1
 """,
+    "read": """
+from proxy.capture import read_capture
+n = 0
+for ev in read_capture(PATH).events:
+    n += 1
+""",
     "framing": """
 from proxy.capture import read_capture
 from proxy.framing import Framer
@@ -130,6 +140,18 @@ a = Analysis()
 a.feed_all(read_capture(PATH).events)
 a.finish()
 n = len(a.messages)
+""",
+    "live": """
+import itertools
+from proxy.analysis import Analysis
+from proxy.capture import read_capture
+events = list(itertools.islice(read_capture(PATH).events, 200_000))
+a = Analysis()
+feed = a.feed
+t0 = time.perf_counter()
+for ev in events:
+    feed(ev)
+n = len(events)
 """,
 }
 
@@ -172,7 +194,26 @@ def main() -> int:
         f"{'phase':<10} {'messages':>10} {'seconds':>8} {'msg/s':>10} {'RSS MiB':>8} {'x base':>7}"
     )
     for name, (n, dt, rss) in results.items():
+        if name == "live":
+            print(
+                f"{name:<10} {n:>10,} {dt:>8.2f} {n / dt:>10,.0f}"
+                f"  events (GC on): {dt / n * 1e6:.1f} us/event"
+            )
+            continue
         print(f"{name:<10} {n:>10,} {dt:>8.2f} {n / dt:>10,.0f} {rss:>8.0f} {dt / base_t:>7.2f}")
+    read_t, frame_t, all_t = (results[k][1] for k in ("read", "framing", "analysis"))
+    n_msgs = results["analysis"][0]
+    print(
+        "stages (us/message): "
+        + ", ".join(
+            f"{label} {dt / n_msgs * 1e6:.2f}"
+            for label, dt in (
+                ("read", read_t),
+                ("framing", frame_t - read_t),
+                ("decode+correlate", all_t - frame_t),
+            )
+        )
+    )
     n, dt, rss = results["analysis"]
     ok = n / dt >= 200_000 and dt <= 5.0 * n / 1_000_000 and rss <= 1024
     print(f"targets (>= 200k msg/s, <= 5 s per 1M, <= 1 GiB): {'met' if ok else 'NOT met'}")
