@@ -3,6 +3,10 @@
 These are derived data (DESIGN 3): recomputed from the events whenever a capture is
 opened, so they can change shape without breaking old captures. The JSON form of
 ``analyze --json`` (DESIGN 4.4) is produced from them in ``analysis.py``.
+
+Annotations, links and rows are never changed once made, but they are not ``frozen``
+dataclasses: frozen construction costs four times as much, and a large capture makes
+hundreds of thousands. ``unsafe_hash`` keeps them hashable as frozen ones are.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ Method = Literal["wifi", "via-outlet"]
 Outcome = Literal["succeeded", "failed", "refused", "stalled", "in-progress"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Annotation:
     """A remark on one message: a stable ``code``, how bad it is, and a sentence."""
 
@@ -143,7 +147,7 @@ class Message:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Link:
     """From an earlier message to a later one, with why they belong together."""
 
@@ -201,7 +205,7 @@ class Connection:
 RowKind = Literal["open", "close", "message"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Row:
     """One line of the timeline: a message, or a connection opening or closing.
 
