@@ -23,7 +23,6 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from proxy.events import Event, is_utf8
@@ -43,11 +42,12 @@ TICK = 1 / 20  # repaint at most this often
 FEED_SLICE = 0.050  # seconds of analysis between yields to the loop while nobody types
 FEED_SLICE_TYPING = 0.008  # ... while the user presses keys: a key waits at most this
 TYPING_GRACE = 0.75  # seconds after the last key or click that count as typing
+FEED_PAUSE = 0.001  # the loop's turn between slices
 VIEW_BUDGET = 0.015  # seconds of filtering per tick
 DRAINED = 50_000  # a file source reads ahead at most this many events
 SEARCH_BUDGET = 0.25
 PANEL_EVERY = 5  # ticks between side-panel refreshes while loading
-DETAIL_DELAY = 0.08  # the detail follows the cursor once key repeat pauses
+DETAIL_DELAY = 0.08  # the detail follows the cursor once key repeat pauses (next tick)
 WIDE = 120  # columns from which the detail sits beside the timeline
 # Below WIDE the panes stack; on a screen shorter than this the detail starts hidden
 # (d shows it) so the timeline keeps most of the rows: with the tags on each row it
@@ -162,18 +162,19 @@ class InvisApp(App[None]):
         self._query_mode: Literal["filter", "search"] | None = None
         self._detail_sig: object = None
         self._detail_auto = True  # shown or hidden by the screen size until the user says
-        self._detail_timer: Timer | None = None
+        self._detail_due: float | None = None  # when the detail catches up with the cursor
         self._status_text = ""
         self._ticks = 0
         self.timeline = Timeline(analysis, id="timeline")
         self.timeline.following = source.streaming
         self.detail = DetailPane(analysis, id="detail")
         self.ota = OtaPanel(analysis, id="ota")
+        self.status = Static(id="status")
 
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status")
+        yield self.status
         with Horizontal(id="main"):
             yield self.timeline
             with Vertical(id="side"):
@@ -251,8 +252,15 @@ class InvisApp(App[None]):
             await self._has_pending.wait()
             while self._pending:
                 typing = time.perf_counter() - self._last_input < TYPING_GRACE
-                self._feed(FEED_SLICE_TYPING if typing else FEED_SLICE)
-                await asyncio.sleep(0)  # keys, timers and the reader run here
+                filling = len(self.timeline.view) < 2 * self.timeline.size.height
+                self._feed(FEED_SLICE_TYPING if typing or filling else FEED_SLICE)
+                if filling:
+                    self._tick()  # the first screen does not wait for the clock
+                # Not sleep(0): that lets each waiting task take one step, and a key
+                # press is a chain of steps (driver -> app -> screen -> widget ->
+                # repaint timer). A short sleep lets the loop run everything ready,
+                # chains included, before the next slice.
+                await asyncio.sleep(FEED_PAUSE)
             self._has_pending.clear()
             if self._source_done or self.source.streaming:
                 self._load_started = None
@@ -260,6 +268,7 @@ class InvisApp(App[None]):
     # -- the clock ----------------------------------------------------------------
 
     def _tick(self) -> None:
+        self._show_detail_if_due()
         analysis = self.analysis
         if self._source_done and not self._pending and not self._finished:
             self._finished = True
@@ -352,7 +361,7 @@ class InvisApp(App[None]):
         text = " │ ".join(parts)
         if text != self._status_text:
             self._status_text = text
-            self.query_one("#status", Static).update(text, layout=False)
+            self.status.update(text, layout=False)
 
     def _rate(self) -> str:
         """How fast the analysis takes in the current backlog, while one waits."""
@@ -381,14 +390,17 @@ class InvisApp(App[None]):
             if session is not None:
                 session_ids = frozenset(session.messages)
         self.timeline.set_related(related, session_ids)
-        if self._detail_timer is not None:
-            self._detail_timer.stop()
-        self._detail_timer = self.set_timer(DETAIL_DELAY, self._show_detail_now)
+        # A deadline the clock checks, not a Timer per key press: each cancelled Timer
+        # leaves a task, an exception and a traceback in a cycle, garbage that cost a
+        # 50 ms full collection every dozen key presses.
+        self._detail_due = time.perf_counter() + DETAIL_DELAY
         self._update_status()
 
-    def _show_detail_now(self) -> None:
-        self._detail_timer = None
-        self._refresh_detail(force=True)
+    def _show_detail_if_due(self) -> None:
+        due = self._detail_due
+        if due is not None and time.perf_counter() >= due:
+            self._detail_due = None
+            self._refresh_detail(force=True)
 
     @on(Timeline.FollowChanged)
     def _follow_changed(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.tui.conftest import (
     wait_until,
 )
 from tui.app import InvisApp
-from tui.sources import FileSource, LiveSource, PlaySource
+from tui.sources import FileSource, IterSource, LiveSource, PlaySource
 from tui.widgets.help import HelpScreen
 
 SIZE = (80, 24)
@@ -475,3 +476,45 @@ async def test_refused_reconnects_read_short_and_keep_the_whole_error() -> None:
         await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
         body = str(app.detail._body.render())
         assert "[Errno 111] Connect call failed" in body
+
+
+def chatter(pairs: int) -> list[Open | Data | Close]:
+    """One connection with ``pairs`` device-info requests and replies."""
+    events: list[Open | Data | Close] = [Open(0.0, "c1", "tcp", "127.0.0.1:5000", "o:3333")]
+    for i in range(pairs):
+        pid = 100000 + i % 900000
+        t = 1.0 + i * 0.01
+        request = {"packetID": pid, "payload": {"callbackName": 12}}
+        reply = {"packetID": pid, "payload": {"callbackName": 12, "callbackArgs": [1]}}
+        events.append(Data(t, "c1", "app", json.dumps(request).encode() + b"\n"))
+        events.append(Data(t + 0.001, "c1", "outlet", json.dumps(reply).encode() + b"\n"))
+    events.append(Close(2.0 + pairs * 0.01, "c1", "outlet"))
+    return events
+
+
+async def test_a_big_load_feeds_long_slices_until_a_key_arrives() -> None:
+    from tui import app as app_module
+
+    app = source_app(IterSource(chatter(40_000), label="chatter"))
+    slices: list[tuple[float, float]] = []  # (start, budget)
+    feed = app._feed
+
+    def recording_feed(budget: float) -> None:
+        slices.append((time.perf_counter(), budget))
+        feed(budget)
+
+    app._feed = recording_feed  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.analysis.messages) > 2_000)
+        # the status line says how fast the load goes
+        await wait_until(pilot, lambda: "msgs/s" in app._status_text or app._finished)
+        if not app._finished:
+            assert "events read" in app._status_text
+        await pilot.press("down")
+        await loaded(pilot)
+    assert len(app.analysis.messages) == 80_000
+    key = app._last_input
+    before = [budget for start, budget in slices if start < key]
+    typing = [b for start, b in slices if key < start < key + app_module.TYPING_GRACE]
+    assert app_module.FEED_SLICE in before  # nobody typing: long slices
+    assert all(b == app_module.FEED_SLICE_TYPING for b in typing)  # short ones after a key
