@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +26,6 @@ from proxy.events import Close, Data, Open, is_utf8
 from proxy.relay import Relay, RelayError
 
 RelayFactory = Callable[..., Any]
-
-
-@pytest.fixture(scope="module")
-def confdir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """mitmproxy writes its CA here instead of ~/.mitmproxy."""
-    return str(tmp_path_factory.mktemp("mitmproxy-conf"))
-
-
-@pytest.fixture
-async def make_relay(confdir: str) -> AsyncIterator[RelayFactory]:
-    relays: list[Relay] = []
-
-    async def make(**kw: Any) -> Relay:
-        kw.setdefault("tcp_port", 0)
-        kw.setdefault("ws_port", 0)
-        relay = Relay("127.0.0.1", confdir=confdir, **kw)
-        relays.append(relay)
-        await relay.start()
-        return relay
-
-    yield make
-    for relay in relays:
-        await relay.stop()
 
 
 async def test_tcp_relay_is_byte_exact_and_events_reproduce_both_streams(

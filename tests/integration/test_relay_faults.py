@@ -9,7 +9,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,31 +27,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from proxy.capture import read_capture
 from proxy.events import Close, Data, Open
-from proxy.relay import Relay
 
 RelayFactory = Callable[..., Any]
-
-
-@pytest.fixture(scope="module")
-def confdir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("mitmproxy-conf"))
-
-
-@pytest.fixture
-async def make_relay(confdir: str) -> AsyncIterator[RelayFactory]:
-    relays: list[Relay] = []
-
-    async def make(**kw: Any) -> Relay:
-        kw.setdefault("tcp_port", 0)
-        kw.setdefault("ws_port", 0)
-        relay = Relay("127.0.0.1", confdir=confdir, **kw)
-        relays.append(relay)
-        await relay.start()
-        return relay
-
-    yield make
-    for relay in relays:
-        await relay.stop()
 
 
 async def _read_to_eof(reader: asyncio.StreamReader) -> bytes:
