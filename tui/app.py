@@ -248,6 +248,12 @@ class InvisApp(App[None]):
 
     async def _feed_loop(self) -> None:
         """Feed the backlog to the analysis, yielding to the loop between slices."""
+        try:
+            await self._feed_backlogs()
+        except Exception as error:  # as when the clock fed it: shown, not swallowed
+            self._handle_exception(error)
+
+    async def _feed_backlogs(self) -> None:
         while True:
             await self._has_pending.wait()
             while self._pending:
@@ -390,9 +396,7 @@ class InvisApp(App[None]):
             if session is not None:
                 session_ids = frozenset(session.messages)
         self.timeline.set_related(related, session_ids)
-        # A deadline the clock checks, not a Timer per key press: each cancelled Timer
-        # leaves a task, an exception and a traceback in a cycle, garbage that cost a
-        # 50 ms full collection every dozen key presses.
+        # A deadline the clock checks: no Timer (a task) started and cancelled per key.
         self._detail_due = time.perf_counter() + DETAIL_DELAY
         self._update_status()
 
