@@ -103,7 +103,9 @@ def _stall_window(args: argparse.Namespace) -> float:
 
 
 async def _start(
-    args: argparse.Namespace, consumer: Callable[[Any], object]
+    args: argparse.Namespace,
+    consumer: Callable[[Any], object],
+    after: Callable[[Any], object] | None = None,
 ) -> tuple[OutletSimulator, LiveProxy]:
     from proxy.live import LiveProxy, default_capture_path
     from proxy.sim import OutletSimulator, SimConfig
@@ -125,6 +127,7 @@ async def _start(
     live = LiveProxy(
         "127.0.0.1",
         consumer,
+        after=after,
         outlet_tcp_port=sim.tcp_port,
         outlet_ws_port=sim.ws_port,
         tcp_port=0,
@@ -194,7 +197,7 @@ async def _demo_headless(args: argparse.Namespace) -> int:
 
     analysis = Analysis(stall_window=_stall_window(args))
     printer = HeadlessPrinter(analysis)
-    sim, live = await _start(args, printer)
+    sim, live = await _start(args, analysis.feed, printer)
     for line in live.describe():
         _say(line)
     try:

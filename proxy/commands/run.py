@@ -105,13 +105,18 @@ async def _check_outlet(host: str) -> None:
         raise UserError(f"cannot resolve the outlet host {host!r}: {reason}") from None
 
 
-def _live_proxy(args: argparse.Namespace, consumer: Callable[[Event], object]) -> LiveProxy:
+def _live_proxy(
+    args: argparse.Namespace,
+    consumer: Callable[[Event], object],
+    after: Callable[[Event], object] | None = None,
+) -> LiveProxy:
     from proxy.live import LiveProxy, default_capture_path
 
     record = None if args.no_record else Path(args.record or default_capture_path())
     return LiveProxy(
         args.outlet,
         consumer,
+        after=after,
         outlet_tcp_port=args.outlet_tcp_port,
         outlet_ws_port=args.outlet_ws_port,
         listen_host=args.listen_host,
@@ -134,7 +139,7 @@ async def _serve_headless(args: argparse.Namespace) -> int:
     logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
     analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
     printer = HeadlessPrinter(analysis)
-    live = _live_proxy(args, printer)
+    live = _live_proxy(args, analysis.feed, printer)
     await live.start()
 
     stop = asyncio.Event()

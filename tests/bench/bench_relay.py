@@ -14,9 +14,10 @@ run`), so work the relay defers past forwarding is measured as it would be deplo
   addon skips that hook, so invisproxy can come out faster than bare);
 - addon: through the Relay with its addon and no sinks (the adapter's own cost);
 - record: the addon recording to a capture (one unbuffered write per event), no analysis;
-- invisproxy: as `invisproxy run` relays: recording before forwarding, the live
-  analysis just after (deferred sinks);
-- inline: recording and analysis both before forwarding, for comparison.
+- invisproxy: as `invisproxy run` relays: recording and the live analysis before
+  forwarding (proxy/live.py);
+- deferred: recording before forwarding, the analysis after it in batches once
+  traffic pauses (the addon's deferred sinks), for comparison.
 
 Configurations alternate for R rounds of N pairs (after a warm-up), so drift in the
 machine's load hits all of them alike. Prints median, p99 and ratios. Targets: the
@@ -114,15 +115,15 @@ async def through_relay(
     deferred: list[Any] = []
     writer = None
     analysis = None
-    if kind in ("record", "invisproxy", "inline"):
+    if kind in ("record", "invisproxy", "deferred"):
         # as `invisproxy run` records: unbuffered, one write per event, before forwarding
         path = tmp / f"bench-{time.monotonic_ns()}.invcap"
         writer = CaptureWriter(path, {"source": "bench"}, flush_each=True)
         sinks = [writer.write]
-    if kind in ("invisproxy", "inline"):
+    if kind in ("invisproxy", "deferred"):
         analysis = Analysis()
-        # as `invisproxy run` does: the analysis just after forwarding
-        (deferred if kind == "invisproxy" else sinks).append(analysis.feed)
+        # as `invisproxy run` does (proxy/live.py): the analysis before forwarding
+        (sinks if kind == "invisproxy" else deferred).append(analysis.feed)
     relay = Relay(
         "127.0.0.1",
         outlet_tcp_port=peer.tcp_port,
@@ -199,7 +200,7 @@ class Peer:
 
 async def main(pairs: int, rounds: int) -> int:
     peer = await Peer.start()
-    kinds = ("direct", "bare", "addon", "record", "invisproxy", "inline")
+    kinds = ("direct", "bare", "addon", "record", "invisproxy", "deferred")
     results: dict[tuple[str, str], list[float]] = {}
     decoded = 0
     with tempfile.TemporaryDirectory() as tmpdir:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -41,8 +40,8 @@ def test_demo_tells_the_whole_ota_story_and_records_it(tmp_path: Path, rev: str)
     relations.append("ota-ack" if rev == "A" else "ota-sync")
     for relation in relations:
         assert f"↖ {relation} of #" in done.stdout, relation
-    # remarks that come after their message was printed are printed too
-    assert re.search(r"#\d+ \+ i ota-restart: the outlet closed connection", done.stdout)
+    # the restart remark is printed, with its message or after it
+    assert "ota-restart: the outlet closed connection" in done.stdout
     # the recording holds the same story
     analysis = analyze(load_events(capture).events)
     (session,) = analysis.sessions
