@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,7 +129,16 @@ class _NonStandardConstant(ValueError):
 
 
 def _reject_constant(name: str) -> Any:
-    raise _NonStandardConstant(name)
+    raise _NonStandardConstant(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a double (1e999) has no JSON form
+    once parsed (it would be written back as Infinity), so the frame is invalid."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise _NonStandardConstant(f"{text} is too large for a number")
+    return value
 
 
 def _make_scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
@@ -179,7 +189,9 @@ def _objects(buf: bytes) -> list[tuple[int, bytes, Any]] | None:
 
 
 _OrjsonError: Final = orjson.JSONDecodeError
-_scan: Final = _make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
+_scan: Final = _make_scanner(
+    json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+)
 _scan_lenient: Final = _make_scanner(json.JSONDecoder())
 
 
@@ -208,7 +220,7 @@ def _after_error(exc: Exception, text: str, pos: int) -> _Failure | tuple[int, s
         _, end = _scan_lenient(text, pos)
     except Exception as again:
         return _after_error(again, text, pos)
-    return end, f"not JSON: {exc.args[0]} is not a JSON value"
+    return end, f"not JSON: {exc.args[0]}"
 
 
 def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None] | _Failure:

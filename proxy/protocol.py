@@ -668,7 +668,10 @@ def decode(frame: Frame, msg_id: int, transport: Transport) -> Message:
     responses and fills a pure ack's callback from the request it answers.
     """
     if frame.error is not None:
-        return _invalid(frame, msg_id, transport, f"not JSON: {frame.error}")
+        why = frame.error
+        return _invalid(
+            frame, msg_id, transport, why if why.startswith("not JSON") else f"not JSON: {why}"
+        )
     value = frame.value
     if type(value) is not dict:
         return _invalid(frame, msg_id, transport, f"not a JSON object: {_json(value, 80)}")

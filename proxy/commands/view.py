@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from proxy.commands._types import positive_float
 from proxy.errors import UserError
 
 
@@ -33,14 +34,14 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--speed",
-        type=float,
+        type=positive_float,
         default=1.0,
         metavar="N",
         help="with --play: play N times faster than recorded (default 1)",
     )
     p.add_argument(
         "--stall-window",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="S",
         help="seconds without news before an OTA update counts as stalled (default 60)",
@@ -49,12 +50,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.speed <= 0:
-        raise UserError(f"--speed must be positive, not {args.speed:g}")
     if args.speed != 1.0 and not args.play:
         raise UserError("--speed only makes sense with --play")
-    if args.stall_window is not None and args.stall_window <= 0:
-        raise UserError(f"--stall-window must be positive, not {args.stall_window:g}")
     path: Path = args.file
     if not path.exists():
         raise UserError(f"{path}: no such file")

@@ -815,3 +815,15 @@ def test_fast_paths_cut_and_parse_exactly_like_the_reference(
             framer.feed(Open(0.0, "w", "ws", "a:1", "b:2"))
             frames[reference] = exact(framer.feed(Data(1.0, "w", "app", message)))
         assert frames[False] == frames[True]
+
+
+def test_a_number_too_large_for_a_double_is_an_invalid_frame() -> None:
+    """1e999 would become Infinity, which no JSON output can carry."""
+    raw = b'{"payload":{"callbackName":9,"callbackArgs":[1e999,0]}}'
+    for transport in ("tcp", "ws"):
+        framer = Framer()
+        framer.feed(Open(0.0, "c1", transport, "a:1", "b:2"))  # type: ignore[arg-type]
+        frames = framer.feed(Data(0.1, "c1", "outlet", raw + b"\n"))
+        frames += framer.feed(Close(0.2, "c1", "outlet"))
+        assert [f.error for f in frames] == ["not JSON: 1e999 is too large for a number"]
+        assert frames[0].raw.strip() == raw
