@@ -561,7 +561,9 @@ class InvisApp(App[None]):
         msg = self._need_message()
         if msg is None:
             return
-        self.copy_to_clipboard(json.dumps(describe.message_json(msg), ensure_ascii=False))
+        text = json.dumps(describe.message_json(msg), ensure_ascii=False)
+        # lone surrogates have no UTF-8 form; their escapes keep the JSON valid
+        self.copy_to_clipboard(text.encode("utf-8", "backslashreplace").decode("utf-8"))
         self.notify(f"Copied message #{msg.id} as JSON", timeout=2)
 
     def action_sessions(self) -> None:
@@ -805,7 +807,9 @@ class InvisApp(App[None]):
     def _write_export(self, suffix: str, text: str) -> Path | None:
         path = self._export_path(suffix)
         try:
-            path.write_text(text, encoding="utf-8")
+            # a lone surrogate (from a valid "\\ud800" escape) is written as its
+            # escape, which keeps the JSON valid
+            path.write_text(text, encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             self.notify(f"Could not write {path}: {exc.strerror}", severity="error")
             return None
