@@ -854,6 +854,7 @@ class Analysis:
     def _unfail(self, session: OtaSession, msg: Message) -> None:
         """Progress after a lone status-0 result: that result was the spurious one."""
         first = self.messages[session.messages[0]]
+        first.annotations = [a for a in first.annotations if a.code != "ota-failed"]
         session.outcome = "in-progress"
         session.phase = "downloading"
         session.ended = None
@@ -875,6 +876,7 @@ class Analysis:
         session.ended = msg.t
         session.reason = f"the {self._describe(session)} failed at {fmt_t(msg.t)}: {why}"
         self._open.pop((self._session_device(session), session.target), None)
+        msg.annotate("ota-failed", "error", f"the {self._describe(session)} failed: {why}")
 
 
 # ---------------------------------------------------------------------- JSON (DESIGN 4.4)

@@ -1550,7 +1550,9 @@ def _sum_ota_push(msg: Message, args: Any) -> str | None:
     if value == 1 and type(value) is int:
         return f"{device} done, main phase follows" if dt == 3 else f"{device} succeeded, rebooting"
     if value == 0 and type(value) is int:
-        return f"{device} failed"
+        # 0 means "failed" on the wire, but the first one of every update is a harmless
+        # quirk: the analysis, which knows which this is, gives the verdict
+        return f"{device} status 0"
     return f"{device} status {_json(value, 20)}"
 
 

@@ -48,6 +48,7 @@ SEVERITY_RANK: Final = {"info": 0, "warning": 1, "error": 2}
 # partition done, main phase follows").
 ANNOTATION_TAGS: Final = {
     "spurious-ota-result": ("spurious, not a failure", "not a failure", True),
+    "ota-failed": ("the update failed", "update failed", True),
     "ota-stalled": ("update stalled here", "stalled", True),
     "fw-mismatch": ("wrong firmware after update", "wrong firmware", True),
     "unanswered-request": ("no reply", "no reply", True),

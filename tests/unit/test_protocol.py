@@ -817,7 +817,7 @@ def test_cb20_versions_and_cb23_www_phase() -> None:
     www = push(23, [3, 1])
     assert summary(www) == "OTA result: outlet WWW partition done, main phase follows"
     assert field_map(www)["device_type"] == ("3", "InvisOutlet WWW (web UI) partition")
-    assert summary(push(23, [2, 0])) == "OTA result: deco failed"
+    assert summary(push(23, [2, 0])) == "OTA result: deco status 0"
     progress = push(22, [3, 40])
     assert summary(progress) == "OTA progress: outlet WWW partition 40 %"
     assert field_map(progress)["percent"] == ("40", "40 %")
