@@ -35,6 +35,7 @@ CHECKED_CODES = {
     "fw-mismatch",
     "secret",
     "ota-retry",
+    "ota-failed",
 }
 
 
@@ -164,12 +165,12 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(0, [3, 4])
         | {(0, 5, "ota-result")},
         sessions=[{"request": 0, "outcome": "failed", "messages": [0, 1, 2, 3, 4, 5]}],
-        annotations={0: {"fire-and-forget"}, 2: {"spurious-ota-result"}},
+        annotations={0: {"fire-and-forget"}, 2: {"spurious-ota-result"}, 5: {"ota-failed"}},
     ),
     "failed_revb_sync": Expected(
         links={(0, 1, "ota-sync")},
         sessions=[{"request": 0, "target": "outlet", "outcome": "failed", "messages": [0, 1]}],
-        annotations={0: {"fire-and-forget", "ota-restart"}},
+        annotations={0: {"fire-and-forget", "ota-restart"}, 1: {"ota-failed"}},
     ),
     "stalled": Expected(
         links={(0, 1, "ota-ack")} | progress_links(0, [2, 3]),
@@ -322,6 +323,7 @@ EXPECTED: dict[str, Expected] = {
     "midcapture_failure": Expected(
         links=set(),
         sessions=[{"request": None, "target": "outlet", "outcome": "failed", "messages": [0]}],
+        annotations={0: {"ota-failed"}},
     ),
     "midcapture_spurious_result": Expected(
         links=set(),
