@@ -30,6 +30,7 @@ from proxy import protocol
 from proxy.events import Close, Data, Event, Open, Transport
 from proxy.framing import Frame, Framer
 from proxy.model import (
+    Annotation,
     Connection,
     Link,
     Message,
@@ -170,6 +171,7 @@ class Analysis:
         self._open: dict[tuple[str, str], OtaSession] = {}
         # recent OTA pushes by (device, bytes): the outlet sends each to every app
         self._recent_pushes: dict[tuple[str, bytes], tuple[int, float]] = {}
+        self._push_order: deque[tuple[float, tuple[str, bytes]]] = deque()
         # (message id, annotation index) of annotations made after the message was
         # added (a timeout, a restart, a stall), for views that print as they go
         self.late_annotations: list[tuple[int, int]] = []
@@ -396,8 +398,9 @@ class Analysis:
             if dev != device.key or target != "outlet" or session.outcome == "refused":
                 continue
             session.restarts += 1
-            if session.phase == "rebooting":
+            if session.phase == "rebooting" and not session.rebooted_after_result:
                 session.rebooted_after_result = True
+                session.reboot_t = event.t
             session.last_activity = max(session.last_activity, event.t)
             last = session.last_by_conn.get(event.conn)
             if last is not None and not self.messages[last].has("ota-restart"):
@@ -449,18 +452,31 @@ class Analysis:
             self._on_result(msg)
 
     def _copy_of(self, msg: Message) -> Message | None:
-        """The same OTA push sent a moment ago to another app's connection, if any."""
+        """The same OTA push sent earlier to another app's connection, if any.
+
+        The outlet sends each OTA message to every connected app a moment apart; a copy
+        can also come late (a slow connection), which still counts while its update is
+        open, so a late copy of a result does not start a phantom update.
+        """
         key = (self._device_of(msg.conn).key, msg.raw.strip())
         seen = self._recent_pushes.get(key)
-        if seen is not None and msg.t - seen[1] <= COPY_WINDOW:
+        if seen is not None:
             original = self.messages[seen[0]]
             if original.conn != msg.conn:
-                return original
+                session = self._session_by_msg.get(original.id)
+                still_open = session is not None and (
+                    self._open.get((self._session_device(session), session.target)) is session
+                )
+                if msg.t - seen[1] <= COPY_WINDOW or still_open:
+                    return original
         self._recent_pushes[key] = (msg.id, msg.t)
-        if len(self._recent_pushes) > 256:  # forget what is too old to be copied
-            self._recent_pushes = {
-                k: v for k, v in self._recent_pushes.items() if msg.t - v[1] <= COPY_WINDOW
-            }
+        order = self._push_order
+        order.append((msg.t, key))
+        horizon = msg.t - max(COPY_WINDOW, self.stall_window)
+        while order and order[0][0] < horizon:
+            t, old = order.popleft()
+            if self._recent_pushes.get(old, (0, None))[1] == t:
+                del self._recent_pushes[old]
         return None
 
     def _on_copy(self, msg: Message, original: Message) -> None:
@@ -470,7 +486,7 @@ class Analysis:
             return
         self._add(session, msg)
         for note in original.annotations:
-            if note.code in ("spurious-ota-result", "www-phase-complete"):
+            if note.code in ("spurious-ota-result", "www-phase-complete", "ota-failed"):
                 msg.annotate(note.code, note.severity, note.text)
         assert msg.callback is not None
         if session.request is not None:
@@ -578,16 +594,18 @@ class Analysis:
         shows the old version before the deco was seen down, and within
         DECO_REBOOT_GRACE of the result, is from before its reboot.
         """
-        if session.target == "outlet":
-            if session.rebooted_after_result:
-                return True
-            info = self.connections.get(msg.conn)
-            result_t = session.ended if session.ended is not None else session.last_activity
-            return msg.kind == "push" and info is not None and info.opened > result_t
+        info = self.connections.get(msg.conn)
         result_t = session.ended if session.ended is not None else session.last_activity
+        if session.target == "outlet":
+            if info is None:
+                return False
+            if session.reboot_t is not None and info.opened >= session.reboot_t:
+                return True  # a connection made after the outlet went down
+            # the cb12 the outlet pushes when it comes back, on a new connection
+            return msg.kind == "push" and info.opened > result_t
         return (
             session.module_down_seen
-            or running != session.fw_before
+            or (session.fw_before is not None and running != session.fw_before)
             or msg.t - result_t > DECO_REBOOT_GRACE
         )
 
@@ -622,6 +640,12 @@ class Analysis:
                 f"and the reboot; it reports {module} fw_rev {running}, {verdict}",
             )
         del self._open[(self._session_device(session), session.target)]
+
+    def _close_session(self, session: OtaSession) -> None:
+        """No more messages for this update (a successor may already hold its key)."""
+        key = (self._session_device(session), session.target)
+        if self._open.get(key) is session:
+            del self._open[key]
 
     def _session_device(self, session: OtaSession) -> str:
         return session.outlet_addr or "?"
@@ -686,20 +710,27 @@ class Analysis:
             return
         self._add(session, reply)
         if request.id != session.request:
+            # A repeated request's ack speaks for the update only while nothing else
+            # has: no ack, sync status or progress yet.
             if session.phase == "requested" and reply.puback == 1:
                 session.phase = "accepted"
-            return  # a repeated request's ack says nothing about the running update
+            elif session.phase == "requested" and reply.puback == 0:
+                self._refuse(session, reply)
+            return
         if reply.puback == 0 and session.outcome not in FINAL_OUTCOMES:
-            session.outcome = "refused"
-            session.phase = "refused"
-            session.ended = reply.t
-            session.reason = (
-                f"the outlet answered the {self._describe(session)} with PUBACK 0: it could "
-                "not start (e.g. the firmware is already up to date)"
-            )
-            self._open.pop((self._session_device(session), session.target), None)
+            self._refuse(session, reply)
         elif session.phase == "requested":
             session.phase = "accepted"
+
+    def _refuse(self, session: OtaSession, reply: Message) -> None:
+        session.outcome = "refused"
+        session.phase = "refused"
+        session.ended = reply.t
+        session.reason = (
+            f"the outlet answered the {self._describe(session)} with PUBACK 0: it could "
+            "not start (e.g. the firmware is already up to date)"
+        )
+        self._close_session(session)
 
     def _session_for(self, msg: Message, target: Target) -> tuple[OtaSession, str]:
         """The open session a push belongs to, or a new one whose request is missing."""
@@ -854,7 +885,6 @@ class Analysis:
     def _unfail(self, session: OtaSession, msg: Message) -> None:
         """Progress after a lone status-0 result: that result was the spurious one."""
         first = self.messages[session.messages[0]]
-        first.annotations = [a for a in first.annotations if a.code != "ota-failed"]
         session.outcome = "in-progress"
         session.phase = "downloading"
         session.ended = None
@@ -862,20 +892,28 @@ class Analysis:
             f"{session.target} update seen from {fmt_t(session.started)} on; its cb21 request "
             "is not in the capture"
         )
-        self._annotate_late(
-            first.id,
+        note = Annotation(
             "spurious-ota-result",
             "info",
             "status 0 before any progress: progress followed, so this was the spurious early "
             "result the firmware sends at the start of every update, not a failure",
         )
+        # replaced in place: late_annotations holds indices into this list
+        for i, old in enumerate(first.annotations):
+            if old.code == "ota-failed":
+                first.annotations[i] = note
+                self.late_annotations.append((first.id, i))
+                break
+        else:
+            first.annotations.append(note)
+            self.late_annotations.append((first.id, len(first.annotations) - 1))
 
     def _fail(self, session: OtaSession, msg: Message, why: str) -> None:
         session.outcome = "failed"
         session.phase = "failed"
         session.ended = msg.t
         session.reason = f"the {self._describe(session)} failed at {fmt_t(msg.t)}: {why}"
-        self._open.pop((self._session_device(session), session.target), None)
+        self._close_session(session)
         msg.annotate("ota-failed", "error", f"the {self._describe(session)} failed: {why}")
 
 

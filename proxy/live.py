@@ -53,7 +53,8 @@ class HeadlessPrinter:
     def __init__(self, analysis: Analysis, echo: bool = True) -> None:
         self.analysis = analysis
         self.echo = echo
-        self.printed = 0
+        self.printed = 0  # rows
+        self.messages_printed = 0  # message ids below this are printed
         self.late_printed = 0
 
     def __call__(self, event: Event) -> None:
@@ -63,32 +64,25 @@ class HeadlessPrinter:
         from proxy import report
 
         analysis = self.analysis
+        rows = analysis.rows
+        shown_before = self.messages_printed
         lines: list[str] = []
-        # Annotations that came later (a timeout, a restart, a stall) on messages already
-        # printed, so the log says everything `analyze` would.
-        shown_up_to = self.printed_messages()
+        if self.printed < len(rows):
+            for row in rows[self.printed :]:
+                lines += report.format_row(analysis, row)
+                if row.kind == "message":
+                    self.messages_printed = row.ref + 1
+            self.printed = len(rows)
+        # Remarks that came later (a timeout, a restart, a stall) on messages printed
+        # before: after the rows that caused them. A message printed just now shows
+        # its remarks with it.
         late = analysis.late_annotations
         for msg_id, index in late[self.late_printed :]:
-            if msg_id < shown_up_to:
+            if msg_id < shown_before:
                 lines.append(report.format_late_annotation(analysis, msg_id, index))
         self.late_printed = len(late)
-        rows = analysis.rows
-        if self.printed < len(rows):
-            lines += [
-                line for row in rows[self.printed :] for line in report.format_row(analysis, row)
-            ]
-            self.printed = len(rows)
         if lines and self.echo:
             print("\n".join(lines), flush=True)
-
-    def printed_messages(self) -> int:
-        """How many messages have been printed (message ids below this)."""
-        rows = self.analysis.rows
-        for i in range(self.printed - 1, -1, -1):
-            row = rows[i]
-            if row.kind == "message":
-                return row.ref + 1
-        return 0
 
 
 class LiveProxy:

@@ -180,6 +180,8 @@ class OtaSession:
     phase: str = "requested"
     restarts: int = 0
     rebooted_after_result: bool = False
+    # when the outlet first dropped its connections after the result (its reboot)
+    reboot_t: float | None = None
     # the updated module was seen down (deco: PM missing or blank in cb12)
     module_down_seen: bool = False
     # the last message of this update on each connection (where a restart is noted)

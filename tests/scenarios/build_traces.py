@@ -506,6 +506,60 @@ def proxy_shutdown_mid_update() -> Trace:
     return tr
 
 
+def late_copy_of_result() -> Trace:
+    """The second app's copy of the final result comes 2.5 s late."""
+    tr = Trace("A copy of the final result arrives late on a second app's connection")
+    tr.open("a", "ws")
+    tr.open("b", "ws")
+    tr.req("a", 100100, 20)  # msg 0
+    tr.reply("a", 100100, 20, updates())  # msg 1
+    tr.req("a", 100101, 21, [1, 0])  # msg 2
+    tr.reply("a", 100101, puback=1)  # msg 3
+    tr.push("a", 10, 22, [1, 50], dt=0.5)  # msg 4
+    tr.push("b", 10, 22, [1, 50], dt=0.1)  # msg 5
+    tr.push("a", 11, 23, [1, 1], dt=0.5)  # msg 6
+    tr.push("b", 11, 23, [1, 1], dt=2.5)  # msg 7: late copy
+    tr.close("a", "outlet", dt=0.1)
+    tr.close("b", "outlet")
+    tr.open("c", "ws", dt=5.0)
+    tr.push("c", 5, 12, device_info("0.0.2"), dt=0.5)  # msg 8
+    return tr
+
+
+def connection_outlives_a_close() -> Trace:
+    """A close by an unknown side is not the reboot if another connection still works."""
+    tr = Trace("One connection closes after the result, another still answers with old firmware")
+    tr.open("a", "ws")
+    tr.open("b", "tcp")
+    tr.req("a", 100100, 20)  # msg 0
+    tr.reply("a", 100100, 20, updates())  # msg 1
+    tr.req("a", 100101, 21, [1, 0])  # msg 2
+    tr.reply("a", 100101, puback=1)  # msg 3
+    tr.push("a", 10, 22, [1, 50], dt=0.5)  # msg 4
+    tr.push("a", 11, 23, [1, 1], dt=0.5)  # msg 5
+    tr.close("b", None, dt=0.2)
+    tr.req("a", 100102, 12, dt=0.1)  # msg 6
+    tr.reply("a", 100102, 12, device_info("0.0.1"))  # msg 7: before the reboot
+    tr.close("a", "outlet", dt=1.0)
+    tr.open("c", "ws", dt=5.0)
+    tr.push("c", 5, 12, device_info("0.0.2"), dt=0.5)  # msg 8
+    return tr
+
+
+def refused_retry() -> Trace:
+    """No answer to cb21, then a second cb21 refused: the update never started."""
+    tr = Trace("OTA request unanswered, its retry refused")
+    tr.open("a", "ws")
+    tr.req("a", 100100, 20)  # msg 0
+    tr.reply("a", 100100, 20, updates("0.0.2", "0.0.2"))  # msg 1
+    tr.req("a", 100101, 21, [1, 0])  # msg 2
+    tr.req("a", 100102, 21, [1, 0], dt=5.0)  # msg 3
+    tr.reply("a", 100102, puback=0)  # msg 4
+    tr.req("a", 100103, 9, dt=100.0)  # msg 5
+    tr.reply("a", 100103, 9, [1, 0])  # msg 6
+    return tr
+
+
 SCENARIOS: dict[str, Callable[[], Trace]] = {
     "reva_outlet_ws": reva_outlet_ws,
     "revb_outlet_tcp": revb_outlet_tcp,
@@ -528,6 +582,9 @@ SCENARIOS: dict[str, Callable[[], Trace]] = {
     "midcapture_spurious_result": midcapture_spurious_result,
     "deco_early_device_info": deco_early_device_info,
     "proxy_shutdown_mid_update": proxy_shutdown_mid_update,
+    "late_copy_of_result": late_copy_of_result,
+    "connection_outlives_a_close": connection_outlives_a_close,
+    "refused_retry": refused_retry,
 }
 
 

@@ -360,6 +360,44 @@ EXPECTED: dict[str, Expected] = {
         sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
         annotations={0: {"fire-and-forget"}},
     ),
+    "late_copy_of_result": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
+        | {(2, 5, "ota-progress"), (2, 6, "ota-result"), (2, 7, "ota-result")}
+        | {(2, 8, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 6, 7, 8],
+                "verified": True,
+                "progress_types": [1],
+            }
+        ],
+        annotations={2: {"fire-and-forget"}, 6: {"ota-restart"}, 7: {"ota-restart"}},
+    ),
+    "connection_outlives_a_close": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
+        | {(2, 5, "ota-result"), (6, 7, "response"), (2, 8, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 8],
+                "fw_after": "0.0.2",
+                "verified": True,
+            }
+        ],
+        annotations={2: {"fire-and-forget"}, 5: {"ota-restart"}},
+    ),
+    "refused_retry": Expected(
+        links={(0, 1, "response"), (3, 4, "ota-ack"), (5, 6, "response")},
+        sessions=[{"request": 2, "outcome": "refused", "messages": [2, 3, 4]}],
+        annotations={
+            2: {"fire-and-forget"},
+            3: {"fire-and-forget", "ota-retry"},
+            4: {"puback-failure"},
+        },
+    ),
 }
 
 
