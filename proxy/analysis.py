@@ -770,15 +770,24 @@ class Analysis:
             session.outcome = "in-progress"
             session.reason += f"; activity resumed at {fmt_t(msg.t)}"
 
-    def _on_ota_sync(self, msg: Message) -> None:
-        """The revB synchronous cb21 after the restart: [device, 1 continue | 0 fail]."""
-        device_type, status = protocol.ota_device_type(msg.args)
+    def _join_ota_push(self, msg: Message) -> tuple[OtaSession, str, int, Any] | None:
+        """The update an OTA push (cb21 sync, 22, 23) belongs to, with the push added:
+        (session, why, device_type, value); None when its device_type names no target."""
+        device_type, value = protocol.ota_device_type(msg.args)
         target = target_of_device_type(device_type)
-        if target is None:
-            return
+        if target is None or device_type is None:
+            return None
         session, why = self._session_for(msg, target)
         self._reopen_if_stalled(session, msg)
         self._add(session, msg)
+        return session, why, device_type, value
+
+    def _on_ota_sync(self, msg: Message) -> None:
+        """The revB synchronous cb21 after the restart: [device, 1 continue | 0 fail]."""
+        joined = self._join_ota_push(msg)
+        if joined is None:
+            return
+        session, why, _, status = joined
         if session.request is not None:
             request = self.messages[session.request]
             same = (
@@ -800,14 +809,12 @@ class Analysis:
             session.phase = "updating"
 
     def _on_progress(self, msg: Message) -> None:
-        device_type, percent = protocol.ota_device_type(msg.args)
-        target = target_of_device_type(device_type)
-        if target is None or device_type is None:
+        joined = self._join_ota_push(msg)
+        if joined is None:
             return
-        session, why = self._session_for(msg, target)
-        self._reopen_if_stalled(session, msg)
-        self._add(session, msg)
-        session.progress.append((msg.t, device_type, percent if percent is not None else -1))
+        session, why, device_type, percent = joined
+        if type(percent) is int:  # a progress push without a percentage is no data point
+            session.progress.append((msg.t, device_type, percent))
         session.phase = "www" if device_type == 3 else "downloading"
         if session.request is not None:
             phase = "WWW partition" if device_type == 3 else "main firmware"
@@ -820,13 +827,10 @@ class Analysis:
             )
 
     def _on_result(self, msg: Message) -> None:
-        device_type, status = protocol.ota_device_type(msg.args)
-        target = target_of_device_type(device_type)
-        if target is None:
+        joined = self._join_ota_push(msg)
+        if joined is None:
             return
-        session, why = self._session_for(msg, target)
-        self._reopen_if_stalled(session, msg)
-        self._add(session, msg)
+        session, why, device_type, status = joined
         started = bool(session.progress)
         if status == 0 and not started and session.request is None and len(session.messages) == 1:
             # Whether this is the spurious early result or a failure cannot be told: the
@@ -866,7 +870,7 @@ class Analysis:
                 session.ended = msg.t
                 session.reason = (
                     f"the {self._describe(session)} succeeded at {fmt_t(msg.t)} "
-                    f"(cb23 [{device_type}, 1]); the {target} reboots"
+                    f"(cb23 [{device_type}, 1]); the {session.target} reboots"
                 )
         elif status == 0:
             note = "final result: failed"

@@ -25,6 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from proxy.analysis import message_json
 from proxy.events import Event, is_utf8
 from tui import describe
 from tui.filter import Filter, FilterError
@@ -561,7 +562,7 @@ class InvisApp(App[None]):
         msg = self._need_message()
         if msg is None:
             return
-        text = json.dumps(describe.message_json(msg), ensure_ascii=False)
+        text = json.dumps(message_json(msg), ensure_ascii=False)
         # lone surrogates have no UTF-8 form; their escapes keep the JSON valid
         self.copy_to_clipboard(text.encode("utf-8", "backslashreplace").decode("utf-8"))
         self.notify(f"Copied message #{msg.id} as JSON", timeout=2)
@@ -767,7 +768,7 @@ class InvisApp(App[None]):
             "source": self.source.label,
             "filter": self._filter.expression,
             "ota_session": None if self._session is None else self._session + 1,
-            "messages": [describe.message_json(analysis.messages[i]) for i in ids],
+            "messages": [message_json(analysis.messages[i]) for i in ids],
             "connections": conns,
             "links": [
                 {"from": lk.src, "to": lk.dst, "relation": lk.relation, "reason": lk.reason}

@@ -245,27 +245,6 @@ def time_text(mode: TimeMode, t: float, start: float, previous: float | None) ->
     return f"{t - start:.3f}"
 
 
-def message_json(msg: Message) -> dict[str, Any]:
-    """One message in the ``analyze --json`` shape (DESIGN 4.4)."""
-    return {
-        "id": msg.id,
-        "t": msg.t,
-        "conn": msg.conn,
-        "transport": msg.transport,
-        "from": msg.side,
-        "kind": msg.kind,
-        "callback": msg.callback,
-        "name": msg.name,
-        "packetID": msg.packet_id,
-        "sn": msg.sn,
-        "puback": msg.puback,
-        "args": msg.args,
-        "annotations": [
-            {"code": a.code, "severity": a.severity, "text": a.text} for a in msg.annotations
-        ],
-    }
-
-
 def hexdump(data: bytes, width: int = 16, limit: int = 4096) -> list[str]:
     """Classic offset / hex / ASCII lines, cut at ``limit`` bytes."""
     lines = []
