@@ -46,9 +46,10 @@ _NO_LINK = array("i", [-1])
 
 DEFAULT_STALL_WINDOW = 60.0
 DEFAULT_REPLY_TIMEOUT = 30.0
-# A deco that still reports its old firmware this long after a successful result has
-# had time to reboot (Home Assistant's first re-read comes after 10 s).
-DECO_REBOOT_GRACE = 10.0
+# A deco that still reports its old firmware this long after a successful result, without
+# ever having been seen down, did not take the update. Home Assistant re-reads at 10, 20,
+# 30 ... s until the version changes, so an earlier old version only means "not yet".
+DECO_REBOOT_GRACE = 60.0
 
 FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
 TARGET_NAMES = {"outlet": "outlet", "deco": "deco"}

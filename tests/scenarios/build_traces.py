@@ -225,7 +225,7 @@ def deco_via_outlet_mismatch() -> Trace:
     tr.reply("c1", 100002, puback=1)  # msg 3
     progress(tr, "c1", 2, 800010, steps=1)  # msgs 4-5
     tr.push("c1", 800020, 23, [2, 1])  # msg 6
-    tr.req("c1", 100003, 20, dt=15.0)  # msg 7
+    tr.req("c1", 100003, 20, dt=65.0)  # msg 7
     tr.reply("c1", 100003, 20, updates(pm="0.5.0", pm_new="0.6.0"))  # msg 8 verify, mismatch
     return tr
 
@@ -495,6 +495,22 @@ def deco_early_device_info() -> Trace:
     return tr
 
 
+def deco_slow_to_report() -> Trace:
+    """The deco is never seen down and reports its new firmware only on a later read."""
+    tr = Trace("Deco update: the old version read 11 s after the result, the new one at 25 s")
+    tr.open("c1", "tcp")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [2, 0])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3
+    tr.push("c1", 800011, 23, [2, 1], dt=1.0)  # msg 4
+    tr.req("c1", 100003, 12, dt=11.0)  # msg 5
+    tr.reply("c1", 100003, 12, device_info("0.0.1", "0.5.0"))  # msg 6: not yet
+    tr.req("c1", 100004, 12, dt=14.0)  # msg 7
+    tr.reply("c1", 100004, 12, device_info("0.0.1", "0.5.1"))  # msg 8: verify
+    return tr
+
+
 def proxy_shutdown_mid_update() -> Trace:
     """The proxy stops while a revA update downloads: not an outlet restart."""
     tr = Trace("The proxy shut down in the middle of an update")
@@ -582,6 +598,7 @@ SCENARIOS: dict[str, Callable[[], Trace]] = {
     "midcapture_spurious_result": midcapture_spurious_result,
     "deco_early_device_info": deco_early_device_info,
     "proxy_shutdown_mid_update": proxy_shutdown_mid_update,
+    "deco_slow_to_report": deco_slow_to_report,
     "late_copy_of_result": late_copy_of_result,
     "connection_outlives_a_close": connection_outlives_a_close,
     "refused_retry": refused_retry,

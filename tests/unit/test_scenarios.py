@@ -355,6 +355,21 @@ EXPECTED: dict[str, Expected] = {
         ],
         annotations={2: {"fire-and-forget"}},
     ),
+    "deco_slow_to_report": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | {(5, 6, "response"), (7, 8, "response"), (2, 8, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "deco",
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 8],
+                "fw_after": "0.5.1",
+                "verified": True,
+            }
+        ],
+        annotations={2: {"fire-and-forget"}},
+    ),
     "proxy_shutdown_mid_update": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
         sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
