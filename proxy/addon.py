@@ -546,6 +546,12 @@ class InvisAddon:
                 break
         state.boundary[side].feed(content)
         self._emit(Data(self._now(), state.conn, side, content, is_utf8(content), injected))
+        if self.direct and len(flow.messages) > 1:
+            # The embedded relay records every message itself; mitmproxy would keep
+            # them all in the flow for the connection's life (days, for a device), so
+            # only the one being forwarded stays. As a mitmdump/mitmweb script the flow
+            # keeps its history: mitmweb shows it.
+            del flow.messages[:-1]
 
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         by: Closer | None = flow.metadata.get(FIRST_CLOSE)
@@ -599,11 +605,14 @@ class InvisAddon:
             state.flow = flow
             self._open(state, "ws", _address(flow.server_conn))
         assert state.conn is not None
-        message = flow.websocket.messages[-1]
+        messages = flow.websocket.messages
+        message = messages[-1]
         side: Side = "app" if message.from_client else "outlet"
         self._emit(
             Data(self._now(), state.conn, side, message.content, message.is_text, message.injected)
         )
+        if self.direct and len(messages) > 1:
+            del messages[:-1]  # as for TCP: the recording holds them, not the flow
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is None or not self._is_ours(flow):
@@ -620,6 +629,16 @@ class InvisAddon:
         self._close(self._state(flow.client_conn), by, error)
 
     # ------------------------------------------------------------------ injection
+
+    def flow_history(self, conn: str) -> int:
+        """How many messages mitmproxy holds in a live connection's flow (tests)."""
+        state = self._by_conn.get(conn)
+        flow = state.flow if state is not None else None
+        if flow is None:
+            return 0
+        if isinstance(flow, tcp.TCPFlow):
+            return len(flow.messages)
+        return len(flow.websocket.messages) if flow.websocket is not None else 0
 
     @property
     def live_connections(self) -> list[str]:

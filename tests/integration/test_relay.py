@@ -428,3 +428,33 @@ def test_addon_module_is_a_mitmproxy_script() -> None:
     assert text.startswith("# cb20 Request available updates\n{\n")
     assert text.endswith('# incomplete here (continues in the next chunk)\n{"sn":')
     assert Path(module.__file__ or "").name == "addon.py"
+
+
+async def test_a_long_lived_connection_does_not_pile_up_messages_in_mitmproxy(
+    make_relay: RelayFactory,
+) -> None:
+    """A device connection lives for days; the relay records, mitmproxy must not hoard."""
+
+    async def outlet_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+
+    outlet = TcpOutlet(outlet_side)
+    await outlet.start()
+    log = EventLog()
+    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    assert relay.tcp_address is not None
+    reader, writer = await asyncio.open_connection(*relay.tcp_address)
+    sent = bytearray()
+    for i in range(300):
+        line = b'{"packetID":%d,"payload":{"callbackName":9}}\n' % (100000 + i)
+        writer.write(line)
+        sent += line
+        assert await asyncio.wait_for(reader.readline(), WAIT) == line
+    assert relay.addon.flow_history("c1") <= 1
+    recorded = [e for e in log.of("c1") if isinstance(e, Data)]
+    for side in ("app", "outlet"):  # every byte is still recorded, both ways
+        assert b"".join(e.data for e in recorded if e.side == side) == sent
+    writer.close()
+    await log.wait_closed("c1")
