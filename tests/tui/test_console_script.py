@@ -39,9 +39,10 @@ def test_view_starts_from_console_script_and_quits_with_q(tmp_path: Path) -> Non
     command = f"{SCRIPT} view {SAMPLE}; echo $? > {marker}; echo EXITED; sleep 30"
     _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", command)
     try:
-        screen = _wait_for(session, "Perform OTA update")
-        assert "OTA updates" in screen
-        assert "13 msgs" in screen
+        # the screen is painted in pieces: wait for each, not for one and assume the rest
+        _wait_for(session, "Perform OTA update")
+        _wait_for(session, "OTA updates")
+        _wait_for(session, "13 msgs")
         _tmux("send-keys", "-t", session, "q")
         _wait_for(session, "EXITED")
         assert marker.read_text().strip() == "0"
