@@ -75,15 +75,22 @@ def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
-def _screen_with(session: str, needle: str, timeout: float = 60.0) -> str:
+def _toast_words(screen: str) -> str:
+    """The words of a wrapped notification, as a person reads them."""
+    return " ".join(line.split("▌")[-1].strip() for line in screen.splitlines())
+
+
+def _screen_with(session: str, *needles: str, timeout: float = 60.0) -> str:
+    """Poll the terminal until every needle shows (the screen is painted in pieces)."""
     deadline = time.monotonic() + timeout
     screen = ""
     while time.monotonic() < deadline:
         screen = _tmux("capture-pane", "-p", "-J", "-t", session)
-        if needle in screen:
+        seen = screen + "\n" + _toast_words(screen)
+        if all(needle in seen for needle in needles):
             return screen
         time.sleep(0.2)  # polling a real terminal for a condition, with a deadline
-    raise AssertionError(f"{needle!r} did not appear; screen was:\n{screen}")
+    raise AssertionError(f"{needles!r} did not all appear; screen was:\n{screen}")
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -97,10 +104,7 @@ def test_demo_in_the_tui_at_80x24_tells_the_story_and_quits(tmp_path: Path) -> N
     )
     _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", command)
     try:
-        screen = _screen_with(session, "Demo finished")
-        # the toast wraps; its words are what a person reads
-        words = " ".join(line.split("▌")[-1].strip() for line in screen.splitlines())
-        assert "analysis agrees" in words and "verified" in words, screen
+        _screen_with(session, "Demo finished", "analysis agrees", "verified")
         _tmux("send-keys", "-t", session, "q")
         _screen_with(session, "EXITED")
         assert marker.read_text().strip() == "0"
