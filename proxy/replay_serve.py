@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import heapq
 import itertools
 import json
@@ -30,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from proxy import protocol
-from proxy.errors import UserError
+from proxy.errors import UserError, listen_failure
 from proxy.events import Close, Data, Open, Transport
 from proxy.framing import Frame, Framer
 from proxy.replay import (
@@ -229,8 +228,7 @@ class ReplayServer:
                 self.ws_port = self._ws.sockets[0].getsockname()[1]
         except OSError as exc:
             await self.stop()
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise UserError(f"cannot listen on {opts.host} {what}: {reason or exc}") from None
+            raise UserError(f"cannot listen on {opts.host} {what}: {listen_failure(exc)}") from None
 
     async def stop(self) -> None:
         tcp, ws = self._tcp, self._ws

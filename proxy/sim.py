@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import json
 import random
 import re
@@ -32,6 +31,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from proxy.errors import listen_failure
 from proxy.events import Data, Open
 from proxy.framing import Framer
 from proxy.sim_state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
@@ -358,10 +358,7 @@ class OutletSimulator:
             )
             self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if exc.errno == errno.EADDRINUSE:
-                reason = "address already in use"
-            raise SimError(f"cannot listen on {host} {what}: {reason}") from exc
+            raise SimError(f"cannot listen on {host} {what}: {listen_failure(exc)}") from exc
 
     async def _close_listeners(self) -> None:
         tcp, ws = self._tcp_server, self._ws_server

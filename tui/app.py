@@ -821,27 +821,25 @@ class InvisApp(App[None]):
     def _player(self) -> PlaySource | None:
         return self.source if isinstance(self.source, PlaySource) else None
 
-    def action_play_pause(self) -> None:
+    def _play(self, control: Callable[[PlaySource], None], show: bool = True) -> None:
+        """Apply a playback control; ``show`` puts the player's new status on screen."""
         if player := self._player():
-            player.toggle_pause()
-            self._progress = player.status()
-            self._update_status()
+            control(player)
+            if show:
+                self._progress = player.status()
+                self._update_status()
+
+    def action_play_pause(self) -> None:
+        self._play(PlaySource.toggle_pause)
 
     def action_play_step(self) -> None:
-        if player := self._player():
-            player.step()
+        self._play(PlaySource.step, show=False)
 
     def action_play_faster(self) -> None:
-        if player := self._player():
-            player.faster()
-            self._progress = player.status()
-            self._update_status()
+        self._play(PlaySource.faster)
 
     def action_play_slower(self) -> None:
-        if player := self._player():
-            player.slower()
-            self._progress = player.status()
-            self._update_status()
+        self._play(PlaySource.slower)
 
     # -- the command palette ------------------------------------------------------
 
