@@ -19,7 +19,7 @@ from tests.tui.conftest import (
     wait_until,
 )
 from tui.app import InvisApp
-from tui.sources import FileSource, IterSource, LiveSource, PlaySource
+from tui.sources import FileSource, LiveSource, PlaySource, Sink, Source
 from tui.widgets.help import HelpScreen
 
 SIZE = (80, 24)
@@ -492,29 +492,67 @@ def chatter(pairs: int) -> list[Open | Data | Close]:
     return events
 
 
+class GatedSource(Source):
+    """A file-like source whose later events arrive only when the test releases them.
+
+    The load therefore cannot finish before the test has pressed its key, however fast
+    or slow the box is.
+    """
+
+    label = "gated"
+
+    def __init__(self, first: list[Open | Data | Close], rest: list[Open | Data | Close]) -> None:
+        super().__init__()
+        self.first = first
+        self.rest = rest
+
+    def start(self, sink: Sink) -> None:
+        self.sink = sink
+        sink.add_events(self.first)
+
+    def release(self, count: int) -> bool:
+        """Deliver the next ``count`` events; True while more remain."""
+        assert self.sink is not None
+        batch, self.rest = self.rest[:count], self.rest[count:]
+        self.sink.add_events(batch)
+        if not self.rest:
+            self.sink.source_done([])
+        return bool(self.rest)
+
+
 async def test_a_big_load_feeds_long_slices_until_a_key_arrives() -> None:
     from tui import app as app_module
 
-    app = source_app(IterSource(chatter(40_000), label="chatter"))
-    slices: list[tuple[float, float]] = []  # (start, budget)
+    events = chatter(40_000)
+    source = GatedSource(events[:40_001], events[40_001:])
+    app = source_app(source)
+    # (start, budget, when the app last saw a key) for every slice of analysis
+    slices: list[tuple[float, float, float]] = []
     feed = app._feed
 
     def recording_feed(budget: float) -> None:
-        slices.append((time.perf_counter(), budget))
+        slices.append((time.perf_counter(), budget, app._last_input))
         feed(budget)
 
     app._feed = recording_feed  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: len(app.analysis.messages) > 2_000)
-        # the status line says how fast the load goes
-        await wait_until(pilot, lambda: "msgs/s" in app._status_text or app._finished)
-        if not app._finished:
-            assert "events read" in app._status_text
-        await pilot.press("down")
+        # the first half loads with nobody typing; then each key releases more data,
+        # until a slice has run while the app counted the user as typing (on a loaded
+        # box a slice may start only after the grace period: then release more)
+        await wait_until(pilot, lambda: len(app.analysis.messages) == 40_000, timeout=60)
+        more = True
+        while more:
+            await pilot.press("down")
+            more = source.release(2_000)
+            await wait_until(pilot, lambda: not app._pending, timeout=60)
+            if any(start - last < app_module.TYPING_GRACE for start, _, last in slices):
+                break
+        while more:
+            more = source.release(20_000)
         await loaded(pilot)
     assert len(app.analysis.messages) == 80_000
-    key = app._last_input
-    before = [budget for start, budget in slices if start < key]
-    typing = [b for start, b in slices if key < start < key + app_module.TYPING_GRACE]
-    assert app_module.FEED_SLICE in before  # nobody typing: long slices
-    assert all(b == app_module.FEED_SLICE_TYPING for b in typing)  # short ones after a key
+    typing = [b for start, b, last in slices if start - last < app_module.TYPING_GRACE]
+    idle = [b for start, b, last in slices if start - last >= app_module.TYPING_GRACE]
+    assert typing, "no slice ran while the user was typing"
+    assert app_module.FEED_SLICE in idle  # nobody typing: long slices
+    assert set(typing) == {app_module.FEED_SLICE_TYPING}  # short ones after a key
