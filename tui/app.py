@@ -25,10 +25,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from proxy.analysis import message_json
-from proxy.events import Event, is_utf8
+from proxy.core.analysis import message_json
+from proxy.core.events import Event, is_utf8
+from proxy.core.filter import Filter, FilterError
 from tui import describe
-from tui.filter import Filter, FilterError
 from tui.sources import PlaySource, Source
 from tui.view import RowView
 from tui.widgets.detail import DetailPane
@@ -37,7 +37,7 @@ from tui.widgets.ota import OtaPanel
 from tui.widgets.timeline import Timeline
 
 if TYPE_CHECKING:
-    from proxy.analysis import Analysis
+    from proxy.core.analysis import Analysis
 
 TICK = 1 / 20  # repaint at most this often
 FEED_SLICE = 0.050  # seconds of analysis between yields to the loop while nobody types
@@ -134,7 +134,7 @@ class InvisApp(App[None]):
     ) -> None:
         super().__init__()
         if analysis is None:
-            from proxy.analysis import Analysis
+            from proxy.core.analysis import Analysis
 
             analysis = Analysis() if stall_window is None else Analysis(stall_window=stall_window)
         self.analysis = analysis

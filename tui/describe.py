@@ -1,6 +1,6 @@
 """How a message reads on screen: its one-line summary, its fields, glyphs and time text.
 
-The decoder (``proxy.protocol``) owns the meaning of a message; this module only asks it
+The decoder (``proxy.core.protocol``) owns the meaning of a message; this module only asks it
 and guards the screen against a decoder that fails on odd input (DESIGN 1.3: analysis
 may fail, the view must not).
 """
@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
 
-from proxy.model import Connection, Message, Row
+from proxy.core.model import Connection, Message, Row
 
 TimeMode = Literal["relative", "delta", "absolute"]
 TIME_MODES: Final[tuple[TimeMode, ...]] = ("relative", "delta", "absolute")
@@ -61,7 +61,7 @@ MIN_SUMMARY: Final = 16  # cells of summary kept before a tag is shortened
 
 def _load_decoder() -> tuple[Callable[[Message], str] | None, Callable[[Message], Any] | None]:
     try:
-        from proxy import protocol
+        from proxy.core import protocol
     except ImportError:
         return None, None
     return getattr(protocol, "summary", None), getattr(protocol, "fields", None)

@@ -1,6 +1,6 @@
 """Where the app's events come from: a live relay, a file, a growing file, or a replay.
 
-Every source pushes :class:`~proxy.events.Event` objects into a :class:`Sink` (the app)
+Every source pushes :class:`~proxy.core.events.Event` objects into a :class:`Sink` (the app)
 from the app's own asyncio loop; the app batches them into the analysis and repaints a
 few times a second. Sources know nothing about Textual, so they can be driven in tests
 with any sink.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from proxy.events import Event
+from proxy.core.events import Event
 
 
 class Sink(Protocol):
@@ -116,10 +116,10 @@ class IterSource(Source):
 
 
 class FileSource(IterSource):
-    """A capture or trace opened with ``proxy.sources.load_events``."""
+    """A capture or trace opened with ``proxy.store.recording.load_events``."""
 
     def __init__(self, path: Path) -> None:
-        from proxy.sources import load_events  # the reader raises UserError for a bad file
+        from proxy.store.recording import load_events  # the reader raises UserError for a bad file
 
         loaded = load_events(path)
         super().__init__(
@@ -176,7 +176,7 @@ class FollowSource(Source):
 
     def __init__(self, path: Path, interval: float = 0.25) -> None:
         super().__init__()
-        from proxy.capture import CaptureFollower
+        from proxy.store.capture import CaptureFollower
 
         self.label = f"{path.name} (following)"
         self.interval = interval
@@ -225,7 +225,7 @@ class PlaySource(Source):
 
     @classmethod
     def from_file(cls, path: Path, *, speed: float = 1.0) -> PlaySource:
-        from proxy.sources import load_events
+        from proxy.store.recording import load_events
 
         loaded = load_events(path)
         return cls(list(loaded.events), speed=speed, label=f"{path.name} (playing)")

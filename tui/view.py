@@ -11,8 +11,8 @@ import time
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from proxy.model import Message, Row
-from tui.filter import Filter, TextOf
+from proxy.core.filter import Filter, TextOf
+from proxy.core.model import Message, Row
 
 
 class RowView:

@@ -31,8 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from proxy.capture import CaptureWriter
-from proxy.events import Close, Data, Event, Open
+from proxy.core.events import Close, Data, Event, Open
+from proxy.store.capture import CaptureWriter
 
 SN = "11B27540076"
 
@@ -106,7 +106,7 @@ def generate(n_messages: int, seed: int = 1) -> Iterator[Event]:
 PHASES = {
     "baseline": """
 import json
-from proxy.capture import read_capture
+from proxy.store.capture import read_capture
 n = 0
 for ev in read_capture(PATH).events:
     data = getattr(ev, "data", None)
@@ -120,22 +120,22 @@ for ev in read_capture(PATH).events:
                 n += 1
 """,
     "read": """
-from proxy.capture import read_capture
+from proxy.store.capture import read_capture
 n = 0
 for ev in read_capture(PATH).events:
     n += 1
 """,
     "framing": """
-from proxy.capture import read_capture
-from proxy.framing import Framer
+from proxy.store.capture import read_capture
+from proxy.core.framing import Framer
 f = Framer()
 n = 0
 for ev in read_capture(PATH).events:
     n += len(f.feed(ev))
 """,
     "analysis": """
-from proxy.analysis import Analysis
-from proxy.capture import read_capture
+from proxy.core.analysis import Analysis
+from proxy.store.capture import read_capture
 a = Analysis()
 a.feed_all(read_capture(PATH).events)
 a.finish()
@@ -143,8 +143,8 @@ n = len(a.messages)
 """,
     "live": """
 import itertools
-from proxy.analysis import Analysis
-from proxy.capture import read_capture
+from proxy.core.analysis import Analysis
+from proxy.store.capture import read_capture
 events = list(itertools.islice(read_capture(PATH).events, 200_000))
 a = Analysis()
 feed = a.feed

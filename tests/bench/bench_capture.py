@@ -23,9 +23,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from proxy.capture import CaptureWriter, capture_record, read_capture
-from proxy.events import Data, Event, Open
-from proxy.trace import read_trace, write_trace
+from proxy.core.events import Data, Event, Open
+from proxy.store.capture import CaptureWriter, capture_record, read_capture
+from proxy.store.trace import read_trace, write_trace
 
 pytestmark = pytest.mark.bench
 

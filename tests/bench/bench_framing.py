@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from proxy.events import Data, Open
-from proxy.framing import Framer
+from proxy.core.events import Data, Open
+from proxy.core.framing import Framer
 
 pytestmark = pytest.mark.bench
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from proxy.events import Side
-from proxy.framing import Frame
-from proxy.protocol import decode, fields, summary
+from proxy.core.events import Side
+from proxy.core.framing import Frame
+from proxy.core.protocol import decode, fields, summary
 
 pytestmark = pytest.mark.bench
 

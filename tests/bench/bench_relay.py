@@ -15,7 +15,7 @@ run`), so work the relay defers past forwarding is measured as it would be deplo
 - addon: through the Relay with its addon and no sinks (the adapter's own cost);
 - record: the addon recording to a capture (one unbuffered write per event), no analysis;
 - invisproxy: as `invisproxy run` relays: recording and the live analysis before
-  forwarding (proxy/live.py);
+  forwarding (proxy/mitm/live.py);
 - deferred: recording before forwarding, the analysis after it in batches once
   traffic pauses (the addon's deferred sinks), for comparison.
 
@@ -40,9 +40,9 @@ from typing import Any
 
 import websockets
 
-from proxy.analysis import Analysis
-from proxy.capture import CaptureWriter
-from proxy.relay import Relay
+from proxy.core.analysis import Analysis
+from proxy.mitm.relay import Relay
+from proxy.store.capture import CaptureWriter
 
 SN = "11B27540076"
 ARGS = {"IM": {"fw_rev": "0.0.1", "available_fw_rev": "0.0.2"}}
@@ -122,7 +122,7 @@ async def through_relay(
         sinks = [writer.write]
     if kind in ("invisproxy", "deferred"):
         analysis = Analysis()
-        # as `invisproxy run` does (proxy/live.py): the analysis before forwarding
+        # as `invisproxy run` does (proxy/mitm/live.py): the analysis before forwarding
         (sinks if kind == "invisproxy" else deferred).append(analysis.feed)
     relay = Relay(
         "127.0.0.1",

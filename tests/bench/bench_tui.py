@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench_analysis import generate
 from textual import events
 
-from proxy.capture import write_capture
+from proxy.store.capture import write_capture
 from tui.app import InvisApp
 from tui.sources import FileSource
 

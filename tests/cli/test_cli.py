@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import COMMAND_MODULES, main
+from proxy.cli.main import COMMAND_MODULES, main
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 def test_help_does_not_import_mitmproxy_or_textual() -> None:
     code = (
         "import sys\n"
-        "from proxy.cli import main\n"
+        "from proxy.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'mitmproxy', 'textual'}))"
     )

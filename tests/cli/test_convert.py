@@ -10,10 +10,10 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from proxy.capture import read_capture, write_capture
-from proxy.cli import main
-from proxy.events import Close, Data, Event, Open
-from proxy.trace import read_trace, write_trace
+from proxy.cli.main import main
+from proxy.core.events import Close, Data, Event, Open
+from proxy.store.capture import read_capture, write_capture
+from proxy.store.trace import read_trace, write_trace
 
 INVISPROXY = Path(sys.executable).parent / "invisproxy"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from proxy.relay import Relay
+from proxy.mitm.relay import Relay
 
 RelayFactory = Callable[..., Any]
 

@@ -8,7 +8,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from proxy.events import Close, Data, Event, Open
+from proxy.core.events import Close, Data, Event, Open
 
 WAIT = 20.0
 """Upper bound for any single wait in these tests (a loaded 2-core box is slow)."""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.analysis import analyze
-from proxy.sources import load_events
+from proxy.core.analysis import analyze
+from proxy.store.recording import load_events
 
 INVISPROXY = Path(sys.executable).parent / "invisproxy"
 

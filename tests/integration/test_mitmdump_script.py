@@ -15,8 +15,8 @@ import pytest
 import websockets
 from relay_support import WAIT, TcpOutlet, echo
 
-from proxy.capture import read_capture
-from proxy.events import Close, Data, Open
+from proxy.core.events import Close, Data, Open
+from proxy.store.capture import read_capture
 
 ADDON = Path(__file__).resolve().parents[2] / "proxy" / "addon.py"
 MITMDUMP = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which(

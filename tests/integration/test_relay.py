@@ -21,9 +21,9 @@ from relay_support import (
     write_in_random_chunks,
 )
 
-from proxy.addon import InjectError
-from proxy.events import Close, Data, Open, is_utf8
-from proxy.relay import Relay, RelayError
+from proxy.core.events import Close, Data, Open, is_utf8
+from proxy.mitm.addon import InjectError
+from proxy.mitm.relay import Relay, RelayError
 
 RelayFactory = Callable[..., Any]
 
@@ -273,7 +273,9 @@ async def test_a_failing_sink_is_logged_once_and_never_stops_forwarding(
 
     assert calls == len(log.events) == relay.addon.sink_errors
     assert log.stream("c1", "app") == b"".join(messages) == log.stream("c1", "outlet")
-    errors = [r for r in caplog.records if r.name == "proxy.addon" and r.levelno >= logging.ERROR]
+    errors = [
+        r for r in caplog.records if r.name == "proxy.mitm.addon" and r.levelno >= logging.ERROR
+    ]
     assert len(errors) == 1 and errors[0].exc_info is not None
     assert "sink bug" in str(errors[0].exc_info[1])
     await outlet.stop()
@@ -419,7 +421,7 @@ async def test_bad_outlet_host_is_a_clear_error(confdir: str) -> None:
 
 def test_addon_module_is_a_mitmproxy_script() -> None:
     """`mitmdump -s proxy/addon.py` needs `addons`; the contentview must decode."""
-    import proxy.addon as module
+    import proxy.mitm.addon as module
 
     assert [type(a).__name__ for a in module.addons] == ["InvisAddon"]
     text = module.describe_chunk(

@@ -25,8 +25,8 @@ from relay_support import (
 )
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from proxy.capture import read_capture
-from proxy.events import Close, Data, Open
+from proxy.core.events import Close, Data, Open
+from proxy.store.capture import read_capture
 
 RelayFactory = Callable[..., Any]
 

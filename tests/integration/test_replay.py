@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from proxy.analysis import analyze
-from proxy.capture import CaptureWriter
-from proxy.relay import Relay
-from proxy.replay import Script, build_script
-from proxy.replay_send import SendOptions, send_replay
-from proxy.replay_serve import ReplayServer, ServeOptions
-from proxy.scripted_app import AppResult, ScriptedApp
-from proxy.sim import OutletSimulator, SimConfig
-from proxy.sim_state import Firmware
-from proxy.sources import load_events
+from proxy.core.analysis import analyze
+from proxy.mitm.relay import Relay
+from proxy.replay.script import Script, build_script
+from proxy.replay.send import SendOptions, send_replay
+from proxy.replay.serve import ReplayServer, ServeOptions
+from proxy.sim.outlet import OutletSimulator, SimConfig
+from proxy.sim.scripted_app import AppResult, ScriptedApp
+from proxy.sim.state import Firmware
+from proxy.store.capture import CaptureWriter
+from proxy.store.recording import load_events
 
 WAIT = 30.0
 REPO = Path(__file__).resolve().parents[2]

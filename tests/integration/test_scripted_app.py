@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from proxy.scripted_app import AppResult, ScriptedApp
-from proxy.sim import Fault, OutletSimulator, SimConfig
-from proxy.sim_state import Firmware
+from proxy.sim.outlet import Fault, OutletSimulator, SimConfig
+from proxy.sim.scripted_app import AppResult, ScriptedApp
+from proxy.sim.state import Firmware
 
 FW = Firmware()
 FAST: dict[str, Any] = {

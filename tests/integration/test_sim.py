@@ -16,11 +16,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from proxy.cli import main as cli_main
-from proxy.events import Data, Open
-from proxy.framing import Framer
-from proxy.sim import Fault, OutletSimulator, SimConfig
-from proxy.sim_state import Firmware
+from proxy.cli.main import main as cli_main
+from proxy.core.events import Data, Open
+from proxy.core.framing import Framer
+from proxy.sim.outlet import Fault, OutletSimulator, SimConfig
+from proxy.sim.state import Firmware
 
 Kind = Literal["tcp", "ws"]
 Msg = dict[str, Any]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from proxy.events import Event
-from proxy.sources import load_events
+from proxy.core.events import Event
+from proxy.store.recording import load_events
 from tui.app import InvisApp
 from tui.sources import IterSource, Source
 

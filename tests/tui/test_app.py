@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.events import Close, Data, Open
-from proxy.sources import load_events
+from proxy.core.events import Close, Data, Open
+from proxy.store.recording import load_events
 from tests.tui.conftest import (
     line_texts,
     loaded,
@@ -330,7 +330,7 @@ async def test_export_writes_the_visible_rows(tmp_path: Path) -> None:
         again = load_events(trace)
         events = list(again.events)
         assert not again.problems
-        from proxy.analysis import analyze
+        from proxy.core.analysis import analyze
 
         replayed = analyze(events)
         assert [m.callback for m in replayed.messages] == [
@@ -404,7 +404,7 @@ async def test_play_at_high_speed_delivers_everything_in_order() -> None:
     app = source_app(source)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app._finished, timeout=20)
-        from proxy.analysis import analyze
+        from proxy.core.analysis import analyze
 
         expected = analyze(events)
         assert [m.raw for m in app.analysis.messages] == [m.raw for m in expected.messages]
@@ -412,7 +412,7 @@ async def test_play_at_high_speed_delivers_everything_in_order() -> None:
 
 
 async def test_follow_tails_a_capture_that_is_still_being_written(tmp_path: Path) -> None:
-    from proxy.capture import CaptureWriter
+    from proxy.store.capture import CaptureWriter
     from tui.sources import FollowSource
 
     events = scenario_events("revb_outlet_tcp")
@@ -424,7 +424,7 @@ async def test_follow_tails_a_capture_that_is_still_being_written(tmp_path: Path
         source = FollowSource(path, interval=0.02)
         app = source_app(source)
         async with app.run_test(size=SIZE) as pilot:
-            from proxy.analysis import Analysis
+            from proxy.core.analysis import Analysis
 
             head = Analysis()
             head.feed_all(events[:5])

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from proxy.model import Annotation, Connection, Message, Row
+from proxy.core.model import Annotation, Connection, Message, Row
 from tui import describe
 from tui.describe import MIN_SUMMARY, Tag
 

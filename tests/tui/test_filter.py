@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.model import Annotation, Message, Row
-from tui.filter import Filter, FilterError
+from proxy.core.filter import Filter, FilterError
+from proxy.core.model import Annotation, Message, Row
 
 
 def msg(

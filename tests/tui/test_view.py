@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from proxy.model import Row
+from proxy.core.filter import Filter
+from proxy.core.model import Row
 from tests.tui.test_filter import MESSAGES, ROWS, text_of
-from tui.filter import Filter
 from tui.view import MessageRows, RowView
 
 

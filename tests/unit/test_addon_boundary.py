@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.addon import _JsonBoundary
+from proxy.mitm.addon import _JsonBoundary
 
 # json.dumps turns these into escapes (\\ \" \n) and bracket look-alikes inside strings
 TRICKY = st.sampled_from(list('x\\"{}[]ü\n'))

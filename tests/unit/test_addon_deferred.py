@@ -8,8 +8,8 @@ import time
 from mitmproxy import tcp
 from mitmproxy.test import tflow
 
-from proxy.addon import DRAIN_SLICE, InvisAddon
-from proxy.events import Data, Event, Open
+from proxy.core.events import Data, Event, Open
+from proxy.mitm.addon import DRAIN_SLICE, InvisAddon
 
 WAIT = 10.0
 

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.capture import (
+from proxy.core.events import Close, Data, Event, Open
+from proxy.store.capture import (
     CAPTURE_KEY,
     CAPTURE_VERSION,
     CaptureFollower,
@@ -28,9 +29,8 @@ from proxy.capture import (
     read_capture,
     write_capture,
 )
-from proxy.events import Close, Data, Event, Open
-from proxy.records import SourceError
-from proxy.trace import read_trace, write_trace
+from proxy.store.records import SourceError
+from proxy.store.trace import read_trace, write_trace
 
 EVENTS: list[Event] = [
     Open(0.0, "c1", "tcp", "127.0.0.1:50122", "10.0.0.5:3333"),
@@ -445,8 +445,8 @@ def test_follower_reports_corruption_and_stops(capture: Path, tmp_path: Path) ->
 KILLED_WRITER = textwrap.dedent(
     """
     import sys
-    from proxy.capture import CaptureWriter
-    from proxy.events import Data
+    from proxy.store.capture import CaptureWriter
+    from proxy.core.events import Data
 
     with CaptureWriter(sys.argv[1], {"test": "sigkill"}) as writer:
         print("ready", flush=True)

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from proxy.events import Close, Data, Event, Open, Side
-from proxy.framing import Frame, Framer
+from proxy.core.events import Close, Data, Event, Open, Side
+from proxy.core.framing import Frame, Framer
 
 
 def feed_all(framer: Framer, events: Sequence[Event]) -> list[Frame]:

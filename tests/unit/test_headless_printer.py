@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.analysis import Analysis
-from proxy.live import HeadlessPrinter
-from proxy.sources import load_events
+from proxy.core.analysis import Analysis
+from proxy.mitm.live import HeadlessPrinter
+from proxy.store.recording import load_events
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 

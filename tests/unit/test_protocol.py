@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.events import Side
-from proxy.framing import Frame
-from proxy.model import Message
-from proxy.protocol import (
+from proxy.core.events import Side
+from proxy.core.framing import Frame
+from proxy.core.model import Message
+from proxy.core.protocol import (
     CATALOG,
     FIRE_AND_FORGET,
     REDACTED,

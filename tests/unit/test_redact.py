@@ -7,9 +7,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.events import Close, Data, Event, Open
-from proxy.framing import Framer
-from proxy.redact import redact_events
+from proxy.core.events import Close, Data, Event, Open
+from proxy.core.framing import Framer
+from proxy.store.redact import redact_events
 
 SECRET_REPLY = (
     b'{"sn":"11B27540076","packetID":123457,"PUBACK":1,"payload":{"callbackName":1,'

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from proxy.analysis import analyze
-from proxy.events import Close, Data, Event, Open
-from proxy.replay import (
+from proxy.core.analysis import analyze
+from proxy.core.events import Close, Data, Event, Open
+from proxy.replay.script import (
     MISSING,
     Matcher,
     RecordedRequest,
@@ -20,7 +20,7 @@ from proxy.replay import (
     normalize_reply,
     rewrite_packet_id,
 )
-from proxy.sources import load_events
+from proxy.store.recording import load_events
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 

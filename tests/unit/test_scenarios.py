@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from proxy.analysis import Analysis, analyze
-from proxy.sources import load_events
+from proxy.core.analysis import Analysis, analyze
+from proxy.store.recording import load_events
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from proxy.capture import write_capture
-from proxy.errors import UserError
-from proxy.events import Close, Data, Event, Open
-from proxy.sources import SourceError, load_events, sniff
-from proxy.trace import write_trace
+from proxy.core.errors import UserError
+from proxy.core.events import Close, Data, Event, Open
+from proxy.store.capture import write_capture
+from proxy.store.recording import SourceError, load_events, sniff
+from proxy.store.trace import write_trace
 
 EVENTS: list[Event] = [
     Open(0.0, "c1", "ws", "127.0.0.1:5", "10.0.0.5:80"),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.events import Close, Data, Event, Open
-from proxy.records import SourceError
-from proxy.trace import TRACE_KEY, TraceWriter, read_trace, write_trace
+from proxy.core.events import Close, Data, Event, Open
+from proxy.store.records import SourceError
+from proxy.store.trace import TRACE_KEY, TraceWriter, read_trace, write_trace
 
 # DESIGN 4.1's example, with a real base64 payload where the document abbreviates one.
 OUTLET_BYTES = b'{"sn":"11B27540076","PUBACK":1}\n'

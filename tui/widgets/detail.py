@@ -12,11 +12,11 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from proxy.model import Message, OtaSession
+from proxy.core.model import Message, OtaSession
 from tui import describe
 
 if TYPE_CHECKING:
-    from proxy.analysis import Analysis
+    from proxy.core.analysis import Analysis
 
 HEADING = "bold underline"
 

@@ -12,8 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from proxy.core.filter import help_text
 from tui import describe
-from tui.filter import help_text
 
 
 class HelpScreen(ModalScreen[None]):

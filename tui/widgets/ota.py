@@ -9,10 +9,10 @@ from textual.message import Message as TextualMessage
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from proxy.model import OtaSession
+from proxy.core.model import OtaSession
 
 if TYPE_CHECKING:
-    from proxy.analysis import Analysis
+    from proxy.core.analysis import Analysis
 
 SPARKS = "▁▂▃▄▅▆▇█"
 OUTCOME_STYLE = {

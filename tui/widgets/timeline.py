@@ -21,13 +21,13 @@ from textual.message import Message as TextualMessage
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from proxy.model import Message, Row
+from proxy.core.model import Message, Row
 from tui import describe
 from tui.describe import TimeMode
 from tui.view import MessageRows, RowView
 
 if TYPE_CHECKING:
-    from proxy.analysis import Analysis
+    from proxy.core.analysis import Analysis
 
 GUTTER = 3  # mark, link glyph, space
 NAME_COLUMN_MIN_WIDTH = 110

@@ -1,0 +1,234 @@
+"""`invisproxy import` and `invisproxy export`: between captures (.invcap) and traces (JSONL).
+
+Both write to a temporary file beside the output and rename it into place at the end,
+so an interrupted conversion never leaves a half-written file under the real name and
+``--force`` never destroys the old file before the new one is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from proxy.core.errors import UserError
+from proxy.core.events import Event
+
+_MAX_SHOWN = 20
+_EXIT_PROBLEMS = 1
+
+
+def register(sub: Any) -> None:
+    imp: argparse.ArgumentParser = sub.add_parser(
+        "import",
+        help="turn a trace (JSONL) into a capture (.invcap)",
+        description=(
+            "Convert a trace (the JSONL text form of a capture, one event per line) into "
+            "a capture file that 'view', 'analyze' and 'replay' open like a recording. "
+            "Lines that cannot be read are reported with their line number and skipped; "
+            "every other event is kept."
+        ),
+        epilog=(
+            "Exit status: 0 when every line converted, 1 when the capture was written but "
+            "some lines were skipped (they are listed on stderr), 2 on errors."
+        ),
+    )
+    imp.add_argument("trace", metavar="TRACE", help="the trace file to read (JSONL)")
+    imp.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="the capture to write (default: captures/<TRACE name>.invcap)",
+    )
+    imp.add_argument("-f", "--force", action="store_true", help="replace FILE if it already exists")
+    imp.set_defaults(func=_run_import)
+
+    exp: argparse.ArgumentParser = sub.add_parser(
+        "export",
+        help="write a capture or trace out as a trace (JSONL)",
+        description=(
+            "Write the events of a capture (or a trace) as a trace: the JSONL text form "
+            "of DESIGN 4.1, one event per line, bytes as 'text' (UTF-8) or 'b64'. The "
+            "trace converts back to an identical capture with 'invisproxy import'. "
+            "--format jsonl writes decoded messages instead; --redact makes a copy safe "
+            "to share."
+        ),
+        epilog=(
+            "Exit status: 0 when every event was read, 1 when the output was written but "
+            "the input had problems (listed on stderr), 2 on errors."
+        ),
+    )
+    exp.add_argument("file", metavar="FILE", help="the capture (.invcap) or trace to read")
+    exp.add_argument(
+        "--format",
+        choices=("trace", "jsonl", "capture"),
+        default="trace",
+        help=(
+            "'trace' (default): raw events, lossless. 'jsonl': one decoded message per "
+            "line (the message objects of 'analyze --json', each with its links). "
+            "'capture': a .invcap file (with --redact: a shareable copy)"
+        ),
+    )
+    exp.add_argument(
+        "--redact",
+        action="store_true",
+        help=(
+            "replace MQTT credentials (user, pass, and user:password in the broker URL) "
+            'with "<redacted>" in the raw bytes, and say what was removed; reads the '
+            "whole capture into memory"
+        ),
+    )
+    exp.add_argument(
+        "-o", "--output", metavar="OUT", help="write to OUT instead of standard output"
+    )
+    exp.add_argument("-f", "--force", action="store_true", help="replace OUT if it already exists")
+    exp.set_defaults(func=_run_export)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from proxy.store.capture import CAPTURE_KEY, DEFAULT_FOLDER, EXTENSION, CaptureWriter
+    from proxy.store.recording import load_events
+
+    source = load_events(args.trace)
+    with source:
+        if source.kind != "trace":
+            raise UserError(
+                f"{args.trace} is already a capture; 'invisproxy export' turns it into a trace"
+            )
+        output = args.output or os.path.join(DEFAULT_FOLDER, Path(args.trace).stem + EXTENSION)
+        if args.output is None:
+            os.makedirs(DEFAULT_FOLDER, exist_ok=True)
+        meta = {k: v for k, v in source.meta.items() if k != CAPTURE_KEY}
+        with (
+            _replacing(output, args.force) as tmp,
+            CaptureWriter(tmp, meta, flush_each=False, overwrite=True) as writer,
+        ):
+            count = writer.write_all(source.events)
+    print(f"imported {_events(count)} from {args.trace} into {output}")
+    return _report(args.trace, source.problems)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from proxy.store.recording import load_events
+
+    if args.format == "capture" and args.output is None:
+        raise UserError("--format capture writes a file: give it with -o FILE")
+    source = load_events(args.file)
+    with source:
+        events: Iterable[Event] = source.events
+        meta = dict(source.meta)
+        if args.redact:
+            events = _redacted(list(events), meta, args.output is None)
+        if args.output is None:
+            try:
+                count = _write(args.format, sys.stdout, meta, events)
+            except BrokenPipeError:
+                _silence_stdout()
+                return _EXIT_PROBLEMS
+        else:
+            with _replacing(args.output, args.force) as tmp:
+                count = _write(args.format, tmp, meta, events)
+            what = "messages" if args.format == "jsonl" else "events"
+            print(f"exported {count} {what} from {args.file} into {args.output}")
+    return _report(args.file, source.problems)
+
+
+def _redacted(events: list[Event], meta: dict[str, Any], to_stdout: bool) -> list[Event]:
+    from proxy.store.redact import redact_events
+
+    out, report = redact_events(events)
+    say = sys.stderr if to_stdout else sys.stdout
+    if report.removed:
+        print(f"redacted {report.replaced} occurrence(s) of these secrets:", file=say)
+        for what in report.removed:
+            print(f"  - {what}", file=say)
+        meta["redacted"] = report.removed
+    else:
+        print("redact: found no MQTT credentials; the output equals the input", file=say)
+    return out
+
+
+def _write(fmt: str, target: Any, meta: dict[str, Any], events: Iterable[Event]) -> int:
+    """Write ``events`` in ``fmt`` to a path or text stream; the number written."""
+    from proxy.store.capture import CAPTURE_KEY, CaptureWriter
+    from proxy.store.trace import TraceWriter
+
+    if fmt == "trace":
+        with TraceWriter(target, meta, overwrite=True) as writer:
+            return writer.write_all(events)
+    if fmt == "capture":
+        meta = {k: v for k, v in meta.items() if k != CAPTURE_KEY}
+        with CaptureWriter(target, meta, flush_each=False, overwrite=True) as writer:
+            return writer.write_all(events)
+    return _write_messages(target, events)
+
+
+def _write_messages(target: Any, events: Iterable[Event]) -> int:
+    """One decoded message per line: the 'analyze --json' message object plus its links."""
+    import json
+
+    from proxy.core.analysis import analyze, link_json, message_json
+
+    analysis = analyze(events)
+    fp = open(target, "w", encoding="utf-8") if isinstance(target, str) else target  # noqa: SIM115
+    try:
+        for msg in analysis.messages:
+            doc = message_json(msg)
+            doc["links"] = [link_json(link) for link in analysis.links_of(msg.id)]
+            fp.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    finally:
+        if fp is not target:
+            fp.close()
+    return len(analysis.messages)
+
+
+@contextmanager
+def _replacing(path: str, force: bool) -> Iterator[str]:
+    """A fresh temporary path beside ``path`` that replaces it when the block succeeds."""
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a directory; give a file name to write")
+    if os.path.lexists(path) and not force:
+        raise UserError(f"{path} already exists; use --force to replace it")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {path}: folder {folder} does not exist")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.partial")
+    try:
+        # Created like any new file (the umask applies), and never over another file.
+        open(tmp, "xb").close()
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _report(name: str, problems: list[Any]) -> int:
+    if not problems:
+        return 0
+    for problem in problems[:_MAX_SHOWN]:
+        print(f"{name}: {problem}", file=sys.stderr)
+    if len(problems) > _MAX_SHOWN:
+        print(f"{name}: ... and {len(problems) - _MAX_SHOWN} more problems", file=sys.stderr)
+    print(f"{name}: {len(problems)} problem(s); every readable event was kept", file=sys.stderr)
+    return _EXIT_PROBLEMS
+
+
+def _events(n: int) -> str:
+    return f"{n} event" if n == 1 else f"{n} events"
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (``export FILE | head``), keep Python's exit flush quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,269 @@
+"""`invisproxy demo`: the whole OTA story with no hardware.
+
+The outlet simulator, the proxy in front of it and a scripted app that does what a
+real app does (device info, check for updates, start the OTA, reconnect after the
+drop, wait for the result, read the device info again), shown live in the TUI, or
+printed with ``--headless``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxy.cli.options import positive_float
+from proxy.cli.sim import fault
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from proxy.core.analysis import Analysis
+    from proxy.mitm.live import LiveProxy
+    from proxy.sim.outlet import OutletSimulator
+    from proxy.sim.scripted_app import AppResult
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "demo",
+        help="the whole OTA story on the built-in simulator, no hardware needed",
+        description=(
+            "Start a simulated InvisOutlet, the proxy in front of it, and a scripted app "
+            "that reads the device info, checks for updates, starts a firmware update "
+            "(cb21), reconnects when the outlet restarts, waits for the result and reads "
+            "the device info again. The TUI shows it live; --headless prints the timeline "
+            "and the analysis instead and exits 0 only if the update was seen and "
+            "correlated correctly."
+        ),
+        epilog=(
+            "revB (default) speaks raw TCP and restarts as soon as it gets cb21, answering "
+            "on the next connection; revA speaks WebSocket and acknowledges first. Both "
+            "reboot after a successful update. The demo records to captures/ unless "
+            "--no-record, so you can 'invisproxy view' it afterwards."
+        ),
+    )
+    p.add_argument("--rev", choices=("A", "B"), default="B", help="outlet revision (default B)")
+    p.add_argument(
+        "--target",
+        choices=("outlet", "deco"),
+        default="outlet",
+        help="update the outlet (default) or its InvisDeco faceplate",
+    )
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="print the timeline and the analysis instead of the TUI; exit 0 only if the "
+        "analysis agrees with what the app experienced (succeeded and verified by default)",
+    )
+    p.add_argument(
+        "--ota-seconds",
+        type=positive_float,
+        default=12.0,
+        metavar="S",
+        help="how long the simulated download takes (default 12)",
+    )
+    p.add_argument(
+        "--fault",
+        type=fault,
+        metavar="FAULT",
+        help="make the update go wrong: refuse, fail-at:N or stall-at:N (N = percent)",
+    )
+    rec = p.add_mutually_exclusive_group()
+    rec.add_argument(
+        "--record",
+        metavar="FILE",
+        help="capture file to write (default captures/demo-YYYYmmdd-HHMMSS.invcap)",
+    )
+    rec.add_argument("--no-record", action="store_true", help="do not record a capture")
+    p.add_argument("--seed", type=int, default=None, help="seed for the simulator's TCP quirks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.headless:
+        return asyncio.run(_demo_headless(args))
+    return asyncio.run(_demo_tui(args))
+
+
+def _say(text: str) -> None:
+    print(f"invisproxy demo: {text}", file=sys.stderr, flush=True)
+
+
+def _stall_window(args: argparse.Namespace) -> float:
+    """Short enough for a stall fault to show within the demo, long enough otherwise."""
+    if args.fault is not None and args.fault.kind == "stall-at":
+        return 8.0
+    return 60.0
+
+
+async def _start(
+    args: argparse.Namespace,
+    consumer: Callable[[Any], object],
+    after: Callable[[Any], object] | None = None,
+) -> tuple[OutletSimulator, LiveProxy]:
+    from proxy.mitm.live import LiveProxy, default_capture_path
+    from proxy.sim.outlet import OutletSimulator, SimConfig
+
+    # mitmproxy and the simulator log through logging; keep the screen for the story
+    logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
+    config = SimConfig(
+        revision=args.rev,
+        ota_seconds=args.ota_seconds,
+        reboot_seconds=2.0,
+        restart_seconds=1.0,
+        sensor_interval=3.0,
+        fault=args.fault,
+        seed=args.seed,
+    )
+    sim = OutletSimulator(config)
+    await sim.start()
+    record = None if args.no_record else Path(args.record or default_capture_path("demo"))
+    live = LiveProxy(
+        "127.0.0.1",
+        consumer,
+        after=after,
+        outlet_tcp_port=sim.tcp_port,
+        outlet_ws_port=sim.ws_port,
+        tcp_port=0,
+        ws_port=0,
+        record=record,
+        make_folder=not args.record,
+        meta={"source": "invisproxy demo", "revision": args.rev, "target": args.target},
+    )
+    try:
+        await live.start()
+    except BaseException:
+        await sim.stop()
+        raise
+    return sim, live
+
+
+def _app(args: argparse.Namespace, live: LiveProxy, on_line: Callable[[str], None]) -> Any:
+    from proxy.sim.scripted_app import ScriptedApp
+
+    kwargs: dict[str, Any] = {}
+    if args.rev == "A":
+        assert live.ws_address is not None
+        host, port = live.ws_address
+        kwargs["ws_url"] = f"ws://{host}:{port}/ws"
+    else:
+        assert live.tcp_address is not None
+        kwargs["tcp_port"] = live.tcp_address[1]
+    return ScriptedApp(
+        "127.0.0.1",
+        target=args.target,
+        method=0,
+        timeout=max(120.0, args.ota_seconds * 4),
+        stall_timeout=_stall_window(args) * 1.5,
+        poll_interval=2.0,
+        seed=args.seed,
+        on_line=on_line,
+        **kwargs,
+    )
+
+
+def verdict(analysis: Analysis, result: AppResult) -> tuple[bool, str]:
+    """Whether the analysis tells the story the app lived through."""
+    expected = {"timeout": ("stalled",)}.get(result.outcome, (result.outcome,))
+    sessions = analysis.sessions
+    if len(sessions) != 1:
+        return False, f"expected one OTA session in the analysis, found {len(sessions)}"
+    session = sessions[0]
+    if session.request is None:
+        return False, "the analysis did not link the update to its cb21 request"
+    if session.outcome not in expected:
+        return False, (f"the app saw '{result.outcome}' but the analysis says '{session.outcome}'")
+    if session.outcome == "succeeded" and session.verified is not True:
+        return False, (
+            f"the update succeeded but the analysis could not verify the firmware "
+            f"(expected {session.fw_expected}, after {session.fw_after})"
+        )
+    text = f"the analysis agrees with the app: {session.outcome}"
+    if session.outcome == "succeeded":
+        text += f", firmware {session.fw_before} → {session.fw_after} verified"
+    return True, text
+
+
+async def _demo_headless(args: argparse.Namespace) -> int:
+    from proxy.core import report
+    from proxy.core.analysis import Analysis
+    from proxy.mitm.live import HeadlessPrinter
+
+    analysis = Analysis(stall_window=_stall_window(args))
+    printer = HeadlessPrinter(analysis)
+    sim, live = await _start(args, analysis.feed, printer)
+    for line in live.describe():
+        _say(line)
+    try:
+        result = await _app(args, live, lambda line: _say(f"app: {line}")).run()
+    finally:
+        where = await live.stop()
+        await sim.stop()
+    analysis.advance(time.time())
+    analysis.finish()
+    printer.flush()
+    print()
+    print("\n".join(report.summary(analysis)), flush=True)
+    _say(f"app: {result.outcome}: {result.reason}")
+    if where:
+        _say(where)
+    ok, why = verdict(analysis, result)
+    _say(("OK: " if ok else "FAILED: ") + why)
+    return 0 if ok else 1
+
+
+async def _demo_tui(args: argparse.Namespace) -> int:
+    from proxy.core.analysis import Analysis
+    from tui.app import InvisApp
+    from tui.sources import LiveSource
+
+    source = LiveSource(f"demo: simulated rev{args.rev} outlet")
+    # The verdict is checked on an analysis of its own, up to date the moment the app
+    # finishes; the TUI's analysis takes events in on its own repaint ticks.
+    check = Analysis(stall_window=_stall_window(args))
+
+    def consume(event: Any) -> None:
+        check.feed(event)
+        source.push(event)
+
+    sim, live = await _start(args, consume)
+    app = InvisApp(source, title=f"demo · rev{args.rev} · {args.target} update",
+                   stall_window=_stall_window(args))  # fmt: skip
+
+    async def script() -> None:
+        scripted = _app(args, live, lambda line: app.set_progress(f"app: {line}"))
+        try:
+            result = await scripted.run()
+        except Exception as exc:  # the demo's own bug: say so on screen, keep the TUI
+            app.notify(f"The scripted app stopped: {exc!r}", title="Demo", severity="error")
+            raise
+        app.set_progress("")
+        live.flush()
+        check.advance(time.time())
+        ok, why = verdict(check, result)
+        app.notify(
+            f"The scripted app finished: {result.outcome}. {why[:1].upper()}{why[1:]}. "
+            "Press q to quit.",
+            title="Demo finished",
+            severity="information" if ok else "error",
+            timeout=30,
+        )
+
+    task = asyncio.get_running_loop().create_task(script())
+    try:
+        await app.run_async()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # an error in the script surfaces here, not silently
+        where = await live.stop()
+        await sim.stop()
+    if where:
+        _say(where)
+    return 0

@@ -1,0 +1,703 @@
+"""Cut each direction's byte stream into JSON values (frames).
+
+A WebSocket message is one frame. A TCP direction is a byte stream in which recv()
+chunks may split values or merge several, so each (connection, side) gets a
+streaming splitter with these rules:
+
+- Whitespace (space, tab, CR, LF) between values belongs to no frame; ``raw`` is
+  exactly the bytes of one value.
+- Any JSON value is a frame (the decoder judges whether it is a message). A number or
+  a literal (``5``, ``true``) that reaches the end of the bytes seen so far might go
+  on, so it waits for the next byte or for the close.
+- Bytes that cannot start or continue a value make an ``invalid`` frame. The splitter
+  resynchronises on the next ``{`` at or after the first bad character (and after the
+  frame's first byte): the invalid frame is everything before that ``{``, less
+  trailing whitespace. Objects after garbage are therefore never lost; the price is
+  that garbage *inside* an object may let one of its nested objects come out as a
+  frame of its own, which the decoder then flags. Garbage is shown with the chunk it
+  came in, not held until the ``{`` that ends it: when a chunk ends inside garbage,
+  the next chunks' bytes up to that ``{`` make further invalid frames.
+- A value with invalid UTF-8 inside (but otherwise well formed) is one invalid frame
+  covering the whole value, so the stream stays in step.
+- At most ``max_value_bytes`` (plus one chunk) are buffered for one value; past that
+  the bytes so far become an invalid frame and the rest, up to the next ``{``, is
+  garbage.
+- ``NaN`` and ``Infinity``, which Python's json accepts, are not JSON: invalid frame.
+- A frame's ``t`` is that of the event that completed it: for a value, the one with
+  its last byte (for a number or literal, the byte after it, or the close); for
+  garbage, the one that showed it is not JSON.
+- The same bytes cut into other chunks give the same valid frames; only their ``t``
+  and the cuts between invalid frames may differ (as long as no value reaches
+  ``max_value_bytes``).
+
+Speed: a chunk that is exactly one object (maybe followed by a newline), or that
+completes the buffered start of one, is parsed with one call to the C scanner. The
+first piece of a split object is held without parsing while no ``}`` has arrived
+(nothing in it can end before one; an error in it is reported when a ``}`` comes).
+Everything else goes through a loop over the buffered text using the same scanner; a
+small check of the scanner's error position tells "the data stops in the middle of
+a value, wait" from "this is not JSON". Text is decoded with 'surrogateescape', so
+invalid UTF-8 survives as lone surrogates that map back to the exact bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import orjson
+
+from proxy.core.events import SIDES, Close, Data, Event, Open, Side
+
+_WS_BYTES: Final = b" \t\r\n"
+_WS: Final = " \t\r\n"
+
+_ws_run = re.compile(r"[ \t\r\n]*").match
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    """Index of the first non-whitespace character at or after ``pos``."""
+    m = _ws_run(text, pos)
+    assert m is not None  # the pattern matches the empty string
+    return m.end()
+
+
+# A top-level scalar (number or literal) or a word of garbage: runs to whitespace or
+# to a character that can only be structure.
+_token = re.compile(r'[^ \t\r\n{}\[\]",:]+').match
+_surrogate = re.compile("[\udc80-\udcff]").search
+_u_escape = re.compile(r"\\?u[0-9a-fA-F]{0,4}").fullmatch
+
+_LITERAL_PREFIXES: Final = frozenset(
+    word[:i]
+    for word in ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+    for i in range(1, len(word))
+)
+_NUMBER_TAILS: Final = frozenset({".", "e", "E", "e+", "e-", "E+", "E-"})
+_LITERALS: Final = _LITERAL_PREFIXES | {"true", "false", "null"}
+_number_prefix = re.compile(
+    r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]*)?|\.|[eE][+-]?[0-9]*)?)?"
+).fullmatch
+# A number cut short: what only more digits can complete.
+_unfinished_number = re.compile(
+    r"-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+[eE][+-]?|\.|[eE][+-]?)"
+).fullmatch
+_TOO_DEEP: Final = "Too deeply nested"
+_CLOSED: Final = "connection closed in the middle of a value"
+_CONTINUED: Final = "not JSON: continues the garbage before it"
+
+_REASONS: Final = {
+    "Expecting value": "expected a value",
+    "Expecting ',' delimiter": "expected ',' or a closing bracket",
+    "Expecting ':' delimiter": "expected ':' after a key",
+    "Expecting property name enclosed in double quotes": "expected a key in double quotes",
+    "Invalid control character at": "control characters must be escaped in strings",
+    "Invalid \\escape": "invalid escape in a string",
+    "Invalid \\uXXXX escape": "invalid \\u escape in a string",
+    "Unterminated string starting at": "unterminated string",
+    "Extra data": "extra data after the value",
+}
+
+
+@dataclass(slots=True)
+class Frame:
+    """One JSON value cut from a direction's stream, or a run of bytes that is not one.
+
+    ``error`` is None for a valid JSON value (``value`` holds it, of any JSON type);
+    otherwise ``value`` is None and ``error`` says what is wrong with ``raw``.
+    ``t`` is the time of the data event that completed the frame. ``injected`` is
+    set when any event that contributed bytes to it was injected (the relay injects
+    only at frame boundaries, so in practice: when its event was).
+    """
+
+    t: float
+    conn: str
+    side: Side
+    raw: bytes
+    value: Any
+    error: str | None = None
+    injected: bool = False
+
+
+class _NonStandardConstant(ValueError):
+    """Raised by the strict scanner on NaN / Infinity / -Infinity."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonStandardConstant(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a double (1e999) has no JSON form
+    once parsed (it would be written back as Infinity), so the frame is invalid."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise _NonStandardConstant(f"{text} is too large for a number")
+    return value
+
+
+def _make_scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
+    return cast(
+        Callable[[str, int], tuple[Any, int]], json.scanner.make_scanner(cast(Any, decoder))
+    )
+
+
+_loads: Final = orjson.loads
+# A run of 19 digits may be an integer beyond 64 bits (-2**63 - 1 has 19), which
+# orjson would turn into a float: such frames take the stdlib path, which keeps every
+# integer exact.
+_DIGITS_ONLY: Final = bytes(0x39 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_NINETEEN: Final = b"9" * 19
+
+
+def _long_digits(buf: bytes) -> bool:
+    """Whether ``buf`` has a run of 19 digits (a translate and a find: ~20x a regex)."""
+    return _NINETEEN in buf.translate(_DIGITS_ONLY)
+
+
+# Outside strings a '}' followed by a '{' can only end one top-level object and start
+# the next: where a chunk of several objects is cut first.
+_seam = re.compile(rb"\}[ \t\r\n]*\{").search
+
+
+def _objects(buf: bytes) -> list[tuple[int, bytes, Any]] | None:
+    """``buf`` (from a '{' to a final '}' or '}\\n') cut into objects at its seams and
+    parsed by orjson: (start, raw, value) each; None if any piece is not one object,
+    for the exact loop to decide.
+
+    A piece that parses as one object is exactly the value the scanner would find at
+    its start, since an object ends where its bracket closes: a seam inside a string
+    only makes a piece that does not parse.
+    """
+    out: list[tuple[int, bytes, Any]] = []
+    pos = 0
+    while True:
+        m = _seam(buf, pos)
+        raw = buf[pos : m.start() + 1] if m is not None else buf[pos:].rstrip(_WS_BYTES)
+        try:
+            out.append((pos, raw, _loads(raw)))
+        except _OrjsonError:
+            return None
+        if m is None:
+            return out
+        pos = m.end() - 1
+
+
+_OrjsonError: Final = orjson.JSONDecodeError
+_scan: Final = _make_scanner(
+    json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+)
+_scan_lenient: Final = _make_scanner(json.JSONDecoder())
+
+
+class _Failure:
+    """The scanner stopped at ``pos`` for ``msg`` (json's own wording)."""
+
+    __slots__ = ("msg", "pos")
+
+    def __init__(self, msg: str, pos: int) -> None:
+        self.msg = msg
+        self.pos = pos
+
+
+def _after_error(exc: Exception, text: str, pos: int) -> _Failure | tuple[int, str]:
+    """What the strict scanner raising ``exc`` for the value at ``pos`` means: a
+    failure, or (end, why) for a value that is whole but not JSON (NaN, Infinity)."""
+    if isinstance(exc, StopIteration):
+        return _Failure("Expecting value", exc.value)
+    if isinstance(exc, json.JSONDecodeError):
+        return _Failure(exc.msg, exc.pos)
+    if isinstance(exc, RecursionError):
+        return _Failure(_TOO_DEEP, len(text))
+    if not isinstance(exc, _NonStandardConstant):
+        raise exc
+    try:
+        _, end = _scan_lenient(text, pos)
+    except Exception as again:
+        return _after_error(again, text, pos)
+    return end, f"not JSON: {exc.args[0]}"
+
+
+def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None] | _Failure:
+    """The value at ``pos``: (value, end, None); (None, end, why) for a whole value that
+    is not JSON; or where and why the scanner stopped."""
+    try:
+        value, end = _scan(text, pos)
+    except Exception as exc:
+        r = _after_error(exc, text, pos)
+        return r if isinstance(r, _Failure) else (None, *r)
+    return value, end, None
+
+
+def _viable(text: str, failure: _Failure) -> bool:
+    """Whether the scanner failed only because the text stops: more bytes could make
+    the value valid. Exact for valid prefixes; a rare invalid one (``[1.5.``) may be
+    taken as viable, which only delays the verdict until the next byte."""
+    q, msg = failure.pos, failure.msg
+    if msg == _TOO_DEEP:
+        return False
+    if q >= len(text) or msg.startswith("Unterminated string"):
+        return True
+    if len(text) - q > 10:
+        return False
+    rest = text[q:]
+    if msg == "Expecting value":
+        return rest in _LITERAL_PREFIXES
+    if msg == "Expecting ',' delimiter":
+        return rest in _NUMBER_TAILS and text[q - 1] in "0123456789"
+    if msg == "Invalid \\uXXXX escape":
+        return _u_escape(rest) is not None
+    return False
+
+
+def _scalar_prefix(token: str) -> bool:
+    """Whether more bytes could still make ``token`` a number or a literal."""
+    return token in _LITERALS or _number_prefix(token) is not None
+
+
+def _unfinished_scalar(token: str) -> bool:
+    return token in _LITERAL_PREFIXES or _unfinished_number(token) is not None
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _describe(failure: _Failure, text: str, start: int) -> str:
+    """A sentence about why the bytes from ``start`` are not JSON; byte offsets are
+    relative to ``start`` (the frame's first byte)."""
+    if failure.msg == _TOO_DEEP:
+        return "not JSON: nested too deeply to decode"
+    q = max(failure.pos, start)
+    at = len(_encode(text[start:q]))
+    reason = _REASONS.get(failure.msg, failure.msg[:1].lower() + failure.msg[1:])
+    if q >= len(text):
+        return f"not JSON: data ends at byte {at} ({reason})"
+    ch = text[q]
+    if "\udc80" <= ch <= "\udcff":
+        return f"invalid UTF-8: byte 0x{ord(ch) - 0xDC00:02X} at byte {at}"
+    return f"not JSON: unexpected {ch!r} at byte {at} ({reason})"
+
+
+def _utf8_cut(buf: bytes) -> int:
+    """Where a UTF-8 sequence that the bytes so far leave unfinished starts (else the
+    length): decoding it now would make it look invalid."""
+    n = len(buf)
+    for back in range(1, min(3, n) + 1):
+        b = buf[n - back]
+        if b < 0x80:
+            return n
+        if b >= 0xC0:
+            if b < 0xC2 or b > 0xF4:
+                return n  # never starts a valid sequence
+            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return n - back if back < need else n
+    return n
+
+
+def _utf8_error(text: str, start: int, end: int) -> str | None:
+    m = _surrogate(text, start, end)
+    if m is None:
+        return None
+    at = len(_encode(text[start : m.start()]))
+    return f"invalid UTF-8: byte 0x{ord(m.group()) - 0xDC00:02X} at byte {at}"
+
+
+# A string (its closing quote captured, absent if the bytes stop first) or a bracket.
+_structure_tokens = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|[\[\]{}]', re.DOTALL).finditer
+# The rest of a string already opened.
+_string_rest = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*(")?', re.DOTALL).match
+
+
+class _Structure:
+    """Where a value's brackets and quotes stand, scanned incrementally over bytes.
+
+    It does not validate; it only finds the byte where a value that starts with
+    ``{``, ``[`` or ``"`` would end. Used to avoid re-parsing a large unfinished value
+    on every chunk, and to delimit a value too deeply nested for the C scanner.
+    """
+
+    __slots__ = ("depth", "in_string", "scanned", "tried")
+
+    def __init__(self, tried: int = 0) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.scanned = 0  # bytes of the value looked at so far
+        self.tried = tried  # the value's length at the last full parse attempt
+
+    def end(self, buf: bytes | bytearray, start: int = 0) -> int | None:
+        """Offset just past the value that starts at ``buf[start]``, if it is there."""
+        i = start + self.scanned
+        if self.in_string:
+            m = _string_rest(buf, i)
+            assert m is not None  # the pattern matches the empty string
+            if m.group(1) is None:  # still open; a trailing backslash is left unscanned
+                self.scanned = m.end() - start
+                return None
+            self.in_string = False
+            i = m.end()
+            if self.depth == 0:
+                return i
+        depth = self.depth
+        for m in _structure_tokens(buf, i):
+            c = buf[m.start()]
+            if c == 0x22:  # a string
+                if m.group(1) is None:
+                    self.depth, self.in_string = depth, True
+                    self.scanned = m.end() - start
+                    return None
+                if depth == 0:
+                    return m.end()
+            elif c == 0x7B or c == 0x5B:
+                depth += 1
+            else:
+                depth -= 1
+                if depth <= 0:
+                    return m.end()
+        self.depth = depth
+        self.scanned = len(buf) - start
+        return None
+
+
+class _Stream:
+    """Splitter state for one (connection, side) of a TCP connection.
+
+    ``pending`` holds the start of a value not yet complete (its first byte is not
+    whitespace), or the first bytes of a character the next chunk finishes.
+    ``garbage`` is set when the last chunk ended inside garbage: the next bytes up to
+    a ``{`` continue it (it is then their invalid frame's error). ``carry`` is whether
+    an injected event contributed to ``pending``.
+    """
+
+    __slots__ = ("carry", "conn", "garbage", "pending", "side", "structure")
+
+    def __init__(self, conn: str, side: Side) -> None:
+        self.conn = conn
+        self.side = side
+        self.pending: bytes | bytearray = b""
+        self.garbage: str | None = None
+        self.carry = False
+        # Set while a large unfinished value is pending (see Framer.eager_bytes).
+        self.structure: _Structure | None = None
+
+
+class Framer:
+    """Turns events into frames, keeping one splitter per (connection, side)."""
+
+    def __init__(
+        self, max_value_bytes: int = 1 << 20, *, eager_bytes: int = 1 << 16, reference: bool = False
+    ) -> None:
+        """``eager_bytes``: up to this size an unfinished value is re-parsed on every
+        chunk, so errors in it are seen at once. Past it, parsing waits until the
+        value's brackets close or it has doubled since the last try, which keeps a
+        huge value linear in time; an error inside it may then be reported a few
+        chunks late (the frames are the same, their ``t`` later).
+
+        ``reference``: parse with the standard library's scanner only, never orjson;
+        slower, and the yardstick the fast paths are tested against (same frames)."""
+        if max_value_bytes < 1:
+            raise ValueError("max_value_bytes must be at least 1")
+        self.max_value_bytes = max_value_bytes
+        self.eager_bytes = eager_bytes
+        self._hold_bytes = min(eager_bytes, max_value_bytes)
+        self._orjson = not reference
+        self._ws: set[str] = set()
+        self._streams: dict[tuple[str, Side], _Stream] = {}
+
+    def feed(self, event: Event) -> list[Frame]:
+        """Frames completed by ``event``, in stream order."""
+        if type(event) is Data:
+            if event.conn in self._ws:
+                return [_ws_frame(event, self._orjson)]
+            key = (event.conn, event.side)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = _Stream(event.conn, event.side)
+            data = event.data
+            if stream.garbage is not None:
+                return self._push(stream, data, event.t, event.injected)
+            # Fast path: the buffered bytes (usually none) and the chunk make exactly one
+            # object, maybe followed by a newline. Anything else takes the general loop.
+            if data[-1:] == b"}" or data[-2:] == b"}\n":
+                pending = stream.pending
+                if not pending:
+                    buf = data
+                elif len(pending) + len(data) <= self.eager_bytes:
+                    buf = bytes(pending) + data
+                else:
+                    return self._push(stream, data, event.t, event.injected)
+                if buf[:1] == b"{" and self._orjson:
+                    # orjson accepts exactly one JSON document (no NaN, valid UTF-8) and
+                    # is twice as fast as the stdlib scanner; anything it refuses (a cut,
+                    # garbage, 65+ bit integers) takes the general loop, but for a chunk
+                    # of several whole objects.
+                    if _NINETEEN in buf.translate(_DIGITS_ONLY):
+                        return self._push(stream, data, event.t, event.injected)
+                    try:
+                        value = _loads(buf)
+                    except _OrjsonError:
+                        return self._several(stream, buf, event)
+                    if buf[-1:] == b"\n":
+                        buf = buf[:-1]
+                    injected = event.injected or stream.carry
+                    stream.pending, stream.carry = b"", False
+                    return [Frame(event.t, event.conn, event.side, buf, value, None, injected)]
+            elif (
+                not stream.pending
+                and data[:1] == b"{"
+                and b"}" not in data
+                and len(data) <= self._hold_bytes
+            ):
+                # The first piece of a split object: it cannot end before a '}' comes.
+                stream.pending, stream.carry = data, event.injected
+                return []
+            return self._push(stream, data, event.t, event.injected)
+        if isinstance(event, Open):
+            frames = self._flush(
+                event.conn, event.t, "connection reopened in the middle of a value"
+            )
+            if event.transport == "ws":
+                self._ws.add(event.conn)
+            else:
+                self._ws.discard(event.conn)
+            return frames
+        if isinstance(event, Close):
+            self._ws.discard(event.conn)
+            return self._flush(event.conn, event.t, _CLOSED)
+        raise TypeError(f"not an event: {event!r}")
+
+    def _several(self, stream: _Stream, buf: bytes, event: Data) -> list[Frame]:
+        """A chunk that completes several objects (``buf``: what was buffered + it)."""
+        objects = _objects(buf)
+        if objects is None:
+            return self._push(stream, event.data, event.t, event.injected)
+        t, conn, side, injected = event.t, event.conn, event.side, event.injected
+        carried = len(stream.pending) if stream.carry else 0
+        stream.pending, stream.carry = b"", False
+        return [
+            Frame(t, conn, side, raw, value, None, injected or start < carried)
+            for start, raw, value in objects
+        ]
+
+    def buffered(self) -> int:
+        """Bytes held back waiting for the rest of a value, over all connections
+        (bounded by ``max_value_bytes`` plus one chunk per side)."""
+        return sum(len(st.pending) for st in self._streams.values())
+
+    def _flush(self, conn: str, t: float, why: str) -> list[Frame]:
+        frames: list[Frame] = []
+        for side in SIDES:
+            stream = self._streams.pop((conn, side), None)
+            if stream is not None:
+                frames += self._push(stream, b"", t, False, eof=why)
+        return frames
+
+    def _push(
+        self, st: _Stream, data: bytes, t: float, injected: bool, eof: str | None = None
+    ) -> list[Frame]:
+        """General case: append ``data`` to what is buffered and cut all it completes.
+        With ``eof`` (the reason) the stream ends here and nothing stays buffered."""
+        frames: list[Frame] = []
+        conn, side = st.conn, st.side
+
+        def invalid(raw: bytes, why: str, inj: bool) -> None:
+            raw = raw.strip(_WS_BYTES)
+            if raw:
+                frames.append(Frame(t, conn, side, raw, None, why, inj))
+
+        if st.garbage is not None:
+            # The garbage the last chunk ended in goes on up to the next '{'.
+            i = data.find(b"{")
+            if i < 0:
+                invalid(data, st.garbage, injected)
+                return frames
+            invalid(data[:i], st.garbage, injected)
+            st.garbage = None
+            data = data[i:]
+        elif (
+            eof is None
+            and len(st.pending) + len(data) > self.eager_bytes
+            and st.pending[:1] in (b"{", b"[", b'"')
+        ):
+            # A large unfinished value: parse again only when it may have ended.
+            if st.structure is None:
+                st.structure = _Structure(tried=len(st.pending))
+            if type(st.pending) is bytes:
+                st.pending = bytearray(st.pending)
+            st.pending += data
+            st.carry = st.carry or injected
+            if st.structure.end(st.pending) is not None:
+                st.structure = None  # its brackets closed: parse it now
+            elif (
+                len(st.pending) < 2 * st.structure.tried and len(st.pending) <= self.max_value_bytes
+            ):
+                self._overflow(st, frames, t)
+                return frames
+            data = b""
+
+        st.structure = None  # rebuilt from the start if the value stays unfinished
+        carry_len = len(st.pending) if st.carry else 0
+        buf = bytes(st.pending) + data if st.pending else data
+        ascii_only = buf.isascii()
+        held = b""  # the start of a character the next chunk finishes
+        if ascii_only:
+            text = buf.decode("ascii")
+        else:
+            cut = len(buf) if eof is not None else _utf8_cut(buf)
+            held = buf[cut:]
+            text = buf[:cut].decode("utf-8", "surrogateescape")
+        n = len(text)
+        pos = 0  # index in text
+        bpos = 0  # the same position in bytes
+        rest_from = n  # where the bytes still buffered start (n: none)
+        failure: _Failure | None = None
+        while pos < n:
+            c = text[pos]
+            if c in _WS:
+                if c == "\n" and text[pos + 1 : pos + 2] not in _WS:
+                    nxt = pos + 1  # the usual separator, a lone newline
+                else:
+                    nxt = _skip_ws(text, pos)
+                bpos += nxt - pos
+                pos = nxt
+                if pos == n:
+                    break
+                c = text[pos]
+            inj = injected or bpos < carry_len
+            if c in '{["':
+                if eof is None and c == "{" and text.find("}", pos) < 0:
+                    # Without a '}' no object here can end, valid or not, and whatever
+                    # follows a broken one starts at a '{' too: wait for one.
+                    rest_from = pos
+                    break
+                try:
+                    value, end = _scan(text, pos)
+                    why = None
+                except Exception as exc:
+                    r = _after_error(exc, text, pos)
+                    if isinstance(r, _Failure):
+                        failure = r
+                    else:
+                        value = None
+                        end, why = r
+                if failure is None:
+                    raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
+                    if why is None and not ascii_only:
+                        why = _utf8_error(text, pos, end)
+                    frames.append(Frame(t, conn, side, raw, None if why else value, why, inj))
+                    bpos += len(raw)
+                    pos = end
+                    continue
+                if failure.msg == _TOO_DEEP:
+                    bend = _Structure().end(buf, bpos)
+                    if bend is not None:
+                        region = buf[bpos:bend]
+                        invalid(region, "not JSON: nested too deeply to decode", inj)
+                        pos += len(region.decode("utf-8", "surrogateescape"))
+                        bpos = bend
+                        failure = None
+                        continue
+                if failure.msg == _TOO_DEEP or _viable(text, failure):
+                    if eof is None:
+                        rest_from = pos
+                    else:
+                        invalid(_encode(text[pos:]), eof, inj)
+                    break
+            else:
+                m = _token(text, pos)
+                end = m.end() if m else pos
+                if end == n and eof is None and _scalar_prefix(text[pos:end]):
+                    rest_from = pos  # a number or literal may go on
+                    break
+                if end == pos:
+                    failure = _Failure("Expecting value", pos)
+                else:
+                    parsed = _parse_value(text, pos)
+                    if isinstance(parsed, _Failure):
+                        failure = parsed
+                    elif parsed[1] != end:
+                        failure = _Failure("Extra data", parsed[1])
+                    else:
+                        raw = buf[pos:end] if ascii_only else _encode(text[pos:end])
+                        value, _, why = parsed
+                        frames.append(Frame(t, conn, side, raw, None if why else value, why, inj))
+                        bpos += len(raw)
+                        pos = end
+                        continue
+                if eof is not None and end == n and _unfinished_scalar(text[pos:end]):
+                    invalid(_encode(text[pos:]), eof, inj)
+                    break
+            # Not JSON from pos: garbage up to the next '{' at or after the failure.
+            assert failure is not None
+            why = _describe(failure, text, pos)
+            i = text.find("{", max(failure.pos, pos + 1))
+            if i < 0:
+                # Shown now, not when the '{' that ends it comes; what follows in the
+                # next chunks up to that '{' is more of it.
+                invalid(_encode(text[pos:]) + held, why, inj)
+                held = b""
+                if eof is None:
+                    st.garbage = _CONTINUED
+                break
+            region = _encode(text[pos:i])
+            invalid(region, why, inj)
+            bpos += len(region)
+            pos = i
+            failure = None
+
+        if rest_from == n and not held:
+            st.pending, st.carry = b"", False
+            return frames
+        st.pending = buf[rest_from:] if ascii_only else _encode(text[rest_from:]) + held
+        st.carry = injected or bpos < carry_len
+        self._overflow(st, frames, t)
+        return frames
+
+    def _overflow(self, st: _Stream, frames: list[Frame], t: float) -> None:
+        """Bound what is buffered: past the limit it becomes an invalid frame and
+        the rest of the stream, up to the next '{', is garbage."""
+        limit = self.max_value_bytes
+        if len(st.pending) <= limit:
+            return
+        raw = bytes(st.pending).strip(_WS_BYTES)
+        why = f"value longer than {limit} bytes without ending"
+        st.garbage = f"not JSON: rest of a value longer than {limit} bytes"
+        frames.append(Frame(t, st.conn, st.side, raw, None, why, st.carry))
+        st.pending, st.carry, st.structure = b"", False, None
+
+
+def _ws_frame(event: Data, fast: bool = True) -> Frame:
+    """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
+    data = event.data
+    why: str | None
+    try:
+        if fast and not _long_digits(data):
+            value = _loads(data)
+            return Frame(event.t, event.conn, event.side, data, value, None, event.injected)
+    except _OrjsonError:
+        pass  # say precisely what is wrong with it, below
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        why = f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
+        return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
+    start = _skip_ws(text, 0)
+    if start == len(text):
+        return Frame(event.t, event.conn, event.side, data, None, "empty message", event.injected)
+    parsed = _parse_value(text, start)
+    if not isinstance(parsed, _Failure):
+        value, end, why = parsed
+        end = _skip_ws(text, end)
+        if end == len(text):
+            return Frame(event.t, event.conn, event.side, data, value, why, event.injected)
+        parsed = _Failure("Extra data", end)
+    if _viable(text, parsed):
+        why = "not JSON: the message ends in the middle of a value"
+    else:
+        why = _describe(parsed, text, 0)
+    return Frame(event.t, event.conn, event.side, data, None, why, event.injected)

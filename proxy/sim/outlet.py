@@ -1,0 +1,699 @@
+"""A fake InvisOutlet: raw TCP and WebSocket ``/ws`` at once, with a realistic OTA.
+
+It exists so the proxy, the demo and the tests have a device that misbehaves the way
+the real one does (protocol/README §4 and §6): the revB outlet drops the connection as
+soon as it is told to update and answers on the *next* connection, every successful
+outlet update ends in a reboot, progress pushes go only to whoever is connected, a
+spurious status-0 result precedes every update, and TCP output is sometimes merged
+or split across writes. Everything random comes from one seed.
+
+The device's data and catalog are in ``sim_state.py``; this module is the clock and
+the sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from proxy.core.errors import listen_failure
+from proxy.core.events import Data, Open
+from proxy.core.framing import Framer
+from proxy.sim.state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
+
+Revision = Literal["A", "B"]
+FaultKind = Literal["refuse", "fail-at", "stall-at"]
+
+DEFAULT_SERIALS: Final[dict[Revision, str]] = {"A": "0003C44076", "B": "11B27540076"}
+WS_PATH: Final = "/ws"
+FINAL_OTA_STATES: Final = frozenset({"refused", "failed", "stalled", "succeeded"})
+_FAULT_RE: Final = re.compile(r"^(refuse)$|^(fail-at|stall-at):(\d{1,3})$")
+
+
+class SimError(Exception):
+    """The simulator cannot do what it was asked (for example, a port is in use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A failure to act out during the next OTA."""
+
+    kind: FaultKind
+    percent: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``refuse``, ``fail-at:N`` or ``stall-at:N`` (0 <= N <= 100)."""
+        match = _FAULT_RE.match(text.strip())
+        if match is None:
+            raise ValueError(
+                f"bad fault {text!r}: expected 'refuse', 'fail-at:N' or 'stall-at:N' (N = 0..100)"
+            )
+        if match.group(1):
+            return cls("refuse")
+        percent = int(match.group(3))
+        if percent > 100:
+            raise ValueError(f"bad fault {text!r}: the percentage must be 0..100")
+        kind: FaultKind = "fail-at" if match.group(2) == "fail-at" else "stall-at"
+        return cls(kind, percent)
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "refuse" else f"{self.kind}:{self.percent}"
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """How the simulated outlet behaves. Ports 0 mean "pick a free one"."""
+
+    revision: Revision = "B"
+    host: str = "127.0.0.1"
+    tcp_port: int = 0
+    ws_port: int = 0
+    serial: str | None = None
+    firmware: Firmware = field(default_factory=Firmware)
+    ota_seconds: float = 8.0
+    """Total time of the progress phases of one update."""
+    reboot_seconds: float = 3.0
+    """Down time after a successful update, a cb5 restart, and of a rebooting deco."""
+    restart_seconds: float = 1.0
+    """Down time of the revB restart that follows the cb21 request."""
+    sync_wait_seconds: float = 30.0
+    """revB: how long the update waits for a client to reconnect and get the sync cb21."""
+    sensor_interval: float = 5.0
+    """Seconds between cb11 pushes; 0 turns them off."""
+    fault: Fault | None = None
+    seed: int | None = None
+    progress_step: int = 10
+    tcp_merge: float = 0.2
+    """Chance that a queued TCP message is written together with the next, no delimiter."""
+    tcp_split: float = 0.15
+    """Chance that a TCP write is cut in two, with a drain and a short pause between."""
+    split_pause: float = 0.005
+
+    def serial_number(self) -> str:
+        return self.serial or DEFAULT_SERIALS[self.revision]
+
+
+@dataclass(slots=True)
+class WireStats:
+    """What the TCP writer did, so tests can tell merged and split writes happened."""
+
+    writes: int = 0
+    merged: int = 0
+    split: int = 0
+
+
+class _Client:
+    """One connected app. Messages are queued so a reply and its push can share a write."""
+
+    def __init__(self, sim: OutletSimulator, cid: int, transport: str, peer: str) -> None:
+        self.sim = sim
+        self.cid = cid
+        self.transport = transport
+        self.peer = peer
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.closed = False
+        self.writer_task = asyncio.create_task(self._write_loop())
+
+    def send(self, message: JsonObject) -> None:
+        if not self.closed:
+            self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
+
+    async def flush(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), timeout)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                first = await self.queue.get()
+                batch = [first]
+                if not self.queue.empty() and self._wants_merge():
+                    batch.append(self.queue.get_nowait())
+                try:
+                    await self._write(batch)
+                except (ConnectionError, ConnectionClosed, OSError):
+                    self.closed = True
+                finally:
+                    for _ in batch:
+                        self.queue.task_done()
+                if self.closed:
+                    self._discard_queue()
+                    return
+        except asyncio.CancelledError:
+            self._discard_queue()
+            raise
+
+    def _discard_queue(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+
+    def _wants_merge(self) -> bool:
+        return False
+
+    async def _write(self, batch: list[str]) -> None:
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        """Vanish as a rebooting device does: no goodbye, no flush."""
+        raise NotImplementedError
+
+
+class _TcpClient(_Client):
+    def __init__(
+        self, sim: OutletSimulator, cid: int, peer: str, writer: asyncio.StreamWriter
+    ) -> None:
+        self.writer = writer
+        super().__init__(sim, cid, "tcp", peer)
+
+    def _wants_merge(self) -> bool:
+        return self.sim._wire_rng.random() < self.sim.config.tcp_merge
+
+    async def _write(self, batch: list[str]) -> None:
+        stats, rng, cfg = self.sim.stats, self.sim._wire_rng, self.sim.config
+        data = ("".join(batch) + "\n").encode()
+        if len(batch) > 1:
+            stats.merged += 1
+        if len(data) > 2 and rng.random() < cfg.tcp_split:
+            cut = rng.randint(1, len(data) - 2)
+            stats.split += 1
+            stats.writes += 1
+            self.writer.write(data[:cut])
+            await self.writer.drain()
+            await asyncio.sleep(cfg.split_pause)
+            data = data[cut:]
+        stats.writes += 1
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def drop(self) -> None:
+        self.closed = True
+        self.writer.transport.abort()
+
+
+class _WsClient(_Client):
+    def __init__(self, sim: OutletSimulator, cid: int, peer: str, conn: ServerConnection) -> None:
+        self.conn = conn
+        super().__init__(sim, cid, "ws", peer)
+
+    async def _write(self, batch: list[str]) -> None:
+        for text in batch:
+            await self.conn.send(text)
+
+    def drop(self) -> None:
+        self.closed = True
+        self.conn.transport.abort()
+
+
+class OutletSimulator:
+    """A simulated InvisOutlet; ``async with OutletSimulator(cfg) as sim: ...``.
+
+    ``on_event`` receives one human-readable line per state change (connections,
+    restarts, every OTA step but the individual progress pushes).
+    """
+
+    def __init__(
+        self, config: SimConfig | None = None, *, on_event: Callable[[str], None] | None = None
+    ) -> None:
+        self.config = config or SimConfig()
+        cfg = self.config
+        self.state = DeviceState(
+            serial=cfg.serial_number(),
+            revision=cfg.revision,
+            firmware=dataclasses.replace(cfg.firmware),
+        )
+        self.stats = WireStats()
+        self.tcp_port = cfg.tcp_port
+        self.ws_port = cfg.ws_port
+        self.ota_state = "idle"
+        self.ota_history: list[str] = []
+        self.connections_accepted = 0
+        self._on_event = on_event
+        seed = cfg.seed if cfg.seed is not None else random.randrange(1 << 32)
+        self._wire_rng = random.Random(f"{seed}:wire")
+        self._id_rng = random.Random(f"{seed}:ids")
+        self._sensor_rng = random.Random(f"{seed}:sensors")
+        self._tcp_server: asyncio.Server | None = None
+        self._ws_server: WsServer | None = None
+        self._clients: dict[int, _Client] = {}
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ota_task: asyncio.Task[None] | None = None
+        self._next_cid = 1
+        self._up = False
+        self._started = False
+        self._announce_on_connect = False
+        self._pending_sync: tuple[Json, int] | None = None
+        self._sync_sent = asyncio.Event()
+        self._state_changed = asyncio.Condition()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self._open_listeners(retry_seconds=0.0)
+        self._started = True
+        self._up = True
+        if self.config.sensor_interval > 0:
+            self._spawn(self._sensor_loop())
+        self._emit(
+            f"listening: tcp {self.config.host}:{self.tcp_port}, ws {self.ws_url} "
+            f"(rev {self.config.revision}, sn {self.state.serial}, fw {self.state.firmware.im})"
+        )
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._up = False
+        tasks = [*self._tasks, *([self._ota_task] if self._ota_task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._close_listeners()
+        await self._drop_all(flush_timeout=0.0)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def ws_url(self) -> str:
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"ws://{host}:{self.ws_port}{WS_PATH}"
+
+    @property
+    def is_up(self) -> bool:
+        return self._up
+
+    @property
+    def ota_active(self) -> bool:
+        """Whether an update is still running (a stalled one has stopped for good)."""
+        return self._ota_task is not None and not self._ota_task.done()
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    async def wait_ota_state(self, state: str, timeout: float = 10.0) -> None:
+        """Wait until the OTA has passed through ``state`` (see ``ota_history``)."""
+        async with asyncio.timeout(timeout), self._state_changed:
+            await self._state_changed.wait_for(lambda: state in self.ota_history)
+
+    # --- listeners and connections -----------------------------------------------
+
+    async def _open_listeners(self, retry_seconds: float) -> None:
+        """Bind both listeners; after a reboot the port may be briefly taken, so retry."""
+        deadline = time.monotonic() + retry_seconds
+        while True:
+            try:
+                await self._bind()
+                return
+            except SimError:
+                await self._close_listeners()
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _bind(self) -> None:
+        host = self.config.host
+        what = f"TCP port {self.tcp_port}"
+        try:
+            self._tcp_server = await asyncio.start_server(self._handle_tcp, host, self.tcp_port)
+            self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+            what = f"WebSocket port {self.ws_port}"
+            self._ws_server = await serve(
+                self._handle_ws,
+                host,
+                self.ws_port,
+                process_request=self._check_path,
+                ping_interval=None,
+            )
+            self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        except OSError as exc:
+            raise SimError(f"cannot listen on {host} {what}: {listen_failure(exc)}") from exc
+
+    async def _close_listeners(self) -> None:
+        tcp, ws = self._tcp_server, self._ws_server
+        self._tcp_server = self._ws_server = None
+        if tcp is not None:
+            tcp.close()
+        if ws is not None:
+            ws.close(close_connections=False)
+        await self._drop_all(flush_timeout=0.0)
+        if tcp is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tcp.wait_closed(), 2.0)
+        if ws is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.wait_closed(), 2.0)
+
+    async def _drop_all(self, flush_timeout: float) -> None:
+        clients = list(self._clients.values())
+        if flush_timeout > 0:
+            await asyncio.gather(*(c.flush(flush_timeout) for c in clients))
+        for client in clients:
+            client.drop()
+        for client in clients:
+            client.writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await client.writer_task
+        self._clients.clear()
+
+    def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != WS_PATH:
+            return Response(404, "Not Found", Headers(), b"Not Found\n")
+        return None
+
+    def _register(self, client: _Client) -> None:
+        self._clients[client.cid] = client
+        self.connections_accepted += 1
+        self._emit(f"connected: {client.transport} #{client.cid} from {client.peer}")
+        if self._pending_sync is not None:
+            packet_id, status = self._pending_sync
+            self._pending_sync = None
+            client.send(self._response(packet_id, None, 21, [1, status]))
+            self._sync_sent.set()
+        if self._announce_on_connect:
+            client.send(self._push(12, self.state.device_info()))
+
+    def _unregister(self, client: _Client) -> None:
+        if self._clients.pop(client.cid, None) is not None:
+            client.closed = True
+            client.writer_task.cancel()
+            self._emit(f"disconnected: {client.transport} #{client.cid}")
+
+    def _new_cid(self) -> int:
+        cid, self._next_cid = self._next_cid, self._next_cid + 1
+        return cid
+
+    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._up:
+            writer.transport.abort()
+            return
+        peer = writer.get_extra_info("peername")
+        client = _TcpClient(self, self._new_cid(), _addr(peer), writer)
+        self._register(client)
+        framer, conn = Framer(), str(client.cid)
+        framer.feed(Open(0.0, conn, "tcp", client.peer, f"{self.config.host}:{self.tcp_port}"))
+        try:
+            while chunk := await reader.read(4096):
+                for frame in framer.feed(Data(0.0, conn, "app", chunk)):
+                    if frame.error is None:
+                        self._dispatch(client, frame.value)
+        except OSError:
+            pass
+        finally:
+            if not client.closed:  # the app hung up: let queued replies go out first
+                await client.flush(1.0)
+            self._unregister(client)
+            writer.transport.abort()
+
+    async def _handle_ws(self, conn: ServerConnection) -> None:
+        if not self._up:
+            conn.transport.abort()
+            return
+        client = _WsClient(self, self._new_cid(), _addr(conn.remote_address), conn)
+        self._register(client)
+        try:
+            async for message in conn:
+                text = message if isinstance(message, str) else message.decode(errors="replace")
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    continue
+                self._dispatch(client, value)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._unregister(client)
+
+    # --- requests -----------------------------------------------------------------
+
+    def _dispatch(self, client: _Client, request: Json) -> None:
+        if not self._up or client.closed or not isinstance(request, dict):
+            return
+        packet_id = request.get("packetID")
+        payload = request.get("payload")
+        callback = payload.get("callbackName") if isinstance(payload, dict) else None
+        if not isinstance(callback, int) or isinstance(callback, bool):
+            client.send(self._response(packet_id, 0))
+            return
+        args = payload.get("callbackArgs") if isinstance(payload, dict) else None
+        if callback == 21:
+            self._ota_request(client, packet_id, args)
+            return
+        reply = self.state.handle(callback, args)
+        if callback == 11 and reply.puback == 1:
+            reply.args = self.state.sensors(self._sensor_rng)
+        if reply.puback is not None:
+            client.send(self._response(packet_id, reply.puback, callback, reply.args))
+        for push_cb, push_args in reply.pushes:
+            self._broadcast(self._push(push_cb, push_args))
+        self._run_action(reply)
+
+    def _run_action(self, reply: Reply) -> None:
+        if reply.action == "restart":
+            self._spawn(self._reboot("restart (cb5)", self.config.reboot_seconds, announce=True))
+        elif reply.action == "factory-reset":
+            self.state.reset_to_factory()
+            self._spawn(self._reboot("factory reset (cb7)", self.config.reboot_seconds, True))
+        elif reply.action == "deco-restart":
+            self._spawn(self._deco_reboot("restart (cb24)", None))
+
+    def _response(
+        self, packet_id: Json, puback: int | None, callback: int = 0, args: Json = NO_PAYLOAD
+    ) -> JsonObject:
+        message: JsonObject = {"sn": self.state.serial}
+        if packet_id is not None:
+            message["packetID"] = packet_id
+        if puback is not None:
+            message["PUBACK"] = puback
+        if args is not NO_PAYLOAD:
+            message["payload"] = {"callbackName": callback, "callbackArgs": args}
+        return message
+
+    def _push(self, callback: int, args: Json) -> JsonObject:
+        return {
+            "sn": self.state.serial,
+            "packetID": self._id_rng.randint(100000, 999999),
+            "payload": {"callbackName": callback, "callbackArgs": args},
+        }
+
+    def _broadcast(self, message: JsonObject) -> None:
+        """Send to everyone connected; with nobody connected the push is lost."""
+        for client in list(self._clients.values()):
+            client.send(message)
+
+    # --- restarts -----------------------------------------------------------------
+
+    async def _reboot(
+        self,
+        why: str,
+        down_seconds: float,
+        announce: bool,
+        apply: Callable[[], None] | None = None,
+    ) -> None:
+        """Drop everyone, refuse connections for ``down_seconds``, come back."""
+        if not self._up:
+            return
+        self._up = False
+        self._emit(f"outlet {why}: dropping {len(self._clients)} connection(s)")
+        for client in self._clients.values():
+            await client.flush(1.0)
+        await self._close_listeners()
+        await asyncio.sleep(down_seconds)
+        if apply is not None:
+            apply()
+        self._announce_on_connect = announce
+        try:
+            await self._open_listeners(retry_seconds=5.0)
+        except SimError as exc:
+            self._emit(f"outlet cannot come back up: {exc}")
+            return
+        self._up = True
+        self._emit(f"outlet up again (fw {self.state.firmware.im})")
+
+    async def _deco_reboot(self, why: str, apply: Callable[[], None] | None) -> None:
+        """The faceplate goes away (no PM, no sensors) and comes back; the outlet stays up."""
+        self.state.deco_online = False
+        self._emit(f"deco {why}: offline")
+        await asyncio.sleep(self.config.reboot_seconds)
+        if apply is not None:
+            apply()
+        self.state.deco_online = True
+        self._emit(f"deco online again (fw {self.state.firmware.pm})")
+        self._broadcast(self._push(12, self.state.device_info()))
+
+    async def _sensor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sensor_interval)
+            if self._up and self.state.deco_online:
+                self._broadcast(self._push(11, self.state.sensors(self._sensor_rng)))
+
+    # --- OTA ------------------------------------------------------------------------
+
+    def _ota_request(self, client: _Client, packet_id: Json, args: Json) -> None:
+        target = args[0] if isinstance(args, list) and args else None
+        method = args[1] if isinstance(args, list) and len(args) > 1 else 0
+        if target not in (1, 2) or isinstance(target, bool):
+            client.send(self._response(packet_id, 0))
+            return
+        busy = self._ota_task is not None and not self._ota_task.done()
+        name = "outlet" if target == 1 else "deco"
+        self._set_ota("requested", f"OTA {name} requested (packetID {packet_id}, method {method})")
+        if busy:
+            client.send(self._response(packet_id, 0))
+            self._set_ota("refused", "OTA refused (PUBACK 0): an update is already running")
+            return
+        fault = self.config.fault
+        fw = self.state.firmware
+        if target == 1 and self.config.revision == "B":
+            refuse = (fault is not None and fault.kind == "refuse") or fw.outlet_current()
+            self._ota_task = asyncio.create_task(self._ota_outlet_revb(packet_id, refuse))
+            return
+        current = fw.outlet_current() if target == 1 else fw.deco_current()
+        if (fault is not None and fault.kind == "refuse") or current:
+            client.send(self._response(packet_id, 0))
+            why = "already up to date" if current else "fault injected"
+            self._set_ota("refused", f"OTA {name} refused (PUBACK 0): {why}")
+            return
+        client.send(self._response(packet_id, 1))
+        self._set_ota("acknowledged", f"OTA {name} acknowledged (PUBACK 1)")
+        runner = self._ota_outlet_reva() if target == 1 else self._ota_deco()
+        self._ota_task = asyncio.create_task(runner)
+
+    async def _ota_outlet_reva(self) -> None:
+        self._broadcast(self._push(23, [1, 0]))  # the spurious early "failure"
+        if await self._progress(self._outlet_phases()) == "succeeded":
+            await self._finish_outlet_update()
+
+    async def _ota_outlet_revb(self, packet_id: Json, refuse: bool) -> None:
+        self._set_ota("restarting", "OTA outlet (revB): restarting at once, no ack")
+        self._pending_sync = (packet_id, 0 if refuse else 1)
+        self._sync_sent.clear()
+        await self._reboot("restart for OTA", self.config.restart_seconds, announce=False)
+        self._set_ota("waiting-for-reconnect", "OTA outlet (revB): waiting for a client")
+        try:
+            await asyncio.wait_for(self._sync_sent.wait(), self.config.sync_wait_seconds)
+            self._set_ota("sync-sent", f"OTA outlet (revB): sync cb21 [1, {int(not refuse)}] sent")
+        except TimeoutError:
+            self._pending_sync = None
+            self._emit("OTA outlet (revB): nobody reconnected; the sync cb21 is lost")
+        if refuse:
+            self._set_ota("refused", "OTA outlet refused (sync status 0)")
+            return
+        self._broadcast(self._push(23, [1, 0]))
+        if await self._progress(self._outlet_phases()) == "succeeded":
+            await self._finish_outlet_update()
+
+    async def _ota_deco(self) -> None:
+        self._broadcast(self._push(23, [2, 0]))
+        if await self._progress([2]) != "succeeded":
+            return
+        fw = self.state.firmware
+
+        def apply() -> None:
+            fw.pm = fw.pm_available
+
+        self._set_ota("deco-rebooting", "OTA deco: faceplate rebooting")
+        await self._deco_reboot("rebooting after OTA", apply)
+        self._set_ota("succeeded", f"OTA deco succeeded: PM now {fw.pm}")
+
+    def _outlet_phases(self) -> list[int]:
+        fw = self.state.firmware
+        return [3, 1] if fw.www != fw.www_available else [1]
+
+    async def _finish_outlet_update(self) -> None:
+        fw = self.state.firmware
+
+        def apply() -> None:
+            fw.im, fw.www = fw.im_available, fw.www_available
+
+        self._set_ota("rebooting", "OTA outlet: rebooting into the new firmware")
+        await self._reboot("reboot after OTA", self.config.reboot_seconds, True, apply)
+        self._set_ota("succeeded", f"OTA outlet succeeded: IM now {fw.im}")
+
+    async def _progress(self, phases: list[int]) -> str:
+        """Push cb22/cb23 for each phase; the last phase is the main one (faults apply)."""
+        cfg = self.config
+        fault = cfg.fault if cfg.fault is not None and cfg.fault.kind != "refuse" else None
+        step = max(1, min(100, cfg.progress_step))
+        plans: list[list[int]] = []
+        for i, _ in enumerate(phases):
+            percents = set(range(0, 101, step)) | {100}
+            if fault is not None and i == len(phases) - 1:
+                percents = {p for p in percents if p <= fault.percent} | {fault.percent}
+            plans.append(sorted(percents))
+        interval = cfg.ota_seconds / max(1, sum(len(p) for p in plans))
+        names = {1: "main", 2: "deco", 3: "WWW"}
+        for i, (device, plan) in enumerate(zip(phases, plans, strict=True)):
+            main = i == len(phases) - 1
+            self._set_ota(f"{names[device].lower()}-phase", f"OTA {names[device]} phase started")
+            for percent in plan:
+                await asyncio.sleep(interval)
+                self._broadcast(self._push(22, [device, percent]))
+            if main and fault is not None and fault.kind == "stall-at":
+                self._set_ota("stalled", f"OTA stalled at {fault.percent}% (fault injected)")
+                return "stalled"
+            if main and fault is not None:
+                self._broadcast(self._push(23, [device, 0]))
+                self._set_ota("failed", f"OTA failed at {fault.percent}% (fault injected)")
+                return "failed"
+            self._broadcast(self._push(23, [device, 1]))
+            self._emit(f"OTA {names[device]} phase complete")
+        return "succeeded"
+
+    # --- plumbing -----------------------------------------------------------------
+
+    def _set_ota(self, state: str, line: str) -> None:
+        self.ota_state = state
+        self.ota_history.append(state)
+        self._emit(line)
+        self._spawn(self._notify_state())
+
+    async def _notify_state(self) -> None:
+        async with self._state_changed:
+            self._state_changed.notify_all()
+
+    def _emit(self, line: str) -> None:
+        if self._on_event is not None:
+            self._on_event(line)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _addr(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)

@@ -1,0 +1,247 @@
+"""Trace JSONL (DESIGN 4.1): the text form of a capture, one JSON object per line.
+
+Reading streams line by line and never gives up on a bad line: it is reported with its
+line number and the rest of the file is still read (raw is truth; lose nothing else).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import IO, Any, BinaryIO, Final
+
+from proxy.core.events import Data, Event
+from proxy.store.records import (
+    Loaded,
+    OrderCheck,
+    Problem,
+    RecordError,
+    SourceError,
+    event_from_record,
+    open_source,
+    plain_meta,
+    record_from_event,
+)
+
+TRACE_KEY: Final = "invisproxy_trace"
+TRACE_VERSION: Final = 1
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+def trace_record(event: Event) -> dict[str, Any]:
+    """The JSON object of one event.
+
+    A chunk goes as ``text`` when it was recorded as text and is valid UTF-8, otherwise
+    as ``b64``: the bytes always survive, even if a mislabelled chunk loses its flag.
+    """
+    rec = record_from_event(event)
+    if isinstance(event, Data):
+        if event.text:
+            try:
+                rec["text"] = event.data.decode("utf-8")
+            except UnicodeDecodeError:
+                rec["b64"] = base64.b64encode(event.data).decode("ascii")
+        else:
+            rec["b64"] = base64.b64encode(event.data).decode("ascii")
+        if event.injected:
+            rec["injected"] = True
+    return rec
+
+
+def _line(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+class TraceWriter:
+    """Writes a trace event by event, to a path or to an open text stream (e.g. stdout).
+
+    ``meta`` (JSON-compatible) becomes the header line; with ``meta=None`` no header is
+    written. A path is created with ``overwrite=False`` refusing an existing file.
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | IO[str],
+        meta: Mapping[str, Any] | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        if isinstance(target, str | os.PathLike):
+            self._fp: IO[str] = open(  # noqa: SIM115 - closed by close()
+                target, "w" if overwrite else "x", encoding="utf-8", newline="\n"
+            )
+            self._owned = True
+        else:
+            self._fp = target
+            self._owned = False
+        self.count = 0
+        if meta is not None:
+            header = {TRACE_KEY: TRACE_VERSION}
+            header.update((k, v) for k, v in plain_meta(meta).items() if k != TRACE_KEY)
+            self._fp.write(_line(header))
+
+    def write(self, event: Event) -> None:
+        self._fp.write(_line(trace_record(event)))
+        self.count += 1
+
+    def write_all(self, events: Iterable[Event]) -> int:
+        write, fp = self._fp.write, self._fp
+        n = 0
+        for event in events:
+            write(json.dumps(trace_record(event), ensure_ascii=False, allow_nan=False))
+            write("\n")
+            n += 1
+        fp.flush()
+        self.count += n
+        return n
+
+    def flush(self) -> None:
+        self._fp.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._fp.close()
+        else:
+            self._fp.flush()
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def write_trace(
+    target: str | os.PathLike[str] | IO[str],
+    meta: Mapping[str, Any] | None,
+    events: Iterable[Event],
+    *,
+    overwrite: bool = False,
+) -> int:
+    """Write a whole trace; returns the number of events written."""
+    with TraceWriter(target, meta, overwrite=overwrite) as writer:
+        return writer.write_all(events)
+
+
+def _payload(rec: Mapping[str, Any]) -> tuple[bytes, bool]:
+    text, b64 = rec.get("text"), rec.get("b64")
+    if text is not None and b64 is not None:
+        raise RecordError("a data event has both 'text' and 'b64'; which is the truth?")
+    if isinstance(text, str):
+        try:
+            return text.encode("utf-8"), True
+        except UnicodeEncodeError:
+            raise RecordError("field 'text' holds an unpaired surrogate, not UTF-8") from None
+    if isinstance(b64, str):
+        try:
+            return base64.b64decode(b64, validate=True), False
+        except (binascii.Error, ValueError) as exc:
+            raise RecordError(f"field 'b64' is not valid base64 ({exc})") from None
+    if text is None and b64 is None:
+        raise RecordError("a data event needs 'text' or 'b64'")
+    key = "text" if text is not None else "b64"
+    raise RecordError(f"field {key!r} should be a string")
+
+
+def _parse(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def read_trace(path: str | os.PathLike[str]) -> Loaded:
+    """Open a trace: the header is read now, the events stream as they are iterated.
+
+    Raises SourceError when the file cannot be a trace at all (missing, empty, its first
+    line neither a header nor an event, or a header version newer than ours).
+    """
+    name = os.fspath(path)
+    fp = open_source(name, "trace")
+    try:
+        return _open_trace(name, fp)
+    except BaseException:
+        fp.close()
+        raise
+
+
+def _open_trace(name: str, fp: BinaryIO) -> Loaded:
+    lineno = 0
+    for raw in fp:
+        lineno += 1
+        if lineno == 1:
+            raw = raw.removeprefix(_BOM)  # editors on Windows like to add one
+        if raw.strip():
+            break
+    else:
+        what = "empty" if lineno == 0 else "blank"
+        raise SourceError(f"{name} is {what}: it holds no trace")
+    try:
+        first = _parse(raw)
+    except ValueError as exc:
+        raise SourceError(
+            f"{name} is not an invisproxy trace: line {lineno} is not JSON ({exc})"
+        ) from None
+    if isinstance(first, dict) and TRACE_KEY in first:
+        version = first[TRACE_KEY]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise SourceError(f"{name}: the trace header has a bad version {version!r}")
+        if version > TRACE_VERSION:
+            raise SourceError(
+                f"{name}: trace format version {version} is newer than this invisproxy "
+                f"understands ({TRACE_VERSION}); upgrade invisproxy"
+            )
+        meta = {k: v for k, v in first.items() if k != TRACE_KEY}
+        pending: tuple[int, object] | None = None
+    elif isinstance(first, dict) and "event" in first:
+        meta = {}
+        pending = (lineno, first)
+    else:
+        raise SourceError(
+            f"{name} is not an invisproxy trace: line {lineno} is neither a trace header "
+            f'({{"{TRACE_KEY}": 1, ...}}) nor an event'
+        )
+    problems: list[Problem] = []
+    events = _events(fp, lineno, pending, problems)
+    return Loaded("trace", meta, events, problems, fp.close)
+
+
+def _events(
+    fp: BinaryIO, lineno: int, pending: tuple[int, object] | None, problems: list[Problem]
+) -> Iterator[Event]:
+    order = OrderCheck()
+    with fp:
+        if pending is not None:
+            event = _event(pending[0], pending[1], order, problems)
+            if event is not None:
+                yield event
+        for raw in fp:
+            lineno += 1
+            if not raw.strip():
+                continue
+            try:
+                obj = _parse(raw)
+            except ValueError as exc:
+                problems.append(Problem(f"line {lineno}", f"not JSON ({exc}); line skipped"))
+                continue
+            event = _event(lineno, obj, order, problems)
+            if event is not None:
+                yield event
+
+
+def _event(lineno: int, obj: object, order: OrderCheck, problems: list[Problem]) -> Event | None:
+    try:
+        event = event_from_record(obj, _payload)
+    except RecordError as exc:
+        problems.append(Problem(f"line {lineno}", f"{exc}; line skipped"))
+        return None
+    backwards = order.check(event.t)
+    if backwards is not None:
+        problems.append(Problem(f"line {lineno}", backwards))
+    return event
