@@ -52,7 +52,6 @@ DEFAULT_REPLY_TIMEOUT = 30.0
 DECO_REBOOT_GRACE = 60.0
 
 FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
-TARGET_NAMES = {"outlet": "outlet", "deco": "deco"}
 FW_CALLBACKS = frozenset({12, 20})
 OTA_PUSHES = frozenset({21, 22, 23})
 # outlet callbacks the OTA tracking reads beyond request/reply matching

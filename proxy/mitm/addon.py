@@ -634,11 +634,6 @@ class InvisAddon:
             return len(flow.messages)
         return len(flow.websocket.messages) if flow.websocket is not None else 0
 
-    @property
-    def live_connections(self) -> list[str]:
-        """Ids of connections that are open and not yet closed."""
-        return [c for c, s in self._by_conn.items() if not s.closed]
-
     def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
         """Send ``data`` to the app or the outlet on a live connection.
 

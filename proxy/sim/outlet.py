@@ -41,7 +41,6 @@ FaultKind = Literal["refuse", "fail-at", "stall-at"]
 
 DEFAULT_SERIALS: Final[dict[Revision, str]] = {"A": "0003C44076", "B": "11B27540076"}
 WS_PATH: Final = "/ws"
-FINAL_OTA_STATES: Final = frozenset({"refused", "failed", "stalled", "succeeded"})
 _FAULT_RE: Final = re.compile(r"^(refuse)$|^(fail-at|stall-at):(\d{1,3})$")
 
 

@@ -46,10 +46,6 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._body.update(self.render_row(row_index))
         self.scroll_home(animate=False)
 
-    def refresh_content(self) -> None:
-        """The analysis changed: the same row may now say more (a reply, a link)."""
-        self._body.update(self.render_row(self.row_index))
-
     def render_row(self, row_index: int) -> RenderableType:
         analysis = self.analysis
         if not 0 <= row_index < len(analysis.rows):

@@ -171,7 +171,6 @@ class Timeline(ScrollView, can_focus=True):
         self.message_rows.sync()
         conn_width = max((len(c) for c in self.analysis.connections), default=2)
         self._conn_width = min(max(conn_width, 2), 8)
-        before = len(self.view)
         self._update_size()
         total = len(self.view)
         if self.following:
@@ -182,10 +181,8 @@ class Timeline(ScrollView, can_focus=True):
                 self.post_message(self.CursorMoved(self.current_row_index))
         else:
             self.new_rows = max(total - self._seen_rows, 0)
-        if total != before or self.following:
-            self.refresh()
-        else:
-            self.refresh()
+        # always: rows already shown may have changed too (a reply linked, a verdict)
+        self.refresh()
 
     def _update_size(self) -> None:
         self.virtual_size = Size(self.scrollable_content_region.width, len(self.view))
