@@ -1,0 +1,219 @@
+"""The shared endpoints over real sockets: one server and one client link for both
+transports, as the simulator, replay serve, the scripted app and replay send use them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from proxy.core.events import Transport
+from proxy.core.framing import Frame
+from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
+from proxy.net.server import Endpoint, ListenError, OutletServer
+
+
+class Echo:
+    """Answers every valid value with the same bytes plus a newline; can play 'down'."""
+
+    def __init__(self) -> None:
+        self.down: str | None = None
+        self.frames: list[tuple[int, Frame]] = []
+        self.opened: list[Endpoint] = []
+        self.ended: list[Endpoint] = []
+        self.changed = asyncio.Event()
+
+    def refusal(self, transport: Transport, peer: str) -> str | None:
+        return self.down
+
+    def connected(self, endpoint: Endpoint) -> None:
+        self.opened.append(endpoint)
+        self.changed.set()
+
+    def frame(self, endpoint: Endpoint, frame: Frame) -> None:
+        self.frames.append((endpoint.number, frame))
+        if frame.error is None:
+            asyncio.get_running_loop().create_task(endpoint.write(frame.raw + b"\n"))
+        self.changed.set()
+
+    async def disconnected(self, endpoint: Endpoint) -> None:
+        self.ended.append(endpoint)
+        self.changed.set()
+
+    async def until(self, condition: object, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():  # type: ignore[operator]
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.chunks: list[tuple[bytes, bool]] = []
+        self.ended = asyncio.Event()
+        self.changed = asyncio.Event()
+
+    def on_frame(self, link: OutletLink, frame: Frame) -> None:
+        self.frames.append(frame)
+        self.changed.set()
+
+    def on_chunk(self, link: OutletLink, data: bytes, text: bool) -> None:
+        self.chunks.append((data, text))
+
+    def on_end(self, link: OutletLink) -> None:
+        self.ended.set()
+
+    async def until_frames(self, n: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.frames) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[OutletServer, Echo]]:
+    echo = Echo()
+    server = OutletServer(echo, "127.0.0.1", 0, 0)
+    await server.start()
+    try:
+        yield server, echo
+    finally:
+        await server.stop()
+
+
+async def open_link(server: OutletServer, transport: Transport, got: Collector) -> OutletLink:
+    port = server.tcp_port if transport == "tcp" else server.ws_port
+    assert port is not None
+    return await OutletLink.open(
+        transport,
+        "127.0.0.1",
+        port,
+        on_frame=got.on_frame,
+        on_chunk=got.on_chunk,
+        on_end=got.on_end,
+    )
+
+
+async def test_tcp_values_split_and_merged_reach_the_handler_and_come_back(
+    served: tuple[OutletServer, Echo],
+) -> None:
+    server, echo = served
+    got = Collector()
+    link = await open_link(server, "tcp", got)
+    await link.send(b'{"a":1}{"b":')
+    await echo.until(lambda: len(echo.frames) == 1)
+    await link.send(b'2}\n  {"c":3}\n')
+    await echo.until(lambda: len(echo.frames) == 3)
+    assert [f.raw for _, f in echo.frames] == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    assert {n for n, _ in echo.frames} == {echo.opened[0].number}
+    await got.until_frames(3)
+    assert [f.value for f in got.frames] == [{"a": 1}, {"b": 2}, {"c": 3}]
+    assert b"".join(c for c, _ in got.chunks) == b'{"a":1}\n{"b":2}\n{"c":3}\n'
+    await link.close()
+    await echo.until(lambda: len(echo.ended) == 1)
+    assert link.closed_by_app and got.ended.is_set()
+
+
+async def test_garbage_is_an_invalid_frame_and_a_trailing_number_ends_with_the_connection(
+    served: tuple[OutletServer, Echo],
+) -> None:
+    server, echo = served
+    got = Collector()
+    link = await open_link(server, "tcp", got)
+    await link.send(b'\xff\xfe garbage {"ok":true} 42')
+    await echo.until(lambda: len(echo.frames) == 2)
+    assert echo.frames[0][1].error is not None
+    assert echo.frames[1][1].value == {"ok": True}
+    await link.close()
+    await echo.until(lambda: len(echo.ended) == 1)
+    assert [f.value for _, f in echo.frames][-1] == 42  # completed by the close
+
+
+async def test_websocket_text_and_binary_messages_are_one_frame_each(
+    served: tuple[OutletServer, Echo],
+) -> None:
+    server, echo = served
+    got = Collector()
+    link = await open_link(server, "ws", got)
+    assert link.transport == "ws"
+    await link.send(b'{"x":[1,2]}')
+    await got.until_frames(1)
+    assert got.frames[0].value == {"x": [1, 2]}
+    assert got.chunks == [(b'{"x":[1,2]}\n', True)]
+    # binary from the outlet side: not UTF-8, so it goes out as a binary message
+    await echo.opened[0].write(b"\xff\x00")
+    await got.until_frames(2)
+    assert got.chunks[-1] == (b"\xff\x00", False)
+    assert got.frames[1].error is not None
+    await link.close()
+    await echo.until(lambda: len(echo.ended) == 1)
+
+
+async def test_a_down_outlet_refuses_tcp_by_reset_and_the_websocket_with_503(
+    served: tuple[OutletServer, Echo],
+) -> None:
+    server, echo = served
+    echo.down = "outlet down (rebooting)"
+    got = Collector()
+    link = await open_link(server, "tcp", got)  # accepted by the kernel, then reset
+    await asyncio.wait_for(got.ended.wait(), 10)
+    assert not echo.opened
+    with pytest.raises(LinkClosed):  # the reader saw the reset: the link is gone
+        await link.send(b"{}\n")
+    assert server.ws_port is not None
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(f"ws://127.0.0.1:{server.ws_port}/ws")
+    assert refused.value.response.status_code == 503
+    assert b"rebooting" in refused.value.response.body
+    assert issubclass(InvalidStatus, CONNECT_ERRORS)
+
+
+async def test_only_the_ws_path_is_served(served: tuple[OutletServer, Echo]) -> None:
+    server, _ = served
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(f"ws://127.0.0.1:{server.ws_port}/other")
+    assert refused.value.response.status_code == 404
+
+
+async def test_stop_drops_every_connection_and_closes_the_listeners() -> None:
+    echo = Echo()
+    server = OutletServer(echo, "127.0.0.1", 0, 0)
+    await server.start()
+    tcp, ws = Collector(), Collector()
+    await open_link(server, "tcp", tcp)
+    await open_link(server, "ws", ws)
+    await echo.until(lambda: len(echo.opened) == 2)
+    port = server.tcp_port
+    await server.stop()
+    await asyncio.wait_for(tcp.ended.wait(), 10)
+    await asyncio.wait_for(ws.ended.wait(), 10)
+    assert len(echo.ended) == 2 and not server.listening
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_taken_port_is_one_clear_error_and_binds_nothing() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        server = OutletServer(Echo(), "127.0.0.1", 0, taken.getsockname()[1])
+        with pytest.raises(ListenError, match=r"WebSocket port .*address already in use"):
+            await server.start()
+        assert not server.listening
+    finally:
+        taken.close()
+
+
+async def test_an_unreachable_outlet_raises_a_connect_error() -> None:
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    with pytest.raises(CONNECT_ERRORS):
+        await OutletLink.open("tcp", "127.0.0.1", port, on_frame=lambda link, frame: None)
