@@ -1,17 +1,14 @@
 """The invisproxy TUI: timeline, detail, OTA panel, filter and search over one analysis.
 
-Events arrive from a :class:`~tui.sources.Source` through :meth:`InvisApp.add_event`
-(live) or :meth:`InvisApp.add_events` (files), are queued, and a feeder task gives them
-to the analysis in slices of bounded time, yielding to the loop between slices: long
-slices while nobody types (a big file loads at nearly the analysis' own speed), short
-ones while keys arrive (the keyboard stays quick). The screen catches up on a timer, a
-few times a second, so hundreds of events per second cost a few repaints.
+Events arrive from a :class:`~tui.sources.Source` into the app's
+:class:`~tui.feeder.Feeder`, which analyses them in slices of bounded time. The screen
+catches up on a timer, a few times a second, so hundreds of events per second cost a
+few repaints. ``feeder.loaded`` is set once a finite source is all on the analysis.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,9 +23,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from proxy.core.analysis import message_json
-from proxy.core.events import Event, is_utf8
+from proxy.core.events import is_utf8
 from proxy.core.filter import Filter, FilterError
 from tui import describe
+from tui.feeder import Feeder
 from tui.sources import PlaySource, Source
 from tui.view import RowView
 from tui.widgets.detail import DetailPane
@@ -40,12 +38,7 @@ if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
 
 TICK = 1 / 20  # repaint at most this often
-FEED_SLICE = 0.050  # seconds of analysis between yields to the loop while nobody types
-FEED_SLICE_TYPING = 0.008  # ... while the user presses keys: a key waits at most this
-TYPING_GRACE = 0.75  # seconds after the last key or click that count as typing
-FEED_PAUSE = 0.001  # the loop's turn between slices
 VIEW_BUDGET = 0.015  # seconds of filtering per tick
-DRAINED = 50_000  # a file source reads ahead at most this many events
 SEARCH_BUDGET = 0.25
 PANEL_EVERY = 5  # ticks between side-panel refreshes while loading
 DETAIL_DELAY = 0.08  # the detail follows the cursor once key repeat pauses (next tick)
@@ -142,19 +135,10 @@ class InvisApp(App[None]):
         self.sub_title = title or source.label
         self.export_dir = export_dir or Path.cwd()
         self.clock = clock
-        self._pending: list[Event] = []
-        self._pending_pos = 0
-        self._has_pending = asyncio.Event()
-        self._feeder: asyncio.Task[None] | None = None
-        self._last_input = -TYPING_GRACE
-        self._load_started: float | None = None  # when the current backlog began
-        self._load_base = 0  # messages analysed before it
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._source_done = False
-        self._finished = False
-        self._problems: list[str] = []
-        self._progress = ""
+        self.feeder = Feeder(
+            analysis, streaming=source.streaming, on_problems=self._notify_problems
+        )
+        self._feed_task: asyncio.Task[None] | None = None
         self._generation = -1
         self._last_advance = 0.0
         self._filter = Filter.parse("")
@@ -192,98 +176,50 @@ class InvisApp(App[None]):
         self.query_one("#query-error", Static).display = False
         self.ota.display = False
         self._fit_detail()
-        self._feeder = asyncio.get_running_loop().create_task(self._feed_loop())
+        self._feed_task = asyncio.get_running_loop().create_task(self._feed_loop())
         self.set_interval(TICK, self._tick)
-        self.source.start(self)
+        self.source.start(self.feeder)
         self._update_status()
 
     async def on_unmount(self) -> None:
-        if self._feeder is not None:
-            self._feeder.cancel()
+        if self._feed_task is not None:
+            self._feed_task.cancel()
         await self.source.stop()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(
             event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp
         ):
-            self._last_input = time.perf_counter()
+            self.feeder.note_input()
         await super().on_event(event)
 
-    # -- the sink the source talks to ---------------------------------------------
+    # -- feeding and the clock ------------------------------------------------------
 
-    def add_event(self, event: Event) -> None:
-        """Queue one event; safe to call from the app's loop at any rate."""
-        self._pending.append(event)
-        self._check_backlog()
-
-    def add_events(self, events: Sequence[Event]) -> None:
-        self._pending.extend(events)
-        self._check_backlog()
-
-    def set_progress(self, text: str) -> None:
-        self._progress = text
-
-    def source_done(self, problems: Sequence[str]) -> None:
-        self._source_done = True
-        self.report_problems(problems)
-
-    def report_problems(self, problems: Sequence[str]) -> None:
-        """Say what was wrong with the input; what could be read is still shown."""
+    def _notify_problems(self, problems: Sequence[str]) -> None:
         for problem in problems[:3]:
             self.notify(problem, title="Problem in the capture", severity="warning", timeout=8)
         if len(problems) > 3:
             self.notify(f"… and {len(problems) - 3} more problems", severity="warning")
-        self._problems += problems
-
-    async def wait_drained(self) -> None:
-        await self._drained.wait()
-
-    def _check_backlog(self) -> None:
-        if not self._has_pending.is_set():
-            self._has_pending.set()
-            if self._load_started is None:
-                self._load_started = time.perf_counter()
-                self._load_base = len(self.analysis.messages)
-        if len(self._pending) - self._pending_pos > DRAINED:
-            self._drained.clear()
 
     async def _feed_loop(self) -> None:
-        """Feed the backlog to the analysis, yielding to the loop between slices."""
+        """Run the feeder; an analysis error is shown as when the clock fed it."""
         try:
-            await self._feed_backlogs()
-        except Exception as error:  # as when the clock fed it: shown, not swallowed
+            await self.feeder.run(self._filling, self._after_slice)
+        except Exception as error:
             self._handle_exception(error)
 
-    async def _feed_backlogs(self) -> None:
-        while True:
-            await self._has_pending.wait()
-            while self._pending:
-                typing = time.perf_counter() - self._last_input < TYPING_GRACE
-                filling = len(self.timeline.view) < 2 * self.timeline.size.height
-                self._feed(FEED_SLICE_TYPING if typing or filling else FEED_SLICE)
-                if filling:
-                    self._tick()  # the first screen does not wait for the clock
-                # Not sleep(0): that lets each waiting task take one step, and a key
-                # press is a chain of steps (driver -> app -> screen -> widget ->
-                # repaint timer). A short sleep lets the loop run everything ready,
-                # chains included, before the next slice.
-                await asyncio.sleep(FEED_PAUSE)
-            self._has_pending.clear()
-            if self._source_done or self.source.streaming:
-                self._load_started = None
+    def _filling(self) -> bool:
+        return len(self.timeline.view) < 2 * self.timeline.size.height
 
-    # -- the clock ----------------------------------------------------------------
+    def _after_slice(self, first_screen: bool) -> None:
+        if first_screen:
+            self._tick()  # the first screen does not wait for the clock
 
     def _tick(self) -> None:
         self._show_detail_if_due()
         analysis = self.analysis
-        if self._source_done and not self._pending and not self._finished:
-            self._finished = True
-            analysis.finish()
-            # A loaded capture is millions of long-lived objects: keep the cyclic GC from
-            # walking them on every full collection (which stalls key presses).
-            gc.freeze()
-        elif self.source.wall_clock and not self._finished:
+        feeder = self.feeder
+        if not feeder.finish_if_done() and self.source.wall_clock and not feeder.finished:
             now = self.clock()
             if now - self._last_advance >= 1.0:
                 self._last_advance = now
@@ -292,43 +228,10 @@ class InvisApp(App[None]):
             self._generation = analysis.generation
             self._data_changed()
 
-    def _feed(self, budget: float) -> None:
-        pending = self._pending
-        if not pending:
-            return
-        deadline = time.perf_counter() + budget
-        feed = self.analysis.feed
-        i = self._pending_pos
-        end = len(pending)
-        # The analysis allocates many long-lived objects and no cycles: the cyclic GC
-        # would walk them all again and again while a big file loads.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            while i < end:
-                stop = min(end, i + 256)
-                for event in pending[i:stop]:
-                    feed(event)
-                i = stop
-                if time.perf_counter() > deadline:
-                    break
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        if end - self._pending_pos > 10_000 and not self.source.streaming:
-            gc.freeze()  # loading a file: what was analysed stays for good
-        if i >= len(pending):
-            pending.clear()
-            self._pending_pos = 0
-        else:
-            self._pending_pos = i
-        if len(pending) - self._pending_pos <= DRAINED:
-            self._drained.set()
-
     def _data_changed(self) -> None:
         self.timeline.view.sync(VIEW_BUDGET)
         self._ticks += 1
-        busy = bool(self._pending) or not self.timeline.view.complete
+        busy = bool(self.feeder.backlog) or not self.timeline.view.complete
         filling = len(self.timeline.view) < 2 * self.timeline.size.height
         if busy and not filling and self._ticks % PANEL_EVERY:
             # While a backlog loads, the screen (a relayout and repaint) catches up a few
@@ -361,25 +264,15 @@ class InvisApp(App[None]):
                 new = f" · {tl.new_rows:,} new" if tl.new_rows else ""
                 parts.append(f"⏸ paused{new} (End/F)")
         parts.append(f"time: {tl.time_mode}")
-        if self._progress:
-            parts.append(self._progress + self._rate())
-        elif self._finished and self._problems:
-            parts.append(f"{len(self._problems)} problem(s) reading the file")
+        feeder = self.feeder
+        if feeder.progress:
+            parts.append(feeder.progress + feeder.rate())
+        elif feeder.finished and feeder.problems:
+            parts.append(f"{len(feeder.problems)} problem(s) reading the file")
         text = " │ ".join(parts)
         if text != self._status_text:
             self._status_text = text
             self.status.update(text, layout=False)
-
-    def _rate(self) -> str:
-        """How fast the analysis takes in the current backlog, while one waits."""
-        started = self._load_started
-        if started is None or not self._pending:
-            return ""
-        elapsed = time.perf_counter() - started
-        done = len(self.analysis.messages) - self._load_base
-        if elapsed < 0.5 or done <= 0:
-            return ""
-        return f" · {done / elapsed:,.0f} msgs/s"
 
     # -- selection ----------------------------------------------------------------
 
@@ -826,7 +719,7 @@ class InvisApp(App[None]):
         if player := self._player():
             control(player)
             if show:
-                self._progress = player.status()
+                self.feeder.progress = player.status()
                 self._update_status()
 
     def action_play_pause(self) -> None:

@@ -1,6 +1,6 @@
 """Where the app's events come from: a live relay, a file, a growing file, or a replay.
 
-Every source pushes :class:`~proxy.core.events.Event` objects into a :class:`Sink` (the app)
+Every source pushes :class:`~proxy.core.events.Event` objects into a :class:`Sink` (the feeder)
 from the app's own asyncio loop; the app batches them into the analysis and repaints a
 few times a second. Sources know nothing about Textual, so they can be driven in tests
 with any sink.
@@ -20,7 +20,7 @@ from proxy.core.events import Event
 
 
 class Sink(Protocol):
-    """What a source talks to (implemented by ``InvisApp``)."""
+    """What a source talks to (the app's :class:`~tui.feeder.Feeder`)."""
 
     def add_event(self, event: Event) -> None: ...
 

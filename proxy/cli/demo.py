@@ -237,13 +237,13 @@ async def _demo_tui(args: argparse.Namespace) -> int:
                    stall_window=_stall_window(args))  # fmt: skip
 
     async def script() -> None:
-        scripted = _app(args, live, lambda line: app.set_progress(f"app: {line}"))
+        scripted = _app(args, live, lambda line: app.feeder.set_progress(f"app: {line}"))
         try:
             result = await scripted.run()
         except Exception as exc:  # the demo's own bug: say so on screen, keep the TUI
             app.notify(f"The scripted app stopped: {exc!r}", title="Demo", severity="error")
             raise
-        app.set_progress("")
+        app.feeder.set_progress("")
         live.flush()
         check.advance(time.time())
         ok, why = verdict(check, result)

@@ -97,17 +97,19 @@ async def measure(path: Path, presses: int) -> dict[str, float]:
         # Polled with short sleeps, not pilot.pause(): that waits for the process to
         # look idle, up to a second at a time while a file loads.
         height = SIZE[1] - 20
-        while len(tl.view) < height and not app._finished:
+        while len(tl.view) < height and not app.feeder.finished:
             await asyncio.sleep(0.002)
         filled = time.perf_counter()
         while clock.last < filled:  # the paint that shows it
             await asyncio.sleep(0.002)
         figures["first_screen_s"] = clock.last - start
         loading = []
-        if not app._finished:
+        if not app.feeder.finished:
             keys = ["pagedown", "down"] * (presses // 2)
             loading = await press_times(app, clock, keys[: max(presses // 4, 2)])
-        while not (app._finished and tl.view.complete and len(tl.view) == len(app.analysis.rows)):
+        while not (
+            app.feeder.finished and tl.view.complete and len(tl.view) == len(app.analysis.rows)
+        ):
             await asyncio.sleep(0.005)
         figures["full_load_s"] = time.perf_counter() - start
         figures["rows"] = float(len(app.analysis.rows))

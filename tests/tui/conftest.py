@@ -51,7 +51,7 @@ async def loaded(pilot: Pilot[None]) -> InvisApp:
     await wait_until(
         pilot,
         lambda: (
-            app._finished
+            app.feeder.finished
             and app.timeline.view.complete
             and len(app.timeline.view) == len(app.analysis.rows)
         ),

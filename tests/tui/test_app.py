@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -254,7 +253,7 @@ async def test_live_follow_pauses_on_scroll_up_and_counts_new_rows() -> None:
     async with app.run_test(size=SIZE) as pilot:
         for ev in events[:half]:
             source.push(ev)
-        await wait_until(pilot, lambda: len(app.analysis.rows) > 0 and not app._pending)
+        await wait_until(pilot, lambda: len(app.analysis.rows) > 0 and not app.feeder.backlog)
         await wait_until(pilot, lambda: len(app.timeline.view) == len(app.analysis.rows))
         tl = app.timeline
         assert tl.following
@@ -265,7 +264,7 @@ async def test_live_follow_pauses_on_scroll_up_and_counts_new_rows() -> None:
         before = len(app.analysis.rows)
         for ev in events[half:]:
             source.push(ev)
-        await wait_until(pilot, lambda: not app._pending and tl.new_rows > 0)
+        await wait_until(pilot, lambda: not app.feeder.backlog and tl.new_rows > 0)
         assert tl.cursor == paused_at
         assert tl.new_rows == len(app.analysis.rows) - before
         assert f"{tl.new_rows} new" in str(app.query_one("#status").render())
@@ -403,7 +402,7 @@ async def test_play_at_high_speed_delivers_everything_in_order() -> None:
     source = PlaySource(events, speed=64.0)
     app = source_app(source)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app._finished, timeout=20)
+        await wait_until(pilot, app.feeder.loaded.is_set, timeout=20)
         from proxy.core.analysis import analyze
 
         expected = analyze(events)
@@ -437,7 +436,7 @@ async def test_follow_tails_a_capture_that_is_still_being_written(tmp_path: Path
             writer.flush()
             await wait_until(pilot, lambda: len(app.analysis.rows) == len(whole.rows))
             assert app.timeline.cursor == len(app.timeline.view) - 1
-            assert not app._finished, "a followed capture is never finished"
+            assert not app.feeder.finished, "a followed capture is never finished"
 
 
 async def test_rows_show_the_analysis_verdict_at_80_columns() -> None:
@@ -521,20 +520,11 @@ class GatedSource(Source):
 
 
 async def test_a_big_load_feeds_long_slices_until_a_key_arrives() -> None:
-    from tui import app as app_module
+    from tui import feeder as feeder_module
 
     events = chatter(40_000)
     source = GatedSource(events[:40_001], events[40_001:])
     app = source_app(source)
-    # (start, budget, when the app last saw a key) for every slice of analysis
-    slices: list[tuple[float, float, float]] = []
-    feed = app._feed
-
-    def recording_feed(budget: float) -> None:
-        slices.append((time.perf_counter(), budget, app._last_input))
-        feed(budget)
-
-    app._feed = recording_feed  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
         # the first half loads with nobody typing; then each key releases more data,
         # until a slice has run while the app counted the user as typing (on a loaded
@@ -544,15 +534,17 @@ async def test_a_big_load_feeds_long_slices_until_a_key_arrives() -> None:
         while more:
             await pilot.press("down")
             more = source.release(2_000)
-            await wait_until(pilot, lambda: not app._pending, timeout=60)
-            if any(start - last < app_module.TYPING_GRACE for start, _, last in slices):
+            await wait_until(pilot, lambda: not app.feeder.backlog, timeout=60)
+            if any(s.typing for s in app.feeder.slices):
                 break
         while more:
             more = source.release(20_000)
         await loaded(pilot)
     assert len(app.analysis.messages) == 80_000
-    typing = [b for start, b, last in slices if start - last < app_module.TYPING_GRACE]
-    idle = [b for start, b, last in slices if start - last >= app_module.TYPING_GRACE]
+    slices = list(app.feeder.slices)
+    assert sum(s.events for s in slices) == len(events)
+    typing = [s.budget for s in slices if s.typing]
+    idle = [s.budget for s in slices if not s.typing]
     assert typing, "no slice ran while the user was typing"
-    assert app_module.FEED_SLICE in idle  # nobody typing: long slices
-    assert set(typing) == {app_module.FEED_SLICE_TYPING}  # short ones after a key
+    assert feeder_module.FEED_SLICE in idle  # nobody typing: long slices
+    assert set(typing) == {feeder_module.FEED_SLICE_TYPING}  # short ones after a key
