@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input, Static
 from proxy.core.analysis import message_json
 from proxy.core.events import is_utf8
 from proxy.core.filter import Filter, FilterError
-from tui import describe
+from tui import commands, describe
 from tui.feeder import Feeder
 from tui.sources import PlaySource, Source
 from tui.view import RowView
@@ -56,64 +56,7 @@ class InvisApp(App[None]):
     TITLE = "invisproxy"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # noqa: RUF012
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("slash", "search", "Search", key_display="/"),
-        Binding("f", "filter", "Filter"),
-        Binding("d", "toggle_detail", "Detail"),
-        Binding("n", "search_next", "Next match"),
-        Binding("N", "search_previous", "Prev match", show=False),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("F", "follow", "Follow"),
-        Binding("t", "time_mode", "Time"),
-        Binding("r", "jump_reply", "Reply/req"),
-        Binding("o", "jump_ota_request", "OTA req"),
-        Binding("right_square_bracket", "session_next", "Next in session", key_display="]"),
-        Binding("left_square_bracket", "session_previous", "Prev in session", key_display="["),
-        Binding("m", "toggle_mark", "Mark"),
-        Binding("right_curly_bracket", "mark_next", "Next mark", key_display="}"),
-        Binding("left_curly_bracket", "mark_previous", "Prev mark", key_display="{"),
-        Binding("c", "copy", "Copy JSON"),
-        Binding("e", "export", "Export"),
-        Binding("s", "sessions", "OTA panel"),
-        Binding("space", "play_pause", "Play/pause"),
-        Binding("full_stop", "play_step", "Step", key_display="."),
-        Binding("plus", "play_faster", "Faster", key_display="+"),
-        Binding("minus", "play_slower", "Slower", key_display="-"),
-    ]
-
-    # Action -> (palette title, help). Every binding above is also a command.
-    COMMAND_HELP: ClassVar[dict[str, tuple[str, str]]] = {
-        "help": ("Help", "Keys, glyphs and the filter syntax"),
-        "search": ("Search", "Find text or a filter expression, incrementally"),
-        "search_next": ("Next match", "Go to the next row matching the search"),
-        "search_previous": ("Previous match", "Go to the previous row matching the search"),
-        "filter": ("Filter", "Show only rows matching an expression (cb:21-23 and not ...)"),
-        "clear_filter": ("Clear filter", "Show all rows again (filter and OTA session)"),
-        "follow": ("Follow", "Jump to the newest row and stay there as traffic arrives"),
-        "time_mode": ("Time mode", "Cycle time: since start, delta from previous, clock"),
-        "jump_reply": ("Jump to reply/request", "Go to the other end of a request/reply pair"),
-        "jump_ota_request": ("Jump to OTA request", "Go to the cb21 that started this update"),
-        "session_next": ("Next in session", "Next message of the same OTA update"),
-        "session_previous": ("Previous in session", "Previous message of the same OTA update"),
-        "toggle_mark": ("Toggle mark", "Bookmark the selected row"),
-        "mark_next": ("Next mark", "Go to the next bookmarked row"),
-        "mark_previous": ("Previous mark", "Go to the previous bookmarked row"),
-        "copy": ("Copy message as JSON", "Copy the selected message to the clipboard"),
-        "export": ("Export visible rows (JSON)", "Write the rows on show to a JSON file"),
-        "export_trace": ("Export visible rows (trace)", "Write them as a trace you can view"),
-        "sessions": ("OTA panel", "Focus the OTA updates; Enter filters to one"),
-        "toggle_detail": ("Toggle detail", "Show or hide the detail pane"),
-        "play_pause": ("Play/pause", "Pause or resume playback (view --play)"),
-        "play_step": ("Step", "Deliver the next event of the playback"),
-        "play_faster": ("Faster", "Double the playback speed"),
-        "play_slower": ("Slower", "Halve the playback speed"),
-        "quit": ("Quit", "Leave invisproxy"),
-    }
-    PLAY_ACTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"play_pause", "play_step", "play_faster", "play_slower"}
-    )
+    BINDINGS: ClassVar[list[BindingType]] = list(commands.bindings())
 
     def __init__(
         self,
@@ -344,31 +287,13 @@ class InvisApp(App[None]):
     # -- actions ------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.PLAY_ACTIONS:
+        if action in commands.PLAYBACK_ACTIONS:
             return isinstance(self.source, PlaySource)
         return True
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self._key_table()))
-
-    def _key_table(self) -> list[tuple[str, str, str]]:
-        rows = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            if binding.action in self.PLAY_ACTIONS and not isinstance(self.source, PlaySource):
-                continue
-            title, help_ = self.COMMAND_HELP.get(binding.action, (binding.description, ""))
-            key = binding.key_display or binding.key
-            rows.append((key, title, help_))
-        rows += [
-            ("↑↓ j k", "Move", "Move the selection in the timeline"),
-            ("PgUp PgDn", "Page", "Move a screen at a time"),
-            ("Home End", "First/last", "First row; End jumps to the newest and follows"),
-            ("Tab", "Focus", "Timeline → OTA panel → detail"),
-            ("Ctrl+P", "Commands", "Every action by name"),
-        ]
-        return rows
+            self.push_screen(HelpScreen(commands.help_rows(playing=self._player() is not None)))
 
     def action_time_mode(self) -> None:
         modes = describe.TIME_MODES
@@ -737,10 +662,10 @@ class InvisApp(App[None]):
     # -- the command palette ------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        for action, (title, help_) in self.COMMAND_HELP.items():
-            if action in self.PLAY_ACTIONS and self._player() is None:
-                continue
-            yield SystemCommand(title, help_, self._runner(action))
+        playing = self._player() is not None
+        for command in commands.COMMANDS:
+            if playing or not command.playback:
+                yield SystemCommand(command.title, command.help, self._runner(command.action))
         yield from super().get_system_commands(screen)
 
     def _runner(self, action: str) -> Callable[[], Any]:

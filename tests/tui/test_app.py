@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 
 from proxy.core.events import Close, Data, Open
 from proxy.store.recording import load_events
@@ -17,6 +18,7 @@ from tests.tui.conftest import (
     source_app,
     wait_until,
 )
+from tui import commands
 from tui.app import InvisApp
 from tui.sources import FileSource, LiveSource, PlaySource, Sink, Source
 from tui.widgets.help import HelpScreen
@@ -355,11 +357,15 @@ async def test_every_action_is_a_palette_command() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         titles = {c.title for c in app.get_system_commands(app.screen)}
+        by_action = {c.action: c for c in commands.COMMANDS}
         for binding in InvisApp.BINDINGS:
-            action = binding.action  # type: ignore[union-attr]
-            if action in InvisApp.PLAY_ACTIONS:
-                continue
-            assert InvisApp.COMMAND_HELP[action][0] in titles, action
+            assert isinstance(binding, Binding)
+            command = by_action[binding.action]  # every key is a named command
+            if not command.playback:
+                assert command.title in titles, binding.action
+        # and every action the app defines is in the table (so it has a title and help)
+        actions = {name[len("action_") :] for name in vars(InvisApp) if name.startswith("action_")}
+        assert actions <= set(by_action), actions - set(by_action)
 
 
 def _spaced_events() -> list[Open | Data | Close]:

@@ -1,0 +1,206 @@
+"""Every action of the TUI in one table: its key, footer label, palette title and help.
+
+Keys (Textual bindings), the command palette and the help screen are all made from
+:data:`COMMANDS`, so an action cannot have a key without a name or a name without help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: str
+    title: str  # in the palette and on the help screen
+    help: str
+    key: str | None = None  # None: only in the palette
+    label: str = ""  # in the footer; empty: not there
+    key_display: str | None = None
+    playback: bool = False  # only while playing a capture back (view --play)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("quit", "Quit", "Leave invisproxy", "q", "Quit"),
+    Command("help", "Help", "Keys, glyphs and the filter syntax", "question_mark", "Help", "?"),
+    Command(
+        "search",
+        "Search",
+        "Find text or a filter expression, incrementally",
+        "slash",
+        "Search",
+        "/",
+    ),
+    Command(
+        "filter",
+        "Filter",
+        "Show only rows matching an expression (cb:21-23 and not ...)",
+        "f",
+        "Filter",
+    ),
+    Command("toggle_detail", "Toggle detail", "Show or hide the detail pane", "d", "Detail"),
+    Command(
+        "search_next",
+        "Next match",
+        "Go to the next row matching the search",
+        "n",
+        "Next match",
+    ),
+    Command("search_previous", "Previous match", "Go to the previous row matching the search", "N"),
+    Command(
+        "clear_filter",
+        "Clear filter",
+        "Show all rows again (filter and OTA session)",
+        "escape",
+    ),
+    Command(
+        "follow",
+        "Follow",
+        "Jump to the newest row and stay there as traffic arrives",
+        "F",
+        "Follow",
+    ),
+    Command(
+        "time_mode",
+        "Time mode",
+        "Cycle time: since start, delta from previous, clock",
+        "t",
+        "Time",
+    ),
+    Command(
+        "jump_reply",
+        "Jump to reply/request",
+        "Go to the other end of a request/reply pair",
+        "r",
+        "Reply/req",
+    ),
+    Command(
+        "jump_ota_request",
+        "Jump to OTA request",
+        "Go to the cb21 that started this update",
+        "o",
+        "OTA req",
+    ),
+    Command(
+        "session_next",
+        "Next in session",
+        "Next message of the same OTA update",
+        "right_square_bracket",
+        "Next in session",
+        "]",
+    ),
+    Command(
+        "session_previous",
+        "Previous in session",
+        "Previous message of the same OTA update",
+        "left_square_bracket",
+        "Prev in session",
+        "[",
+    ),
+    Command("toggle_mark", "Toggle mark", "Bookmark the selected row", "m", "Mark"),
+    Command(
+        "mark_next",
+        "Next mark",
+        "Go to the next bookmarked row",
+        "right_curly_bracket",
+        "Next mark",
+        "}",
+    ),
+    Command(
+        "mark_previous",
+        "Previous mark",
+        "Go to the previous bookmarked row",
+        "left_curly_bracket",
+        "Prev mark",
+        "{",
+    ),
+    Command(
+        "copy",
+        "Copy message as JSON",
+        "Copy the selected message to the clipboard",
+        "c",
+        "Copy JSON",
+    ),
+    Command(
+        "export",
+        "Export visible rows (JSON)",
+        "Write the rows on show to a JSON file",
+        "e",
+        "Export",
+    ),
+    Command("export_trace", "Export visible rows (trace)", "Write them as a trace you can view"),
+    Command(
+        "sessions",
+        "OTA panel",
+        "Focus the OTA updates; Enter filters to one",
+        "s",
+        "OTA panel",
+    ),
+    Command(
+        "play_pause",
+        "Play/pause",
+        "Pause or resume playback (view --play)",
+        "space",
+        "Play/pause",
+        playback=True,
+    ),
+    Command(
+        "play_step",
+        "Step",
+        "Deliver the next event of the playback",
+        "full_stop",
+        "Step",
+        ".",
+        playback=True,
+    ),
+    Command(
+        "play_faster",
+        "Faster",
+        "Double the playback speed",
+        "plus",
+        "Faster",
+        "+",
+        playback=True,
+    ),
+    Command(
+        "play_slower",
+        "Slower",
+        "Halve the playback speed",
+        "minus",
+        "Slower",
+        "-",
+        playback=True,
+    ),
+)
+
+# Keys the widgets handle themselves, for the help screen.
+WIDGET_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("↑↓ j k", "Move", "Move the selection in the timeline"),
+    ("PgUp PgDn", "Page", "Move a screen at a time"),
+    ("Home End", "First/last", "First row; End jumps to the newest and follows"),
+    ("Tab", "Focus", "Timeline → OTA panel → detail"),
+    ("Ctrl+P", "Commands", "Every action by name"),
+)
+
+PLAYBACK_ACTIONS = frozenset(c.action for c in COMMANDS if c.playback)
+
+
+def bindings() -> list[Binding]:
+    """The Textual bindings of every command that has a key."""
+    return [
+        Binding(c.key, c.action, c.label or c.title, show=bool(c.label), key_display=c.key_display)
+        for c in COMMANDS
+        if c.key is not None
+    ]
+
+
+def help_rows(playing: bool) -> list[tuple[str, str, str]]:
+    """(key, title, help) for the help screen; playback keys only while playing."""
+    rows = [
+        (c.key_display or c.key or "Ctrl+P", c.title, c.help)
+        for c in COMMANDS
+        if playing or not c.playback
+    ]
+    return rows + list(WIDGET_KEYS)
