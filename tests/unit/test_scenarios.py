@@ -36,6 +36,8 @@ CHECKED_CODES = {
     "secret",
     "ota-retry",
     "ota-failed",
+    "app-gave-up",
+    "refusal-ignored",
 }
 
 
@@ -73,7 +75,6 @@ EXPECTED: dict[str, Expected] = {
             }
         ],
         annotations={
-            4: {"fire-and-forget"},
             6: {"spurious-ota-result"},
             12: {"www-phase-complete"},
             18: {"ota-restart"},
@@ -124,7 +125,7 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 4: {"spurious-ota-result"}},
+        annotations={4: {"spurious-ota-result"}},
     ),
     "deco_via_outlet_mismatch": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack")}
@@ -142,7 +143,7 @@ EXPECTED: dict[str, Expected] = {
                 "verified": False,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 8: {"fw-mismatch"}},
+        annotations={8: {"fw-mismatch"}},
     ),
     "refused": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack")},
@@ -158,14 +159,14 @@ EXPECTED: dict[str, Expected] = {
                 "verified": None,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 3: {"puback-failure"}},
+        annotations={3: {"puback-failure"}},
     ),
     "failed_main_phase": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-result")}
         | progress_links(0, [3, 4])
         | {(0, 5, "ota-result")},
         sessions=[{"request": 0, "outcome": "failed", "messages": [0, 1, 2, 3, 4, 5]}],
-        annotations={0: {"fire-and-forget"}, 2: {"spurious-ota-result"}, 5: {"ota-failed"}},
+        annotations={2: {"spurious-ota-result"}, 5: {"ota-failed"}},
     ),
     "failed_revb_sync": Expected(
         links={(0, 1, "ota-sync")},
@@ -175,12 +176,11 @@ EXPECTED: dict[str, Expected] = {
     "stalled": Expected(
         links={(0, 1, "ota-ack")} | progress_links(0, [2, 3]),
         sessions=[{"request": 0, "outcome": "stalled", "messages": [0, 1, 2, 3]}],
-        annotations={0: {"fire-and-forget"}, 3: {"ota-stalled"}},
+        annotations={3: {"ota-stalled"}},
     ),
     "in_progress": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
         sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
-        annotations={0: {"fire-and-forget"}},
     ),
     "orphan_progress": Expected(
         links=set(),
@@ -237,7 +237,7 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             },
         ],
-        annotations={2: {"fire-and-forget"}, 4: {"fire-and-forget"}, 12: {"ota-restart"}},
+        annotations={12: {"ota-restart"}},
     ),
     "chatter": Expected(
         links={(1, 2, "response"), (5, 6, "response"), (9, 10, "response")},
@@ -285,7 +285,6 @@ EXPECTED: dict[str, Expected] = {
             }
         ],
         annotations={
-            2: {"fire-and-forget"},
             4: {"spurious-ota-result"},
             5: {"spurious-ota-result"},
             12: {"ota-restart"},
@@ -306,7 +305,7 @@ EXPECTED: dict[str, Expected] = {
         ],
         annotations={
             2: {"fire-and-forget"},
-            3: {"fire-and-forget", "ota-retry"},
+            3: {"ota-retry"},
             6: {"ota-restart"},
         },
     ),
@@ -315,8 +314,7 @@ EXPECTED: dict[str, Expected] = {
         | {(0, 5, "ota-progress"), (0, 6, "ota-result")},
         sessions=[{"request": 0, "outcome": "succeeded", "messages": list(range(7))}],
         annotations={
-            0: {"fire-and-forget"},
-            3: {"fire-and-forget", "ota-retry"},
+            3: {"ota-retry"},
             4: {"puback-failure"},
         },
     ),
@@ -353,7 +351,6 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}},
     ),
     "deco_slow_to_report": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
@@ -368,12 +365,10 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}},
     ),
     "proxy_shutdown_mid_update": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
         sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
-        annotations={0: {"fire-and-forget"}},
     ),
     "late_copy_of_result": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
@@ -388,7 +383,7 @@ EXPECTED: dict[str, Expected] = {
                 "progress_types": [1],
             }
         ],
-        annotations={2: {"fire-and-forget"}, 6: {"ota-restart"}, 7: {"ota-restart"}},
+        annotations={6: {"ota-restart"}, 7: {"ota-restart"}},
     ),
     "connection_outlives_a_close": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
@@ -402,15 +397,15 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 5: {"ota-restart"}},
+        annotations={5: {"ota-restart"}},
     ),
     "refused_retry": Expected(
         links={(0, 1, "response"), (3, 4, "ota-ack"), (5, 6, "response")},
         sessions=[{"request": 2, "outcome": "refused", "messages": [2, 3, 4]}],
         annotations={
             2: {"fire-and-forget"},
-            3: {"fire-and-forget", "ota-retry"},
-            4: {"puback-failure"},
+            3: {"ota-retry"},
+            4: {"puback-failure", "refusal-ignored"},
         },
     ),
 }
