@@ -47,6 +47,12 @@ class Expected:
     sessions: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[int, set[str]] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
+    # (message id, annotation code, words its text must hold, words it must not)
+    texts: list[tuple[int, str, list[str], list[str]]] = field(default_factory=list)
+    # (session index, words its reason must hold)
+    reasons: list[tuple[int, list[str]]] = field(default_factory=list)
+    # (from, to, words the link's reason must hold, words it must not)
+    link_texts: list[tuple[int, int, list[str], list[str]]] = field(default_factory=list)
 
 
 def progress_links(src: int, ids: range | list[int]) -> set[tuple[int, int, str]]:
@@ -408,6 +414,159 @@ EXPECTED: dict[str, Expected] = {
             4: {"puback-failure", "refusal-ignored"},
         },
     ),
+    # issue 8 item 13: the refused retry during the deco's reboot is its own session; the
+    # first update is still verified by the cb12 that shows PM back with 0.5.1
+    "deco_retry_during_reboot": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | progress_links(2, range(5, 8))
+        | {(2, 8, "ota-result"), (9, 10, "response"), (11, 12, "ota-ack")}
+        | {(2, 13, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "deco",
+                "method": "wifi",
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 6, 7, 8, 13],
+                "fw_before": "0.5.0",
+                "fw_expected": "0.5.1",
+                "fw_after": "0.5.1",
+                "verified": True,
+            },
+            {
+                "request": 11,
+                "target": "deco",
+                "method": "wifi",
+                "outcome": "refused",
+                "messages": [11, 12],
+                "fw_before": "0.5.0",
+                "fw_expected": "0.5.1",
+                "fw_after": None,
+                "verified": None,
+            },
+        ],
+        annotations={4: {"spurious-ota-result"}, 12: {"puback-failure"}},
+        texts=[
+            (
+                12,
+                "puback-failure",
+                ["deco target", "succeeded at", "seen rebooting", "does not undo", "PM 0.5.1"],
+                ["already up to date", "outlet target"],
+            )
+        ],
+        reasons=[(0, ["matches the expected 0.5.1"]), (1, ["PUBACK 0", "seen rebooting"])],
+    ),
+    # item 14: a reply with the request's packetID and a PUBACK is the ack, payload or not
+    "ack_with_payload": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | progress_links(2, range(5, 8))
+        | {(2, 8, "ota-result"), (2, 9, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "outlet",
+                "method": "wifi",
+                "outcome": "succeeded",
+                "messages": list(range(2, 10)),
+                "fw_before": "0.0.1",
+                "fw_expected": "0.0.2",
+                "fw_after": "0.0.2",
+                "verified": True,
+                "progress_types": [1, 1, 1],
+            }
+        ],
+        annotations={4: {"spurious-ota-result"}, 8: {"ota-restart"}},
+        kinds={3: "response"},
+        link_texts=[(2, 3, ["PUBACK 1", "payload [1,0]", "acknowledgement"], [])],
+    ),
+    # item 15: no ack for a deco update says so for the deco (revision unknown on this
+    # capture); deco progress is the deco's firmware, not the "main firmware"
+    "deco_no_ack": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-result")}
+        | progress_links(2, range(4, 7))
+        | {(2, 7, "ota-result"), (2, 9, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "deco",
+                "method": "via-outlet",
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 6, 7, 9],
+                "fw_before": "0.5.0",
+                "fw_expected": "0.5.1",
+                "fw_after": "0.5.1",
+                "verified": True,
+            }
+        ],
+        annotations={2: {"fire-and-forget"}, 3: {"spurious-ota-result"}},
+        texts=[
+            (
+                2,
+                "fire-and-forget",
+                ["within 30 s", "deco update", "revision unknown"],
+                ["revB outlet updates restart", "never sends it"],
+            )
+        ],
+        link_texts=[(2, 4, ["deco firmware 0 %"], ["main firmware"])],
+    ),
+    # item 16: 72 s without OTA news (the WWW phase stopped at 40 %), then the app closes
+    "app_gave_up_close": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | progress_links(2, [5, 6]),
+        sessions=[
+            {
+                "request": 2,
+                "outcome": "stalled",
+                "messages": [2, 3, 4, 5, 6],
+                "progress_types": [3, 3],
+            }
+        ],
+        annotations={4: {"spurious-ota-result"}, 6: {"ota-stalled", "app-gave-up"}},
+        texts=[(6, "app-gave-up", ["closed connection c1", "72.0 s", "60 s"], [])],
+        reasons=[(0, ["stall window", "the app gave up"])],
+    ),
+    # item 16 with revB: the app's new cb21 75 s after the last progress is its giving up;
+    # both requests are unacknowledged because the outlet restarts at once (revB)
+    "app_gave_up_retry": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-sync")} | progress_links(2, [4, 5]),
+        sessions=[
+            {"request": 2, "target": "outlet", "outcome": "stalled", "messages": [2, 3, 4, 5]},
+            {"request": 13, "target": "outlet", "outcome": "in-progress", "messages": [13]},
+        ],
+        annotations={
+            2: {"fire-and-forget", "ota-restart"},
+            5: {"ota-stalled"},
+            13: {"app-gave-up", "fire-and-forget", "ota-restart"},
+        },
+        texts=[
+            (2, "fire-and-forget", ["closed the TCP connection 200 ms", "revB"], []),
+            (13, "app-gave-up", ["asks again", "75.0 s"], []),
+            (13, "fire-and-forget", ["revB"], []),
+        ],
+        reasons=[(0, ["the app gave up", "superseded"])],
+    ),
+    # items 15 and 16: PUBACK 0 although cb20 offered 0.0.2; the app polls on for 81 s
+    "refusal_ignored": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack")}
+        | {(i, i + 1, "response") for i in (4, 6, 8, 10)},
+        sessions=[
+            {
+                "request": 2,
+                "target": "outlet",
+                "outcome": "refused",
+                "messages": [2, 3],
+                "fw_before": "0.0.1",
+                "fw_expected": "0.0.2",
+            }
+        ],
+        annotations={3: {"puback-failure", "refusal-ignored", "app-gave-up"}},
+        texts=[
+            (3, "puback-failure", ["offered IM 0.0.2", "outlet revision A"], ["up to date"]),
+            (3, "refusal-ignored", ["connection c1 is still open", "cb12 ×2"], []),
+            (3, "app-gave-up", ["closed connection c1", "ignores PUBACK 0"], []),
+        ],
+        reasons=[(0, ["offered IM 0.0.2", "the app gave up"])],
+    ),
 }
 
 
@@ -450,6 +609,24 @@ def test_scenario_analysis(name: str) -> None:
 
     for msg_id, kind in expected.kinds.items():
         assert doc["messages"][msg_id]["kind"] == kind, f"message {msg_id}"
+    for msg_id, code, words, absent in expected.texts:
+        (text,) = [a["text"] for a in doc["messages"][msg_id]["annotations"] if a["code"] == code]
+        for word in words:
+            assert word in text, f"#{msg_id} {code}: {word!r} not in {text!r}"
+        for word in absent:
+            assert word not in text, f"#{msg_id} {code}: {word!r} in {text!r}"
+    for index, words in expected.reasons:
+        reason = doc["ota"][index]["reason"]
+        for word in words:
+            assert word in reason, f"session {index}: {word!r} not in {reason!r}"
+    for src, dst, words, absent in expected.link_texts:
+        (reason,) = [
+            link["reason"] for link in doc["links"] if (link["from"], link["to"]) == (src, dst)
+        ]
+        for word in words:
+            assert word in reason, f"link {src}->{dst}: {word!r} not in {reason!r}"
+        for word in absent:
+            assert word not in reason, f"link {src}->{dst}: {word!r} in {reason!r}"
     for m in doc["messages"]:
         if m["kind"] == "invalid":
             assert m["callback"] is None
