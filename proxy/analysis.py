@@ -434,9 +434,7 @@ class Analysis:
         # Requests pending on this connection can no longer be answered.
         for key in [k for k in self._pending if k[0] == event.conn]:
             pending = self._pending.pop(key)
-            self._unanswered(
-                pending, f"connection {event.conn} closed before a reply came", event
-            )
+            self._unanswered(pending, f"connection {event.conn} closed before a reply came", event)
         device = self._device_of(event.conn)
         device.open_conns.discard(event.conn)
         if event.by == "app":
@@ -807,44 +805,41 @@ class Analysis:
         if session is None:
             return
         self._add(session, reply)
+        context = ""
         if reply.puback == 0:
             # a repeated request's refusal stands for the update only if nothing else has
             # spoken for it yet (the same test as below)
             running = request.id != session.request and session.phase != "requested"
-            self._note_refusal(session, request, reply, running)
+            context = self._refusal_context(session, request, reply, running)
+            self._note_refusal(reply, context)
         if request.id != session.request:
             # A repeated request's ack speaks for the update only while nothing else
             # has: no ack, sync status or progress yet.
             if session.phase == "requested" and reply.puback == 1:
                 session.phase = "accepted"
             elif session.phase == "requested" and reply.puback == 0:
-                self._refuse(session, reply)
+                self._refuse(session, reply, context)
             return
         if reply.puback == 0 and session.outcome not in FINAL_OUTCOMES:
-            self._refuse(session, reply)
+            self._refuse(session, reply, context)
         elif session.phase == "requested":
             session.phase = "accepted"
 
-    def _refuse(self, session: OtaSession, reply: Message) -> None:
+    def _refuse(self, session: OtaSession, reply: Message, context: str) -> None:
         session.outcome = "refused"
         session.phase = "refused"
         session.ended = reply.t
         session.reason = (
-            f"the outlet answered the {self._describe(session)} with PUBACK 0: "
-            + self._refusal_context(session, self.messages[session.request or reply.id], reply)
+            f"the outlet answered the {self._describe(session)} with PUBACK 0: {context}"
         )
         self._close_session(session)
         if session.request is not None:
             self._refusals.append((session, reply))
             self._deadline = min(self._deadline, reply.t + self.stall_window)
 
-    def _note_refusal(
-        self, session: OtaSession, request: Message, reply: Message, running: bool
-    ) -> None:
+    def _note_refusal(self, reply: Message, context: str) -> None:
         """Give the PUBACK 0 of a cb21 the reason the traffic shows, not a generic one."""
-        text = "PUBACK 0: the outlet refused this request; " + self._refusal_context(
-            session, request, reply, running
-        )
+        text = f"PUBACK 0: the outlet refused this request; {context}"
         for i, note in enumerate(reply.annotations):
             if note.code == "puback-failure":
                 reply.annotations[i] = Annotation(note.code, note.severity, text)
@@ -852,14 +847,14 @@ class Analysis:
         reply.annotate("puback-failure", "warning", text)
 
     def _refusal_context(
-        self, session: OtaSession, request: Message, reply: Message, running: bool = False
+        self, session: OtaSession, request: Message, reply: Message, joined_running: bool
     ) -> str:
         """What the capture knows about why an update was refused: an update already
         running, the module rebooting after an update, the last offer, the revision."""
         target = session.target
         device = self._device_of(reply.conn)
         facts: list[str] = []
-        if running:
+        if joined_running:
             facts.append(
                 f"{_a(target)} {self._describe(session)} is already running and goes on; "
                 "only this request was refused"
@@ -1084,9 +1079,9 @@ class Analysis:
                 "refusal-ignored",
                 "warning",
                 f"the app kept waiting after this refusal: {window:g} s later connection "
-                f"{reply.conn} is still open and it has sent no new cb21{polled}; the outlet refused the "
-                f"{self._describe(session)}, so no progress will come for it (the reference "
-                "client ignores PUBACK 0 and waits until its stall timer fires)",
+                f"{reply.conn} is still open and it has sent no new cb21{polled}; the outlet "
+                f"refused the {self._describe(session)}, so no progress will come for it (the "
+                "reference client ignores PUBACK 0 and waits until its stall timer fires)",
             )
             self.generation += 1
         return refusals[0][1].t + window if refusals else math.inf

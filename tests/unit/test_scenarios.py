@@ -663,3 +663,47 @@ def test_response_links_respect_the_reply_timeout() -> None:
     assert "unanswered-request" in {a["code"] for a in doc["messages"][8]["annotations"]}
     # the restart request (fire-and-forget) is never "unanswered"
     assert "unanswered-request" not in {a["code"] for a in doc["messages"][11]["annotations"]}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_ota_texts_hold_for_the_case_at_hand(name: str) -> None:
+    """Issue 8 item 15, over every scenario: no "a outlet"; deco progress is never the
+    "main firmware"; a cb21 that was acknowledged is not called fire-and-forget, and one
+    that was not says what is known of its target and the outlet's revision."""
+    doc = analyze(load(name)).to_json()
+    texts = [a["text"] for m in doc["messages"] for a in m["annotations"]]
+    texts += [link["reason"] for link in doc["links"]] + [s["reason"] for s in doc["ota"]]
+    assert not [t for t in texts if "a outlet" in t]
+    acked = {link["from"] for link in doc["links"] if link["relation"] == "ota-ack"}
+    for session in doc["ota"]:
+        if session["target"] == "deco":
+            for link in doc["links"]:
+                if link["from"] == session["request"]:
+                    assert "main firmware" not in link["reason"]
+    for m in doc["messages"]:
+        if m["from"] != "app" or m["callback"] != 21:
+            continue
+        notes = [a["text"] for a in m["annotations"] if a["code"] == "fire-and-forget"]
+        if m["id"] in acked:
+            assert notes == []
+        for text in notes:
+            target = "deco update" if m["args"][0] == 2 else "outlet"
+            assert target in text, text
+            assert any(rev in text for rev in ("revision", "revA", "revB")), text
+
+
+@pytest.mark.parametrize("window", [30.0, 90.0])
+@pytest.mark.parametrize(
+    "name", ["app_gave_up_close", "app_gave_up_retry", "refusal_ignored", "refused_retry"]
+)
+def test_live_equals_batch_for_any_stall_window(name: str, window: float) -> None:
+    """The app's reactions are judged against the configured stall window, live as in batch."""
+    events = load(name)
+    batch = analyze(events, stall_window=window).to_json()
+    live = Analysis(stall_window=window)
+    for i, event in enumerate(events):
+        live.feed(event)
+        if i + 1 < len(events):
+            live.advance(event.t + (events[i + 1].t - event.t) * 0.999)
+    live.finish()
+    assert json.dumps(live.to_json(), sort_keys=True) == json.dumps(batch, sort_keys=True)
