@@ -886,10 +886,18 @@ class Analysis:
             )
         else:
             running, available = versions
+            # a cb12 since (the update's verification above all) may show a newer version
+            now_running = device.firmware.get(target, (running, None))[0]
             if available is not None and available == running:
                 facts.append(
                     f"the last cb20 (#{offer.id} at {fmt_t(offer.t)}) showed {module} "
                     f"{running} with nothing newer: already up to date"
+                )
+            elif available is not None and available == now_running:
+                facts.append(
+                    f"the last cb20 (#{offer.id} at {fmt_t(offer.t)}) offered {module} "
+                    f"{available}, which the {target} has reported running since: already up "
+                    "to date"
                 )
             elif available is not None:
                 facts.append(
@@ -976,6 +984,8 @@ class Analysis:
             if session.outlet_addr == device_key and session.target not in seen:
                 seen.add(session.target)
                 yield session
+                if len(seen) == len(TARGET_NAMES):
+                    return
 
     def _is_requesting_app(self, session: OtaSession, conn: str) -> bool:
         """Whether ``conn`` is the app that asked for the update: its connection, or a

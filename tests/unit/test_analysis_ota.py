@@ -207,3 +207,26 @@ def test_no_text_says_a_outlet() -> None:
     a = analyze(w.events)
     (text,) = notes(a, 3, "ota-retry")
     assert text.startswith("an outlet update is already running")
+
+
+def test_a_refusal_after_the_update_went_in_is_up_to_date_not_unexplained() -> None:
+    """The last cb20 offered 0.0.2, but the outlet has run 0.0.2 since its update: a new
+    request's PUBACK 0 is 'already up to date', not 'not for lack of an update'."""
+    w = Wire()
+    w.open("c1")
+    w.req("c1", 100001, 20)  # 0
+    w.out("c1", 100001, cb=20, args=UPDATES, PUBACK=1, dt=0.02)  # 1
+    w.req("c1", 100002, 21, [1, 0])  # 2
+    w.out("c1", 100002, PUBACK=1, dt=0.02)  # 3
+    w.out("c1", 900001, cb=23, args=[1, 1], dt=1.0)  # 4
+    w.close("c1", "outlet")
+    w.open("c2", dt=5.0)
+    info = {"IM": {"fw_rev": "0.0.2"}, "PM": {"fw_rev": "0.5.0"}}
+    w.out("c2", 900002, cb=12, args=info, dt=0.2)  # 5: verified
+    w.req("c2", 100003, 21, [1, 0], dt=1.0)  # 6
+    w.out("c2", 100003, PUBACK=0, dt=0.02)  # 7
+    a = analyze(w.events)
+    assert a.sessions[0].verified is True
+    (text,) = notes(a, 7, "puback-failure")
+    assert "reported running since: already up to date" in text
+    assert "not for lack of an update" not in text
