@@ -867,14 +867,14 @@ class Analysis:
         earlier = self._verifying.get((device.key, target))
         if earlier is not None and earlier is not session:
             down = (
-                f"the {target} was seen rebooting (PM missing or blank in cb12)"
+                f"and the {target} was seen rebooting (PM missing or blank in cb12)"
                 if earlier.module_down_seen
-                else f"the {target} reboots after a successful update"
+                else f"and the {target} reboots after a successful update"
             )
             facts.append(
                 f"the {self._describe(earlier)} succeeded at "
-                f"{fmt_t(earlier.ended or earlier.last_activity)} and its new firmware has not "
-                f"been read yet ({down}); this refusal does not undo that update"
+                f"{fmt_t(earlier.ended or earlier.last_activity)}, its new firmware has not "
+                f"been read yet {down}; this refusal does not undo that update"
             )
         offer = device.offers.get(target)
         module = _module(target)
@@ -1022,11 +1022,16 @@ class Analysis:
             if session.outcome == "refused"
             else ""
         )
+        phases = (
+            " (its stall timer runs on across the WWW and main phases)"
+            if any(dt == 3 for _, dt, _ in session.progress)
+            else ""
+        )
         return (
             f"the app gave up on the {self._describe(session)}: {what} {t - last.t:.1f} s "
             f"after the update's last message (#{last.id} at {fmt_t(last.t)}), longer than "
             f"the {self.stall_window:g} s without OTA news after which the reference client "
-            f"gives up (its stall timer spans the WWW and main phases){refused}"
+            f"gives up{phases}{refused}"
         )
 
     def _app_left(self, event: Close) -> None:
@@ -1041,7 +1046,10 @@ class Analysis:
             session.app_gave_up = event.t
             what = f"it closed connection {event.conn} at {fmt_t(event.t)},"
             note = self._gave_up_note(session, last, event.t, what)
-            session.reason += f"; {note}"
+            session.reason += (
+                f"; the app gave up at {fmt_t(event.t)}: it closed connection {event.conn} "
+                f"{event.t - last.t:.1f} s after the update's last message"
+            )
             where = session.last_by_conn.get(event.conn, session.messages[-1])
             self._annotate_late(where, "app-gave-up", "warning", note)
 
