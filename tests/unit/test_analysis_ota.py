@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proxy import protocol
 from proxy.analysis import Analysis, analyze
 from proxy.events import Close, Data, Event, Open
 
@@ -230,3 +231,17 @@ def test_a_refusal_after_the_update_went_in_is_up_to_date_not_unexplained() -> N
     (text,) = notes(a, 7, "puback-failure")
     assert "reported running since: already up to date" in text
     assert "not for lack of an update" not in text
+
+
+def test_the_timeline_calls_an_ack_an_ack_and_the_sync_form_a_status() -> None:
+    w = Wire()
+    w.open("c1", "tcp")
+    w.req("c1", 100002, 21, [2, 1])  # 0
+    w.out("c1", 100002, cb=21, args=[2, 1], PUBACK=1, dt=0.02)  # 1: ack with a payload
+    w.req("c1", 414883, 21, [1, 0], dt=1.0)  # 2
+    w.close("c1", "outlet", dt=0.2)
+    w.open("c2", "tcp", dt=1.0)
+    w.out("c2", 414883, cb=21, args=[1, 1], dt=0.3)  # 3: revB sync status
+    a = analyze(w.events)
+    assert protocol.summary(a.messages[1]).startswith("OTA ack: ")
+    assert protocol.summary(a.messages[3]).startswith("OTA status: ")
