@@ -54,6 +54,8 @@ ANNOTATION_TAGS: Final = {
     "unanswered-request": ("no reply", "no reply", True),
     "ota-restart": ("outlet restarted", "restarted", False),
     "ota-retry": ("retry while an update runs", "retry", False),
+    "app-gave-up": ("the app gave up on the update", "app gave up", True),
+    "refusal-ignored": ("app waits after a refusal", "app waits", False),
 }
 TAG_SEPARATOR: Final = " · "
 MIN_SUMMARY: Final = 16  # cells of summary kept before a tag is shortened

@@ -17,6 +17,7 @@ reboot. Updates are therefore tied together by device and target, never by packe
 from __future__ import annotations
 
 import gc
+import json
 import math
 import time
 from array import array
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
 from proxy.core import protocol
 from proxy.core.events import Close, Data, Event, Open, Transport
@@ -51,6 +52,7 @@ DEFAULT_REPLY_TIMEOUT = 30.0
 # 30 ... s until the version changes, so an earlier old version only means "not yet".
 DECO_REBOOT_GRACE = 60.0
 
+TARGETS: frozenset[Target] = frozenset(get_args(Target))
 FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
 FW_CALLBACKS = frozenset({12, 20})
 OTA_PUSHES = frozenset({21, 22, 23})
@@ -59,6 +61,8 @@ _OUTLET_SPECIAL = FW_CALLBACKS | OTA_PUSHES
 # The outlet pushes each OTA message to every connected app, a moment apart.
 COPY_WINDOW = 2.0
 OTA_RELATIONS: dict[int, Relation] = {21: "ota-sync", 22: "ota-progress", 23: "ota-result"}
+# what a cb22/cb23 device_type updates (protocol/README 4.1)
+_PHASE_NAMES = {1: "main firmware", 2: "deco firmware", 3: "WWW partition"}
 
 
 @contextmanager
@@ -94,6 +98,28 @@ def target_of_device_type(device_type: int | None) -> Target | None:
     return None
 
 
+def _a(word: str) -> str:
+    """The indefinite article for ``word`` ("an outlet", "a deco")."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _module(target: str) -> str:
+    """The cb12/cb20 block of a target's firmware."""
+    return "IM" if target == "outlet" else "PM"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _compact(value: Any, limit: int = 40) -> str:
+    try:
+        text = json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return "(unprintable)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def fmt_t(t: float) -> str:
     """A time as people read it: the local wall clock for recordings, seconds for
     synthetic traces (whose clock starts near 0). The TUI's clock column uses it too."""
@@ -121,6 +147,11 @@ class _Device:
     # target -> (running fw, available fw), from the latest cb20/cb12
     firmware: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     open_conns: set[str] = field(default_factory=set)
+    # target -> the latest cb20 reply that carried its block (what the outlet offered)
+    offers: dict[str, Message] = field(default_factory=dict)
+    # hardware revision "A"/"B" once the traffic shows it, and what showed it
+    revision: str | None = None
+    revision_why: str = ""
 
 
 class Analysis:
@@ -169,6 +200,13 @@ class Analysis:
         self._deadline = math.inf
         # sessions still able to take messages, by (device, target)
         self._open: dict[tuple[str, str], OtaSession] = {}
+        # succeeded sessions waiting for the firmware read after the reboot, by (device,
+        # target): apart from _open, so a new request meanwhile cannot take their place
+        self._verifying: dict[tuple[str, str], OtaSession] = {}
+        # refused sessions whose app may keep waiting (see _check_refusals); the time of
+        # the latest cb21 on each connection
+        self._refusals: deque[tuple[OtaSession, Message]] = deque()
+        self._last_cb21: dict[str, float] = {}
         # recent OTA pushes by (device, bytes): the outlet sends each to every app
         self._recent_pushes: dict[tuple[str, bytes], tuple[int, float]] = {}
         self._push_order: deque[tuple[float, tuple[str, bytes]]] = deque()
@@ -278,6 +316,13 @@ class Analysis:
                         f"the capture ends {quiet:.1f} s after the update's last message, "
                         f"inside the {self.stall_window:g} s stall window, with no outcome yet"
                     )
+        for session in self._verifying.values():
+            session.reason += (
+                f"; not verified: the capture ends before any read of the "
+                f"{_module(session.target)} firmware after the reboot"
+                + (" (the deco was seen rebooting)" if session.module_down_seen else "")
+            )
+        self._verifying.clear()
         self.generation += 1
 
     # ------------------------------------------------------------------ queries
@@ -333,6 +378,8 @@ class Analysis:
                 self.generation += 1
             else:
                 deadline = min(deadline, session.last_activity + self.stall_window)
+        if self._refusals:
+            deadline = min(deadline, self._check_refusals(now))
         self._deadline = deadline
 
     def _annotate_late(self, msg_id: int, code: str, severity: Severity, text: str) -> None:
@@ -359,8 +406,11 @@ class Analysis:
                 f"longer than the {self.stall_window:g} s stall window",
             )
 
-    def _unanswered(self, pending: _Pending, why: str) -> None:
+    def _unanswered(self, pending: _Pending, why: str, close: Close | None = None) -> None:
         msg = self.messages[pending.msg_id]
+        if msg.callback == 21:
+            self._ota_no_ack(msg, why, close)
+            return
         if protocol.is_fire_and_forget(msg.callback):
             return
         self._annotate_late(msg.id, "unanswered-request", "warning", f"no reply: {why}")
@@ -384,9 +434,11 @@ class Analysis:
         # Requests pending on this connection can no longer be answered.
         for key in [k for k in self._pending if k[0] == event.conn]:
             pending = self._pending.pop(key)
-            self._unanswered(pending, f"connection {event.conn} closed before a reply came")
+            self._unanswered(pending, f"connection {event.conn} closed before a reply came", event)
         device = self._device_of(event.conn)
         device.open_conns.discard(event.conn)
+        if event.by == "app":
+            self._app_left(event)
         if event.by not in ("outlet", None):
             return  # the app left, or the proxy stopped: the outlet did not restart
         who = (
@@ -394,7 +446,7 @@ class Analysis:
             if event.by == "outlet"
             else f"connection {event.conn} closed (by which side is not known)"
         )
-        for (dev, target), session in self._open.items():
+        for (dev, target), session in [*self._open.items(), *self._verifying.items()]:
             if dev != device.key or target != "outlet" or session.outcome == "refused":
                 continue
             session.restarts += 1
@@ -407,8 +459,8 @@ class Analysis:
                 why = (
                     "every revision reboots after a successful result"
                     if session.phase == "rebooting"
-                    else "revB restarts as soon as it gets an outlet update"
-                    if session.phase == "requested"
+                    else "a revB outlet restarts as soon as it gets an outlet update"
+                    if session.phase == "requested" and device.revision != "A"
                     else "it went down in the middle of the update"
                 )
                 self._annotate_late(
@@ -464,9 +516,7 @@ class Analysis:
             original = self.messages[seen[0]]
             if original.conn != msg.conn:
                 session = self._session_by_msg.get(original.id)
-                still_open = session is not None and (
-                    self._open.get((self._session_device(session), session.target)) is session
-                )
+                still_open = session is not None and self._holds(session)
                 if msg.t - seen[1] <= COPY_WINDOW or still_open:
                     return original
         self._recent_pushes[key] = (msg.id, msg.t)
@@ -524,10 +574,11 @@ class Analysis:
         request = self.messages[pending.msg_id]
         if msg.callback is not None and msg.callback != request.callback:
             return None
-        del self._pending[pending.key]
-        if request.callback == 21 and msg.args is not None:
-            # A cb21 carrying status args is the synchronous form, not the ack.
+        if request.callback == 21 and msg.args is not None and msg.puback is None:
+            # Status args without a PUBACK: the revB synchronous form, not the ack (which
+            # is still missing). With a PUBACK it is the ack, whatever payload it carries.
             return None
+        del self._pending[pending.key]
         msg.kind = "response"
         protocol.adopt_request(msg, request)
         if request.callback == 21:
@@ -567,7 +618,10 @@ class Analysis:
         device = self._device_of(msg.conn)
         if msg.sn is not None:
             device.sn = msg.sn
-        deco = self._open.get((device.key, "deco"))
+        if cb == 20:
+            for target in versions:
+                device.offers[target] = msg
+        deco = self._verifying.get((device.key, "deco"))
         if cb == 12 and deco is not None and deco.phase == "rebooting":
             running_pm = versions.get("deco", (None, None))[0]
             if running_pm is None:  # PM missing or blank: the deco is rebooting
@@ -578,7 +632,7 @@ class Analysis:
                 device.firmware[target] = (running, known[1])
             else:
                 device.firmware[target] = (running, available)
-            session = self._open.get((device.key, target))
+            session = self._verifying.get((device.key, target))
             if session is None or session.phase != "rebooting" or running is None:
                 continue
             if not self._after_reboot(session, msg, running):
@@ -639,7 +693,7 @@ class Analysis:
                 f"first {source} from the same device after the successful result "
                 f"and the reboot; it reports {module} fw_rev {running}, {verdict}",
             )
-        del self._open[(self._session_device(session), session.target)]
+        del self._verifying[(self._session_device(session), session.target)]
 
     def _close_session(self, session: OtaSession) -> None:
         """No more messages for this update (a successor may already hold its key)."""
@@ -650,6 +704,24 @@ class Analysis:
     def _session_device(self, session: OtaSession) -> str:
         return session.outlet_addr or "?"
 
+    def _holds(self, session: OtaSession) -> bool:
+        """Whether the update still takes messages (open, or awaiting verification)."""
+        key = (self._session_device(session), session.target)
+        return self._open.get(key) is session or self._verifying.get(key) is session
+
+    def _await_verification(self, session: OtaSession) -> None:
+        """A succeeded update leaves _open (a new request may come meanwhile) and waits
+        for the firmware read after its reboot."""
+        self._close_session(session)
+        key = (self._session_device(session), session.target)
+        older = self._verifying.get(key)
+        if older is not None and older is not session:
+            older.reason += (
+                f"; not verified: a later {session.target} update succeeded at "
+                f"{fmt_t(session.ended or session.last_activity)} before its firmware was read"
+            )
+        self._verifying[key] = session
+
     def _on_ota_request(self, msg: Message) -> None:
         target_no, method_no = protocol.ota_request_target(msg.args)
         target: Target | None = {1: "outlet", 2: "deco"}.get(target_no or 0)  # type: ignore[assignment]
@@ -657,6 +729,8 @@ class Analysis:
             return
         device = self._device_of(msg.conn)
         key = (device.key, target)
+        self._gave_up_by_request(msg, device, target)
+        self._last_cb21[msg.conn] = msg.t
         running = self._open.get(key)
         if running is not None and running.outcome == "in-progress":
             # Another request for an update that is already running (an app that heard
@@ -670,8 +744,8 @@ class Analysis:
             msg.annotate(
                 "ota-retry",
                 "info",
-                f"a {target} update is already running ({since}); the outlet carries on "
-                "with it, and its progress and results count for that update",
+                f"{_a(target)} {target} update is already running ({since}); the outlet "
+                "carries on with it, and its progress and results count for that update",
             )
             return
         old = self._open.pop(key, None)
@@ -692,6 +766,13 @@ class Analysis:
             outlet_addr=device.key,
         )
         session.reason = f"{target} update requested at {fmt_t(msg.t)} on {msg.conn}"
+        earlier = self._verifying.get(key)
+        if earlier is not None:
+            session.reason += (
+                f", while the {self._describe(earlier)} (succeeded at "
+                f"{fmt_t(earlier.ended or earlier.last_activity)}) waits for its firmware read "
+                "after the reboot; that update keeps its own verification"
+            )
         self.sessions.append(session)
         self._open[key] = session
         self._add(session, msg)
@@ -699,38 +780,329 @@ class Analysis:
     def _on_ota_ack(self, request: Message, reply: Message) -> None:
         session = self._session_by_msg.get(request.id)
         delay = (reply.t - request.t) * 1000
+        carries = (
+            f"; it also carries a payload {_compact(reply.args)}, but with the "
+            "request's packetID and a PUBACK it is the acknowledgement, not a revB "
+            "synchronous status (which has no PUBACK)"
+            if reply.args is not None
+            else ""
+        )
         self._link(
             request.id,
             reply.id,
             "ota-ack",
             f"same connection {reply.conn} and packetID {reply.packet_id}: the OTA request's "
-            f"immediate acknowledgement, PUBACK {reply.puback}, after {delay:.1f} ms",
+            f"immediate acknowledgement, PUBACK {reply.puback}, after {delay:.1f} ms{carries}",
         )
+        target_no, _ = protocol.ota_request_target(request.args)
+        device = self._device_of(reply.conn)
+        if target_no == 1 and device.revision is None:
+            device.revision = "A"
+            device.revision_why = (
+                f"it answered an outlet update request at {fmt_t(reply.t)} with PUBACK "
+                f"{reply.puback}, which revB never does"
+            )
         if session is None:
             return
         self._add(session, reply)
+        context = ""
+        if reply.puback == 0:
+            # a repeated request's refusal stands for the update only if nothing else has
+            # spoken for it yet (the same test as below)
+            running = request.id != session.request and session.phase != "requested"
+            context = self._refusal_context(session, request, reply, running)
+            self._note_refusal(reply, context)
         if request.id != session.request:
             # A repeated request's ack speaks for the update only while nothing else
             # has: no ack, sync status or progress yet.
             if session.phase == "requested" and reply.puback == 1:
                 session.phase = "accepted"
             elif session.phase == "requested" and reply.puback == 0:
-                self._refuse(session, reply)
+                self._refuse(session, reply, context)
             return
         if reply.puback == 0 and session.outcome not in FINAL_OUTCOMES:
-            self._refuse(session, reply)
+            self._refuse(session, reply, context)
         elif session.phase == "requested":
             session.phase = "accepted"
 
-    def _refuse(self, session: OtaSession, reply: Message) -> None:
+    def _refuse(self, session: OtaSession, reply: Message, context: str) -> None:
         session.outcome = "refused"
         session.phase = "refused"
         session.ended = reply.t
         session.reason = (
-            f"the outlet answered the {self._describe(session)} with PUBACK 0: it could "
-            "not start (e.g. the firmware is already up to date)"
+            f"the outlet answered the {self._describe(session)} with PUBACK 0: {context}"
         )
         self._close_session(session)
+        if session.request is not None:
+            self._refusals.append((session, reply))
+            self._deadline = min(self._deadline, reply.t + self.stall_window)
+
+    def _note_refusal(self, reply: Message, context: str) -> None:
+        """Give the PUBACK 0 of a cb21 the reason the traffic shows, not a generic one."""
+        text = f"PUBACK 0: the outlet refused this request; {context}"
+        for i, note in enumerate(reply.annotations):
+            if note.code == "puback-failure":
+                reply.annotations[i] = Annotation(note.code, note.severity, text)
+                return
+        reply.annotate("puback-failure", "warning", text)
+
+    def _refusal_context(
+        self, session: OtaSession, request: Message, reply: Message, joined_running: bool
+    ) -> str:
+        """What the capture knows about why an update was refused: an update already
+        running, the module rebooting after an update, the last offer, the revision."""
+        target = session.target
+        device = self._device_of(reply.conn)
+        facts: list[str] = []
+        if joined_running:
+            facts.append(
+                f"{_a(target)} {self._describe(session)} is already running and goes on; "
+                "only this request was refused"
+            )
+        elif session.request is not None and request.id != session.request:
+            facts.append(
+                f"the earlier request #{session.request} got no answer and nothing of its "
+                "update followed, so this refusal stands for that update"
+            )
+        earlier = self._verifying.get((device.key, target))
+        if earlier is not None and earlier is not session:
+            down = (
+                f"and the {target} was seen rebooting (PM missing or blank in cb12)"
+                if earlier.module_down_seen
+                else f"and the {target} reboots after a successful update"
+            )
+            facts.append(
+                f"the {self._describe(earlier)} succeeded at "
+                f"{fmt_t(earlier.ended or earlier.last_activity)}, its new firmware has not "
+                f"been read yet {down}; this refusal does not undo that update"
+            )
+        offer = device.offers.get(target)
+        module = _module(target)
+        versions = protocol.firmware_versions(20, offer.args).get(target) if offer else None
+        if offer is None or versions is None:
+            facts.append(
+                f"no cb20 reply before it in the capture, so whether a newer {module} firmware "
+                "was available is not known"
+            )
+        else:
+            running, available = versions
+            # a cb12 since (the update's verification above all) may show a newer version
+            now_running = device.firmware.get(target, (running, None))[0]
+            if available is not None and available == running:
+                facts.append(
+                    f"the last cb20 (#{offer.id} at {fmt_t(offer.t)}) showed {module} "
+                    f"{running} with nothing newer: already up to date"
+                )
+            elif available is not None and available == now_running:
+                facts.append(
+                    f"the last cb20 (#{offer.id} at {fmt_t(offer.t)}) offered {module} "
+                    f"{available}, which the {target} has reported running since: already up "
+                    "to date"
+                )
+            elif available is not None:
+                facts.append(
+                    f"the last cb20 (#{offer.id} at {fmt_t(offer.t)}) offered {module} "
+                    f"{available} over the running {running or '?'}, so it was not for "
+                    "lack of an update"
+                )
+            else:
+                facts.append(
+                    f"the last cb20 (#{offer.id} at {fmt_t(offer.t)}) named no available "
+                    f"{module} firmware"
+                )
+        facts.append(self._revision_text(device))
+        return f"{target} target; " + "; ".join(facts)
+
+    def _revision_text(self, device: _Device) -> str:
+        if device.revision is None:
+            return "outlet revision unknown"
+        return f"outlet revision {device.revision}, as {device.revision_why}"
+
+    def _ota_no_ack(self, msg: Message, why: str, close: Close | None) -> None:
+        """A cb21 whose acknowledgement never came: say what that means for its target
+        and the outlet's revision, as far as the traffic shows them."""
+        session = self._session_by_msg.get(msg.id)
+        target_no, _ = protocol.ota_request_target(msg.args)
+        device = self._device_of(msg.conn)
+        info = self.connections.get(msg.conn)
+        text = f"no acknowledgement came: {why}"
+        if target_no == 1:
+            restarted = (
+                close is not None
+                and close.by == "outlet"
+                and info is not None
+                and info.transport == "tcp"
+                and session is not None
+                and session.phase == "requested"
+                and device.revision != "A"
+            )
+            if restarted and close is not None:
+                after = _duration(close.t - msg.t)
+                if device.revision is None:
+                    device.revision = "B"
+                    device.revision_why = (
+                        f"it closed TCP connection {msg.conn} {after} after an outlet update "
+                        "request without answering it"
+                    )
+                text = (
+                    f"no acknowledgement came: the outlet closed the TCP connection {after} "
+                    "after this request, as a revB outlet does: it restarts at once on an "
+                    "outlet update and never sends the acknowledgement; the status comes as a "
+                    "synchronous cb21 once the app reconnects"
+                )
+            elif device.revision == "B":
+                text += (
+                    f"; {self._revision_text(device)}; a revB outlet never acknowledges an "
+                    "outlet update: the status comes as a synchronous cb21 after the reconnect"
+                )
+            elif device.revision == "A":
+                text += (
+                    f"; {self._revision_text(device)}; the acknowledgement is optional: a revA "
+                    "outlet may not send it before it gets busy, and the reference client does "
+                    "not wait for it"
+                )
+            else:
+                text += (
+                    "; outlet revision unknown: a revA outlet may not acknowledge before it "
+                    "gets busy, a revB outlet never acknowledges an outlet update; the "
+                    "reference client does not wait for it"
+                )
+        elif target_no == 2:
+            text += (
+                "; for a deco update the outlet is expected to acknowledge on either revision "
+                "(the missing acknowledgement is documented only for outlet updates); the "
+                f"reference client does not wait for it; {self._revision_text(device)}"
+            )
+        else:
+            text += "; the reference client does not wait for the acknowledgement"
+        self._annotate_late(msg.id, "fire-and-forget", "info", text)
+
+    def _latest_sessions(self, device_key: str) -> Iterator[OtaSession]:
+        """The newest update per target on this outlet (sessions are few)."""
+        seen: set[str] = set()
+        for session in reversed(self.sessions):
+            if session.outlet_addr == device_key and session.target not in seen:
+                seen.add(session.target)
+                yield session
+                if len(seen) == len(TARGETS):
+                    return
+
+    def _is_requesting_app(self, session: OtaSession, conn: str) -> bool:
+        """Whether ``conn`` is the app that asked for the update: its connection, or a
+        later one from the same host after that one closed (a reconnect)."""
+        if session.request is None:
+            return False
+        request = self.messages[session.request]
+        if conn == request.conn:
+            return True
+        asked, info = self.connections.get(request.conn), self.connections.get(conn)
+        return (
+            asked is not None
+            and info is not None
+            and asked.closed is not None
+            and asked.closed <= info.opened
+            and device_key(asked.app) == device_key(info.app)
+        )
+
+    def _waited_out(self, session: OtaSession, t: float) -> Message | None:
+        """The update's last message, if the app has had no OTA news for longer than a
+        stall window by ``t`` (the reference client gives up then), and has not yet
+        been seen giving up on it."""
+        if session.app_gave_up is not None or not session.messages:
+            return None
+        if session.outcome not in ("in-progress", "stalled", "refused"):
+            return None
+        last = self.messages[session.messages[-1]]
+        return last if t - last.t > self.stall_window else None
+
+    def _gave_up_note(self, session: OtaSession, last: Message, t: float, what: str) -> str:
+        refused = (
+            "; the outlet had refused it, but the reference client ignores PUBACK 0 and "
+            "waits for progress all the same"
+            if session.outcome == "refused"
+            else ""
+        )
+        phases = (
+            " (its stall timer runs on across the WWW and main phases)"
+            if any(dt == 3 for _, dt, _ in session.progress)
+            else ""
+        )
+        return (
+            f"the app gave up on the {self._describe(session)}: {what} {t - last.t:.1f} s "
+            f"after the update's last message (#{last.id} at {fmt_t(last.t)}), longer than "
+            f"the {self.stall_window:g} s without OTA news after which the reference client "
+            f"gives up{phases}{refused}"
+        )
+
+    def _app_left(self, event: Close) -> None:
+        """The requesting app closed its connection: did it give up on its update?"""
+        info = self.connections.get(event.conn)
+        if info is None:
+            return
+        for session in list(self._latest_sessions(device_key(info.outlet))):
+            last = self._waited_out(session, event.t)
+            if last is None or not self._is_requesting_app(session, event.conn):
+                continue
+            session.app_gave_up = event.t
+            what = f"it closed connection {event.conn} at {fmt_t(event.t)},"
+            note = self._gave_up_note(session, last, event.t, what)
+            session.reason += (
+                f"; the app gave up at {fmt_t(event.t)}: it closed connection {event.conn} "
+                f"{event.t - last.t:.1f} s after the update's last message"
+            )
+            where = session.last_by_conn.get(event.conn, session.messages[-1])
+            self._annotate_late(where, "app-gave-up", "warning", note)
+
+    def _gave_up_by_request(self, msg: Message, device: _Device, target: str) -> None:
+        """A new cb21 from the app a stall window after its update went quiet."""
+        for session in self._latest_sessions(device.key):
+            if session.target != target:
+                continue
+            last = self._waited_out(session, msg.t)
+            if last is None or not self._is_requesting_app(session, msg.conn):
+                return
+            session.app_gave_up = msg.t
+            note = self._gave_up_note(session, last, msg.t, "it asks again with this cb21")
+            session.reason += f"; the app gave up at {fmt_t(msg.t)} and asked again (#{msg.id})"
+            msg.annotate("app-gave-up", "warning", note)
+            return
+
+    def _check_refusals(self, now: float) -> float:
+        """Refusals whose app kept waiting a stall window; the next such deadline."""
+        window = self.stall_window
+        refusals = self._refusals
+        while refusals and now - refusals[0][1].t > window:
+            session, reply = refusals.popleft()
+            info = self.connections.get(reply.conn)
+            if info is None or info.closed is not None or session.app_gave_up is not None:
+                continue  # the app left (or already gave up): it did not wait
+            if self._last_cb21.get(reply.conn, -math.inf) > reply.t:
+                continue  # it asked again
+            polls: dict[int, int] = {}
+            messages = self.messages
+            for i in range(reply.id + 1, len(messages)):
+                later = messages[i]
+                if later.t > reply.t + window:
+                    break
+                if later.side == "app" and later.conn == reply.conn and later.callback:
+                    polls[later.callback] = polls.get(later.callback, 0) + 1
+            polled = (
+                "; meanwhile it sent "
+                + ", ".join(f"cb{cb} ×{n}" if n > 1 else f"cb{cb}" for cb, n in polls.items())
+                if polls
+                else ""
+            )
+            self._annotate_late(
+                reply.id,
+                "refusal-ignored",
+                "warning",
+                f"the app kept waiting after this refusal: {window:g} s later connection "
+                f"{reply.conn} is still open and it has sent no new cb21{polled}; the outlet "
+                f"refused the {self._describe(session)}, so no progress will come for it (the "
+                "reference client ignores PUBACK 0 and waits until its stall timer fires)",
+            )
+            self.generation += 1
+        return refusals[0][1].t + window if refusals else math.inf
 
     def _session_for(self, msg: Message, target: Target) -> tuple[OtaSession, str]:
         """The open session a push belongs to, or a new one whose request is missing."""
@@ -788,6 +1160,12 @@ class Analysis:
         if joined is None:
             return
         session, why, _, status = joined
+        device = self._device_of(msg.conn)
+        if device.revision is None:
+            device.revision = "B"
+            device.revision_why = (
+                f"it sent a synchronous cb21 status at {fmt_t(msg.t)}, which only revB does"
+            )
         if session.request is not None:
             request = self.messages[session.request]
             same = (
@@ -817,7 +1195,7 @@ class Analysis:
             session.progress.append((msg.t, device_type, percent))
         session.phase = "www" if device_type == 3 else "downloading"
         if session.request is not None:
-            phase = "WWW partition" if device_type == 3 else "main firmware"
+            phase = _PHASE_NAMES.get(device_type, f"device_type {device_type}")
             self._link(
                 session.request,
                 msg.id,
@@ -872,6 +1250,7 @@ class Analysis:
                     f"the {self._describe(session)} succeeded at {fmt_t(msg.t)} "
                     f"(cb23 [{device_type}, 1]); the {session.target} reboots"
                 )
+                self._await_verification(session)
         elif status == 0:
             note = "final result: failed"
             self._fail(session, msg, f"cb23 [{device_type}, 0] after progress had begun")

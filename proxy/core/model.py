@@ -184,6 +184,8 @@ class OtaSession:
     reboot_t: float | None = None
     # the updated module was seen down (deco: PM missing or blank in cb12)
     module_down_seen: bool = False
+    # when the requesting app was seen giving up on the update (analysis: app-gave-up)
+    app_gave_up: float | None = None
     # the last message of this update on each connection (where a restart is noted)
     last_by_conn: dict[str, int] = field(default_factory=dict)
     sn: Any = None

@@ -119,7 +119,7 @@ CATALOG: Final[dict[int, CallbackSpec]] = {
             pushed=True,
             ff=True,
             ok="will update",
-            fail="could not start (e.g. already up to date)",
+            fail="could not start the update",
         ),
         _spec(22, "OTA download progress", "OTA progress", push_only=True),
         _spec(23, "OTA result", "OTA result", push_only=True),
@@ -652,8 +652,9 @@ _FIRE_AND_FORGET_TEXT: Final = {
     5: "the device reboots; no reply is expected",
     6: "the device leaves the network; no reply is expected",
     7: "the device resets and reboots; no reply is expected",
-    21: "the acknowledgement is optional: revB outlet updates restart at once and never send it",
 }
+# cb21 is fire-and-forget too, but whether its ack is missing, and what that means for
+# the target and the outlet's revision, only the analysis can tell (Analysis._ota_no_ack).
 
 
 # Arguments the analysis reads while correlating (or that hold secrets) stay decoded;
@@ -746,7 +747,7 @@ def decode(frame: Frame, msg_id: int, transport: Transport) -> Message:
                         "by an app",
                     )
                 )
-            elif spec.fire_and_forget:
+            elif spec.number in _FIRE_AND_FORGET_TEXT:
                 msg.annotations.append(
                     Annotation("fire-and-forget", "info", _FIRE_AND_FORGET_TEXT[spec.number])
                 )
@@ -817,7 +818,7 @@ def adopt_request(reply: Message, request: Message) -> None:
 def _puback_failure_text(callback: int | None, request_args: Any = None) -> str:
     text = f"PUBACK 0: {puback_meaning(callback, 0, request_args)}"
     if callback == 21:
-        text += "; the update was refused"
+        text += "; the request was refused"
     return text
 
 
@@ -1628,7 +1629,10 @@ def summary(msg: Message) -> str:
     if text is None:
         text = _json(args, 80)
     # Requests read as commands ("Perform OTA update: ..."), outlet messages as state.
-    head = spec.name if msg.side == "app" else "OTA status" if cb == 21 else spec.label
+    head = spec.name if msg.side == "app" else spec.label
+    if cb == 21 and msg.side == "outlet":
+        # with a PUBACK it is the ack (whatever it carries); without, the revB sync status
+        head = "OTA ack" if puback is not None else "OTA status"
     tail = ""
     if puback == 0 and type(puback) is int:
         tail = f" [PUBACK 0: {puback_meaning(cb, 0)}]"

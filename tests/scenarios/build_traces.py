@@ -576,6 +576,111 @@ def refused_retry() -> Trace:
     return tr
 
 
+def deco_retry_during_reboot() -> Trace:
+    """The app asks for the deco update again while the deco reboots; the outlet refuses."""
+    tr = Trace("Deco update: a second cb21 during the deco's reboot is refused")
+    tr.open("c1", "tcp")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1: PM 0.5.0, 0.5.1 available
+    tr.req("c1", 100002, 21, [2, 0])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3 ack
+    tr.push("c1", 800001, 23, [2, 0])  # msg 4 spurious
+    progress(tr, "c1", 2, 800010, steps=2)  # msgs 5-7
+    tr.push("c1", 800020, 23, [2, 1])  # msg 8 success: the deco reboots
+    tr.req("c1", 100003, 12, dt=1.0)  # msg 9
+    tr.reply("c1", 100003, 12, device_info("0.0.1", pm_fw=None))  # msg 10: PM absent
+    tr.req("c1", 100004, 21, [2, 0], dt=3.0)  # msg 11: the client retries
+    tr.reply("c1", 100004, puback=0)  # msg 12: refused
+    tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=12.0)  # msg 13 verify
+    tr.push("c1", 800031, 11, sensors(), dt=3.0)  # msg 14
+    return tr
+
+
+def ack_with_payload() -> Trace:
+    """revA acknowledges with PUBACK and the request's packetID, plus a cb21 payload."""
+    tr = Trace("revA outlet update whose acknowledgement also carries a cb21 payload")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.reply("c1", 100002, 21, [1, 0], puback=1, dt=0.001)  # msg 3: the ack, 1 ms later
+    tr.push("c1", 800001, 23, [1, 0])  # msg 4 spurious
+    progress(tr, "c1", 1, 800010, steps=2)  # msgs 5-7
+    tr.push("c1", 800020, 23, [1, 1])  # msg 8 success
+    tr.close("c1", "outlet")
+    tr.open("c2", "ws", dt=5.0)
+    tr.push("c2", 800030, 12, device_info("0.0.2"), dt=0.2)  # msg 9 verify
+    return tr
+
+
+def deco_no_ack() -> Trace:
+    """A deco update whose cb21 is never acknowledged (the outlet should have)."""
+    tr = Trace("Deco update without an acknowledgement")
+    tr.open("c1", "tcp")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [2, 1])  # msg 2: no ack follows
+    tr.push("c1", 800001, 23, [2, 0])  # msg 3 spurious
+    progress(tr, "c1", 2, 800010, steps=2)  # msgs 4-6
+    tr.push("c1", 800020, 23, [2, 1])  # msg 7
+    tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw=None), dt=5.0)  # msg 8: rebooting
+    tr.push("c1", 800031, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=30.0)  # msg 9 verify
+    return tr
+
+
+def app_gave_up_close() -> Trace:
+    """Progress stops in the WWW phase; 72 s later the app closes its connection."""
+    tr = Trace("The app gives up on a stalled update and closes its connection")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.reply("c1", 100002, puback=1)  # msg 3
+    tr.push("c1", 900001, 23, [1, 0])  # msg 4 spurious
+    tr.push("c1", 900002, 22, [3, 20], dt=1.0)  # msg 5
+    tr.push("c1", 900003, 22, [3, 40], dt=1.0)  # msg 6: the last OTA news
+    for i in range(7):  # msgs 7-13, every 10 s: sensors are no OTA news
+        tr.push("c1", 910000 + i, 11, sensors(22.0 + i / 10), dt=10.0)
+    tr.close("c1", "app", dt=2.0)  # 72 s after msg 6
+    tr.open("c2", "ws", dt=1.0)
+    tr.push("c2", 910010, 11, sensors(), dt=1.0)  # msg 14
+    return tr
+
+
+def app_gave_up_retry() -> Trace:
+    """revB: progress stops after the reconnect; 75 s later the app sends cb21 again."""
+    tr = Trace("The app gives up on a stalled revB update and asks again")
+    tr.open("c1", "tcp")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates("1.2.0", "1.3.0"))  # msg 1
+    tr.req("c1", 414883, 21, [1, 0], dt=1.0)  # msg 2
+    tr.close("c1", "outlet", dt=0.2)
+    tr.open("c2", "tcp", dt=1.0)
+    tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync
+    tr.push("c2", 600100, 22, [1, 0], dt=1.0)  # msg 4
+    tr.push("c2", 600101, 22, [1, 40], dt=1.0)  # msg 5: the last OTA news
+    for i in range(7):  # msgs 6-12
+        tr.push("c2", 910000 + i, 11, sensors(), dt=10.0)
+    tr.req("c2", 414884, 21, [1, 0], dt=5.0)  # msg 13: 75 s after msg 5
+    tr.close("c2", "outlet", dt=0.2)  # revB restarts at once again
+    return tr
+
+
+def refusal_ignored() -> Trace:
+    """PUBACK 0 although a newer version is offered; the app waits, polls, then leaves."""
+    tr = Trace("The app keeps waiting after its update was refused")
+    tr.open("c1", "ws")
+    tr.req("c1", 100001, 20)  # msg 0
+    tr.reply("c1", 100001, 20, updates())  # msg 1: IM 0.0.1, 0.0.2 available
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.reply("c1", 100002, puback=0)  # msg 3: refused all the same
+    for i in range(4):  # msgs 4-11: cb12 polls 20 s apart
+        tr.req("c1", 100010 + i, 12, dt=20.0)
+        tr.reply("c1", 100010 + i, 12, device_info("0.0.1"))
+    tr.close("c1", "app", dt=1.0)  # 81 s after the refusal
+    return tr
+
+
 SCENARIOS: dict[str, Callable[[], Trace]] = {
     "reva_outlet_ws": reva_outlet_ws,
     "revb_outlet_tcp": revb_outlet_tcp,
@@ -602,6 +707,12 @@ SCENARIOS: dict[str, Callable[[], Trace]] = {
     "late_copy_of_result": late_copy_of_result,
     "connection_outlives_a_close": connection_outlives_a_close,
     "refused_retry": refused_retry,
+    "deco_retry_during_reboot": deco_retry_during_reboot,
+    "ack_with_payload": ack_with_payload,
+    "deco_no_ack": deco_no_ack,
+    "app_gave_up_close": app_gave_up_close,
+    "app_gave_up_retry": app_gave_up_retry,
+    "refusal_ignored": refusal_ignored,
 }
 
 

@@ -109,7 +109,7 @@ def test_names() -> None:
     ("cb", "puback", "request_args", "meaning"),
     [
         (21, 1, None, "will update"),
-        (21, 0, None, "could not start (e.g. already up to date)"),
+        (21, 0, None, "could not start the update"),
         (27, 1, [0], "broker connected"),
         (27, 0, [0], "not connected"),
         (27, 1, [2], "sent"),
@@ -245,7 +245,7 @@ EXPECTED: dict[str, tuple[int | None, str, list[str], str, dict[str, tuple[str, 
     "cb21-request.json": (
         21,
         "Perform OTA update",
-        ["fire-and-forget"],
+        [],
         "Perform OTA update: outlet (method Wi-Fi)",
         {
             "target": ("1", "InvisOutlet"),
@@ -472,7 +472,7 @@ def test_puback_failure_on_a_pure_ack() -> None:
 def test_puback_failure_names_the_callback_meaning() -> None:
     ota = push(21, [1, 0], PUBACK=0)
     assert text_of(ota, "puback-failure") == (
-        "PUBACK 0: could not start (e.g. already up to date); the update was refused"
+        "PUBACK 0: could not start the update; the request was refused"
     )
     calibration = push(26, [30], PUBACK=0)
     assert text_of(calibration, "puback-failure") == "PUBACK 0: timed out reaching the sensor"
@@ -562,7 +562,6 @@ def test_secret_only_for_config_callbacks() -> None:
         (5, "the device reboots; no reply is expected"),
         (6, "leaves the network; no reply is expected"),
         (7, "no reply is expected"),
-        (21, "the acknowledgement is optional: revB outlet updates restart at once"),
     ],
 )
 def test_fire_and_forget_requests(cb: int, needle: str) -> None:
@@ -574,6 +573,9 @@ def test_fire_and_forget_requests(cb: int, needle: str) -> None:
 def test_fire_and_forget_only_on_requests_of_those_callbacks() -> None:
     assert "fire-and-forget" not in codes(req(20))
     assert "fire-and-forget" not in codes(push(21, [1, 1]))
+    # whether a cb21 goes unacknowledged, and what that means for its target and the
+    # outlet's revision, only the analysis can tell (issue 8 item 15)
+    assert "fire-and-forget" not in codes(req(21, [1, 0]))
 
 
 @pytest.mark.parametrize("cb", [22, 23])
@@ -850,7 +852,7 @@ def test_ack_after_correlation_uses_the_callback_meaning() -> None:
 @pytest.mark.parametrize(
     ("request_args", "cb", "text"),
     [
-        ([1, 0], 21, "PUBACK 0: could not start (e.g. already up to date); the update was refused"),
+        ([1, 0], 21, "PUBACK 0: could not start the update; the request was refused"),
         ([0], 27, "PUBACK 0: not connected"),
         ([2], 27, "PUBACK 0: not sent or broker down"),
         ([30], 26, "PUBACK 0: timed out reaching the sensor"),

@@ -36,6 +36,8 @@ CHECKED_CODES = {
     "secret",
     "ota-retry",
     "ota-failed",
+    "app-gave-up",
+    "refusal-ignored",
 }
 
 
@@ -45,6 +47,12 @@ class Expected:
     sessions: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[int, set[str]] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
+    # (message id, annotation code, words its text must hold, words it must not)
+    texts: list[tuple[int, str, list[str], list[str]]] = field(default_factory=list)
+    # (session index, words its reason must hold)
+    reasons: list[tuple[int, list[str]]] = field(default_factory=list)
+    # (from, to, words the link's reason must hold, words it must not)
+    link_texts: list[tuple[int, int, list[str], list[str]]] = field(default_factory=list)
 
 
 def progress_links(src: int, ids: range | list[int]) -> set[tuple[int, int, str]]:
@@ -73,7 +81,6 @@ EXPECTED: dict[str, Expected] = {
             }
         ],
         annotations={
-            4: {"fire-and-forget"},
             6: {"spurious-ota-result"},
             12: {"www-phase-complete"},
             18: {"ota-restart"},
@@ -124,7 +131,7 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 4: {"spurious-ota-result"}},
+        annotations={4: {"spurious-ota-result"}},
     ),
     "deco_via_outlet_mismatch": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack")}
@@ -142,7 +149,7 @@ EXPECTED: dict[str, Expected] = {
                 "verified": False,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 8: {"fw-mismatch"}},
+        annotations={8: {"fw-mismatch"}},
     ),
     "refused": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack")},
@@ -158,14 +165,14 @@ EXPECTED: dict[str, Expected] = {
                 "verified": None,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 3: {"puback-failure"}},
+        annotations={3: {"puback-failure"}},
     ),
     "failed_main_phase": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-result")}
         | progress_links(0, [3, 4])
         | {(0, 5, "ota-result")},
         sessions=[{"request": 0, "outcome": "failed", "messages": [0, 1, 2, 3, 4, 5]}],
-        annotations={0: {"fire-and-forget"}, 2: {"spurious-ota-result"}, 5: {"ota-failed"}},
+        annotations={2: {"spurious-ota-result"}, 5: {"ota-failed"}},
     ),
     "failed_revb_sync": Expected(
         links={(0, 1, "ota-sync")},
@@ -175,12 +182,11 @@ EXPECTED: dict[str, Expected] = {
     "stalled": Expected(
         links={(0, 1, "ota-ack")} | progress_links(0, [2, 3]),
         sessions=[{"request": 0, "outcome": "stalled", "messages": [0, 1, 2, 3]}],
-        annotations={0: {"fire-and-forget"}, 3: {"ota-stalled"}},
+        annotations={3: {"ota-stalled"}},
     ),
     "in_progress": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
         sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
-        annotations={0: {"fire-and-forget"}},
     ),
     "orphan_progress": Expected(
         links=set(),
@@ -237,7 +243,7 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             },
         ],
-        annotations={2: {"fire-and-forget"}, 4: {"fire-and-forget"}, 12: {"ota-restart"}},
+        annotations={12: {"ota-restart"}},
     ),
     "chatter": Expected(
         links={(1, 2, "response"), (5, 6, "response"), (9, 10, "response")},
@@ -285,7 +291,6 @@ EXPECTED: dict[str, Expected] = {
             }
         ],
         annotations={
-            2: {"fire-and-forget"},
             4: {"spurious-ota-result"},
             5: {"spurious-ota-result"},
             12: {"ota-restart"},
@@ -306,7 +311,7 @@ EXPECTED: dict[str, Expected] = {
         ],
         annotations={
             2: {"fire-and-forget"},
-            3: {"fire-and-forget", "ota-retry"},
+            3: {"ota-retry"},
             6: {"ota-restart"},
         },
     ),
@@ -315,8 +320,7 @@ EXPECTED: dict[str, Expected] = {
         | {(0, 5, "ota-progress"), (0, 6, "ota-result")},
         sessions=[{"request": 0, "outcome": "succeeded", "messages": list(range(7))}],
         annotations={
-            0: {"fire-and-forget"},
-            3: {"fire-and-forget", "ota-retry"},
+            3: {"ota-retry"},
             4: {"puback-failure"},
         },
     ),
@@ -353,7 +357,6 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}},
     ),
     "deco_slow_to_report": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
@@ -368,12 +371,10 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}},
     ),
     "proxy_shutdown_mid_update": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
         sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
-        annotations={0: {"fire-and-forget"}},
     ),
     "late_copy_of_result": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
@@ -388,7 +389,7 @@ EXPECTED: dict[str, Expected] = {
                 "progress_types": [1],
             }
         ],
-        annotations={2: {"fire-and-forget"}, 6: {"ota-restart"}, 7: {"ota-restart"}},
+        annotations={6: {"ota-restart"}, 7: {"ota-restart"}},
     ),
     "connection_outlives_a_close": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
@@ -402,16 +403,169 @@ EXPECTED: dict[str, Expected] = {
                 "verified": True,
             }
         ],
-        annotations={2: {"fire-and-forget"}, 5: {"ota-restart"}},
+        annotations={5: {"ota-restart"}},
     ),
     "refused_retry": Expected(
         links={(0, 1, "response"), (3, 4, "ota-ack"), (5, 6, "response")},
         sessions=[{"request": 2, "outcome": "refused", "messages": [2, 3, 4]}],
         annotations={
             2: {"fire-and-forget"},
-            3: {"fire-and-forget", "ota-retry"},
-            4: {"puback-failure"},
+            3: {"ota-retry"},
+            4: {"puback-failure", "refusal-ignored"},
         },
+    ),
+    # issue 8 item 13: the refused retry during the deco's reboot is its own session; the
+    # first update is still verified by the cb12 that shows PM back with 0.5.1
+    "deco_retry_during_reboot": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | progress_links(2, range(5, 8))
+        | {(2, 8, "ota-result"), (9, 10, "response"), (11, 12, "ota-ack")}
+        | {(2, 13, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "deco",
+                "method": "wifi",
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 6, 7, 8, 13],
+                "fw_before": "0.5.0",
+                "fw_expected": "0.5.1",
+                "fw_after": "0.5.1",
+                "verified": True,
+            },
+            {
+                "request": 11,
+                "target": "deco",
+                "method": "wifi",
+                "outcome": "refused",
+                "messages": [11, 12],
+                "fw_before": "0.5.0",
+                "fw_expected": "0.5.1",
+                "fw_after": None,
+                "verified": None,
+            },
+        ],
+        annotations={4: {"spurious-ota-result"}, 12: {"puback-failure"}},
+        texts=[
+            (
+                12,
+                "puback-failure",
+                ["deco target", "succeeded at", "seen rebooting", "does not undo", "PM 0.5.1"],
+                ["already up to date", "outlet target"],
+            )
+        ],
+        reasons=[(0, ["matches the expected 0.5.1"]), (1, ["PUBACK 0", "seen rebooting"])],
+    ),
+    # item 14: a reply with the request's packetID and a PUBACK is the ack, payload or not
+    "ack_with_payload": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | progress_links(2, range(5, 8))
+        | {(2, 8, "ota-result"), (2, 9, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "outlet",
+                "method": "wifi",
+                "outcome": "succeeded",
+                "messages": list(range(2, 10)),
+                "fw_before": "0.0.1",
+                "fw_expected": "0.0.2",
+                "fw_after": "0.0.2",
+                "verified": True,
+                "progress_types": [1, 1, 1],
+            }
+        ],
+        annotations={4: {"spurious-ota-result"}, 8: {"ota-restart"}},
+        kinds={3: "response"},
+        link_texts=[(2, 3, ["PUBACK 1", "payload [1,0]", "acknowledgement"], [])],
+    ),
+    # item 15: no ack for a deco update says so for the deco (revision unknown on this
+    # capture); deco progress is the deco's firmware, not the "main firmware"
+    "deco_no_ack": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-result")}
+        | progress_links(2, range(4, 7))
+        | {(2, 7, "ota-result"), (2, 9, "ota-verify")},
+        sessions=[
+            {
+                "request": 2,
+                "target": "deco",
+                "method": "via-outlet",
+                "outcome": "succeeded",
+                "messages": [2, 3, 4, 5, 6, 7, 9],
+                "fw_before": "0.5.0",
+                "fw_expected": "0.5.1",
+                "fw_after": "0.5.1",
+                "verified": True,
+            }
+        ],
+        annotations={2: {"fire-and-forget"}, 3: {"spurious-ota-result"}},
+        texts=[
+            (
+                2,
+                "fire-and-forget",
+                ["within 30 s", "deco update", "revision unknown"],
+                ["revB outlet updates restart", "never sends it"],
+            )
+        ],
+        link_texts=[(2, 4, ["deco firmware 0 %"], ["main firmware"])],
+    ),
+    # item 16: 72 s without OTA news (the WWW phase stopped at 40 %), then the app closes
+    "app_gave_up_close": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
+        | progress_links(2, [5, 6]),
+        sessions=[
+            {
+                "request": 2,
+                "outcome": "stalled",
+                "messages": [2, 3, 4, 5, 6],
+                "progress_types": [3, 3],
+            }
+        ],
+        annotations={4: {"spurious-ota-result"}, 6: {"ota-stalled", "app-gave-up"}},
+        texts=[(6, "app-gave-up", ["closed connection c1", "72.0 s", "60 s"], [])],
+        reasons=[(0, ["stall window", "the app gave up"])],
+    ),
+    # item 16 with revB: the app's new cb21 75 s after the last progress is its giving up;
+    # both requests are unacknowledged because the outlet restarts at once (revB)
+    "app_gave_up_retry": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-sync")} | progress_links(2, [4, 5]),
+        sessions=[
+            {"request": 2, "target": "outlet", "outcome": "stalled", "messages": [2, 3, 4, 5]},
+            {"request": 13, "target": "outlet", "outcome": "in-progress", "messages": [13]},
+        ],
+        annotations={
+            2: {"fire-and-forget", "ota-restart"},
+            5: {"ota-stalled"},
+            13: {"app-gave-up", "fire-and-forget", "ota-restart"},
+        },
+        texts=[
+            (2, "fire-and-forget", ["closed the TCP connection 200 ms", "revB"], []),
+            (13, "app-gave-up", ["asks again", "75.0 s"], []),
+            (13, "fire-and-forget", ["revB"], []),
+        ],
+        reasons=[(0, ["the app gave up", "superseded"])],
+    ),
+    # items 15 and 16: PUBACK 0 although cb20 offered 0.0.2; the app polls on for 81 s
+    "refusal_ignored": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack")}
+        | {(i, i + 1, "response") for i in (4, 6, 8, 10)},
+        sessions=[
+            {
+                "request": 2,
+                "target": "outlet",
+                "outcome": "refused",
+                "messages": [2, 3],
+                "fw_before": "0.0.1",
+                "fw_expected": "0.0.2",
+            }
+        ],
+        annotations={3: {"puback-failure", "refusal-ignored", "app-gave-up"}},
+        texts=[
+            (3, "puback-failure", ["offered IM 0.0.2", "outlet revision A"], ["up to date"]),
+            (3, "refusal-ignored", ["connection c1 is still open", "cb12 ×2"], []),
+            (3, "app-gave-up", ["closed connection c1", "ignores PUBACK 0"], []),
+        ],
+        reasons=[(0, ["offered IM 0.0.2", "the app gave up"])],
     ),
 }
 
@@ -455,6 +609,24 @@ def test_scenario_analysis(name: str) -> None:
 
     for msg_id, kind in expected.kinds.items():
         assert doc["messages"][msg_id]["kind"] == kind, f"message {msg_id}"
+    for msg_id, code, words, absent in expected.texts:
+        (text,) = [a["text"] for a in doc["messages"][msg_id]["annotations"] if a["code"] == code]
+        for word in words:
+            assert word in text, f"#{msg_id} {code}: {word!r} not in {text!r}"
+        for word in absent:
+            assert word not in text, f"#{msg_id} {code}: {word!r} in {text!r}"
+    for index, words in expected.reasons:
+        reason = doc["ota"][index]["reason"]
+        for word in words:
+            assert word in reason, f"session {index}: {word!r} not in {reason!r}"
+    for src, dst, words, absent in expected.link_texts:
+        (reason,) = [
+            link["reason"] for link in doc["links"] if (link["from"], link["to"]) == (src, dst)
+        ]
+        for word in words:
+            assert word in reason, f"link {src}->{dst}: {word!r} not in {reason!r}"
+        for word in absent:
+            assert word not in reason, f"link {src}->{dst}: {word!r} in {reason!r}"
     for m in doc["messages"]:
         if m["kind"] == "invalid":
             assert m["callback"] is None
@@ -491,3 +663,47 @@ def test_response_links_respect_the_reply_timeout() -> None:
     assert "unanswered-request" in {a["code"] for a in doc["messages"][8]["annotations"]}
     # the restart request (fire-and-forget) is never "unanswered"
     assert "unanswered-request" not in {a["code"] for a in doc["messages"][11]["annotations"]}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_ota_texts_hold_for_the_case_at_hand(name: str) -> None:
+    """Issue 8 item 15, over every scenario: no "a outlet"; deco progress is never the
+    "main firmware"; a cb21 that was acknowledged is not called fire-and-forget, and one
+    that was not says what is known of its target and the outlet's revision."""
+    doc = analyze(load(name)).to_json()
+    texts = [a["text"] for m in doc["messages"] for a in m["annotations"]]
+    texts += [link["reason"] for link in doc["links"]] + [s["reason"] for s in doc["ota"]]
+    assert not [t for t in texts if "a outlet" in t]
+    acked = {link["from"] for link in doc["links"] if link["relation"] == "ota-ack"}
+    for session in doc["ota"]:
+        if session["target"] == "deco":
+            for link in doc["links"]:
+                if link["from"] == session["request"]:
+                    assert "main firmware" not in link["reason"]
+    for m in doc["messages"]:
+        if m["from"] != "app" or m["callback"] != 21:
+            continue
+        notes = [a["text"] for a in m["annotations"] if a["code"] == "fire-and-forget"]
+        if m["id"] in acked:
+            assert notes == []
+        for text in notes:
+            target = "deco update" if m["args"][0] == 2 else "outlet"
+            assert target in text, text
+            assert any(rev in text for rev in ("revision", "revA", "revB")), text
+
+
+@pytest.mark.parametrize("window", [30.0, 90.0])
+@pytest.mark.parametrize(
+    "name", ["app_gave_up_close", "app_gave_up_retry", "refusal_ignored", "refused_retry"]
+)
+def test_live_equals_batch_for_any_stall_window(name: str, window: float) -> None:
+    """The app's reactions are judged against the configured stall window, live as in batch."""
+    events = load(name)
+    batch = analyze(events, stall_window=window).to_json()
+    live = Analysis(stall_window=window)
+    for i, event in enumerate(events):
+        live.feed(event)
+        if i + 1 < len(events):
+            live.advance(event.t + (events[i + 1].t - event.t) * 0.999)
+    live.finish()
+    assert json.dumps(live.to_json(), sort_keys=True) == json.dumps(batch, sort_keys=True)

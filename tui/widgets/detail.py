@@ -153,7 +153,7 @@ def _printable(data: bytes) -> bool:
 
 def session_line(session: OtaSession) -> str:
     """One line naming an update: target, method, outcome, firmware."""
-    method = f" via {session.method}" if session.method else ""
+    method = f", method {session.method}" if session.method else ""
     fw = f"  {session.fw_before or '?'} → {session.fw_after or session.fw_expected or '?'}"
     mark = {True: " ✓", False: " ✗", None: ""}[session.verified]
     request = f"request #{session.request}" if session.request is not None else "no request seen"

@@ -40,14 +40,15 @@ def bar(percent: int, width: int) -> str:
 
 
 def phases(session: OtaSession) -> list[tuple[str, list[int]]]:
-    """The cb22 series split by phase: the outlet's WWW partition (3) first, then main."""
+    """The cb22 series split by phase: the outlet's WWW partition (3) first, then its
+    main firmware; a deco update has one phase, the deco's firmware (device_type 2)."""
     www = [p for _, dt, p in session.progress if dt == 3]
     main = [p for _, dt, p in session.progress if dt != 3]
     out = []
     if www:
         out.append(("www", www))
     if main or not www:
-        out.append(("main", main))
+        out.append(("deco" if session.target == "deco" else "main", main))
     return out
 
 
