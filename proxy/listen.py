@@ -48,7 +48,7 @@ def listen_warning(host: str, exposes: str) -> str | None:
     """
     addresses = resolve_listen_host(host)
     shown = " and ".join(map(str, addresses))
-    named = repr(host) if not host else host
+    named = host if host else repr(host)
     if any(a.is_unspecified for a in addresses):
         where = "every interface" if host == shown else f"{shown}, every interface"
         return f"listening on {named} ({where}): anyone on the network can reach {exposes}"
