@@ -18,12 +18,12 @@ Choices where the protocol notes state nothing (tags as in protocol/README §0):
   ``PM`` out of cb12 [H]; PUBACK 0 means "could not start" for cb21 [D]; the outlet
   answers PUBACK 0 when it cannot reach the deco for cb26 ("timed out reaching the
   sensor") [D:plain], and the simulator's other deco commands (cb24, 25, 28) do
-  the same. That the
-  outlet answers at once rather than after a timeout of its own is [I], as is this
-  whole rule for cb21 (no source describes it); it matches what a real client saw
-  (a retry during the deco's reboot answered PUBACK 0). The first update is not
-  disturbed: it finishes, and the deco comes back with the new firmware. The rule
-  holds whenever the deco is offline (a cb24 restart too), not only after an update.
+  the same. That the outlet answers at once rather than after a timeout of its own is
+  [I], as is this whole rule for cb21 (no source describes it); it matches an
+  independent client's report of a retry during the deco's reboot answered PUBACK 0.
+  The first update is not disturbed: it finishes, and the deco comes back with the
+  new firmware. The rule holds whenever the deco is offline (a cb24 restart too), not
+  only after an update.
 * **A fault (--fault) is acted out by the next update only,** or the next N, or every
   one (``Fault.times``). A request refused for its own reason (already up to date, an
   update running, the deco offline) does not use it up.
