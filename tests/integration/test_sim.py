@@ -653,6 +653,24 @@ async def test_a_fault_is_acted_out_by_the_next_update_only() -> None:
         await c.close()
 
 
+async def test_a_revb_refusal_fault_refuses_one_update_and_the_next_goes_ahead() -> None:
+    async with make(revision="B", fault=Fault("refuse")) as s:
+        syncs: list[Any] = []
+        for _ in range(2):
+            c = await connect_when_up("tcp", s)
+            pid = await c.send(21, [1, 0])
+            await c.until_closed()  # revB restarts at once
+            c = await connect_when_up("tcp", s)
+            sync = await c.next()
+            assert sync["packetID"] == pid
+            syncs.append(args_of(sync))
+            if len(syncs) == 1:
+                await s.wait_ota_state("refused")
+            await c.close()
+        assert syncs == [[1, 0], [1, 1]]
+        await s.wait_ota_state("succeeded")
+
+
 @pytest.mark.parametrize(("times", "refused"), [(2, 2), (None, 4)], ids=["twice", "always"])
 async def test_a_fault_repeats_for_its_count_or_always(times: int | None, refused: int) -> None:
     async with make(revision="A", fault=Fault("refuse", times=times)) as s:
