@@ -641,12 +641,13 @@ class OutletSimulator:
         its own reason (already up to date, busy, deco offline) leaves it for the next.
         """
         fault = self.config.fault
-        if fault is None or self._faults_left == 0:
+        left = self._faults_left
+        if fault is None or (left is not None and left <= 0):
             return None
         if self._faults_left is not None:
             self._faults_left -= 1
-        left = "every update" if self._faults_left is None else f"{self._faults_left} more"
-        self._emit(f"fault {fault} injected into this update ({left} to come)")
+        more = "every update" if self._faults_left is None else f"{self._faults_left} more"
+        self._emit(f"fault {fault} injected into this update ({more} to come)")
         return fault
 
     async def _ota_outlet_reva(self, fault: Fault | None) -> None:
