@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
         "--fault",
         type=fault,
         metavar="FAULT",
-        help="make the update go wrong: refuse, fail-at:N or stall-at:N (N = percent)",
+        help="make the demo's one update go wrong: refuse, fail-at:N or stall-at:N (N = percent)",
     )
     rec = p.add_mutually_exclusive_group()
     rec.add_argument(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.cli.options import listen_port, positive_float, remote_port
 from proxy.core.errors import UserError
+from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:
     from proxy.replay.script import Script
@@ -62,7 +63,11 @@ def _register_serve(subs: Any) -> None:
         ),
     )
     p.add_argument("file", metavar="FILE", help="capture (.invcap) or trace (.jsonl) to play")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; it warns if that is not loopback only)",
+    )
     p.add_argument(
         "--tcp-port",
         type=listen_port,
@@ -214,6 +219,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.no_tcp and args.no_ws:
         raise UserError("--no-tcp and --no-ws together leave nothing to listen on")
+    warning = listen_warning(args.host, "the replayed outlet and every reply it recorded")
     script = load_script(args.file)
     options = ServeOptions(
         host=args.host,
@@ -226,12 +232,12 @@ def run_serve(args: argparse.Namespace) -> int:
     _say(f"replaying {args.file}: {script.describe()}; speed {args.speed:g}")
     code = 0
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: asyncio.run already cleaned up
-        code = asyncio.run(_serve(script, options))
+        code = asyncio.run(_serve(script, options, warning))
     _say("stopped")
     return code
 
 
-async def _serve(script: Script, options: Any) -> int:
+async def _serve(script: Script, options: Any, warning: str | None) -> int:
     import asyncio
     import signal
 
@@ -239,6 +245,8 @@ async def _serve(script: Script, options: Any) -> int:
 
     server = ReplayServer(script, options, on_line=_say, on_problem=_err)
     await server.start()
+    if warning:
+        _err(f"invisproxy replay serve: warning: {warning}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

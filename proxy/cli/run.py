@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from proxy.cli.analyze import add_analysis_options
 from proxy.cli.options import listen_port, remote_port
 from proxy.core.errors import UserError
+from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
     from proxy.core.events import Event
     from proxy.mitm.live import HeadlessPrinter, LiveProxy
-
-OPEN_HOSTS = ("0.0.0.0", "::", "")
 
 
 def register(sub: Any) -> None:
@@ -53,7 +52,8 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--listen-host", default="127.0.0.1", metavar="HOST",
-        help="where the proxy listens (default 127.0.0.1; 0.0.0.0 opens it to the network)",
+        help="where the proxy listens (default 127.0.0.1; any other than a loopback address "
+        "opens the outlet to the network, and the proxy warns)",
     )  # fmt: skip
     p.add_argument(
         "--tcp-port", type=listen_port, default=3333, metavar="PORT",
@@ -86,14 +86,11 @@ def _say(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.no_tcp and args.no_ws:
         raise UserError("--no-tcp and --no-ws together leave nothing to relay")
-    if args.listen_host.strip("[]") in OPEN_HOSTS:
-        _say(
-            f"warning: listening on {args.listen_host}: anyone on the network can reach "
-            "the outlet through this proxy"
-        )
+    # the relay binds the host without brackets ([::1] -> ::1); resolve what it binds
+    warning = listen_warning(args.listen_host.strip("[]"), "the outlet through this proxy")
     if args.headless:
-        return asyncio.run(_serve_headless(args))
-    return asyncio.run(_serve_tui(args))
+        return asyncio.run(_serve_headless(args, warning))
+    return asyncio.run(_serve_tui(args, warning))
 
 
 async def _check_outlet(host: str) -> None:
@@ -128,7 +125,7 @@ def _live_proxy(
     )
 
 
-async def _serve_headless(args: argparse.Namespace) -> int:
+async def _serve_headless(args: argparse.Namespace, warning: str | None) -> int:
     from proxy.core import report
     from proxy.core.analysis import Analysis
     from proxy.mitm.live import HeadlessPrinter
@@ -141,6 +138,8 @@ async def _serve_headless(args: argparse.Namespace) -> int:
     printer = HeadlessPrinter(analysis)
     live = _live_proxy(args, analysis.feed, printer)
     await live.start()
+    if warning:
+        _say(f"warning: {warning}")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -166,7 +165,7 @@ async def _serve_headless(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_tui(args: argparse.Namespace) -> int:
+async def _serve_tui(args: argparse.Namespace, warning: str | None) -> int:
     from tui.app import InvisApp
     from tui.sources import LiveSource
 
@@ -176,6 +175,8 @@ async def _serve_tui(args: argparse.Namespace) -> int:
     source = LiveSource(f"live: outlet {args.outlet}")
     live = _live_proxy(args, source.push)
     await live.start()
+    if warning:  # on stderr, so it is still there when the TUI's screen goes away
+        _say(f"warning: {warning}")
     from proxy.core.analysis import Analysis
 
     analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)

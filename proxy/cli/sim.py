@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from proxy.cli.options import listen_port, non_negative_float
 from proxy.core.errors import UserError
+from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:
     from proxy.sim.outlet import Fault, SimConfig
@@ -32,7 +33,11 @@ def register(sub: Any) -> None:
         ),
     )
     p.add_argument("--rev", choices=("A", "B"), default="B", help="hardware revision (default B)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; it warns if that is not loopback only)",
+    )
     p.add_argument(
         "--tcp-port",
         type=listen_port,
@@ -113,7 +118,20 @@ def register(sub: Any) -> None:
         "--fault",
         type=fault,
         metavar="F",
-        help="misbehave during the next update: refuse, fail-at:N or stall-at:N (N in %%)",
+        help=(
+            "misbehave during the next update (only that one, unless --fault-times): "
+            "refuse, fail-at:N or stall-at:N (N in %%)"
+        ),
+    )
+    p.add_argument(
+        "--fault-times",
+        type=fault_times,
+        metavar="N|always",
+        help=(
+            "act the --fault out on the next N updates (default 1) or on every one "
+            "(always); a request refused for its own reason (already up to date, an "
+            "update running, the deco offline) does not count"
+        ),
     )
     p.add_argument(
         "--seed", type=int, help="seed for packetIDs, sensor noise and TCP merges/splits"
@@ -130,11 +148,33 @@ def fault(text: str) -> Fault:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def fault_times(text: str) -> int | Literal["always"]:
+    """A count of 1 or more, or ``always``."""
+    if text.strip().lower() == "always":
+        return "always"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of 1 or more, or 'always': {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import dataclasses
 
     from proxy.sim.outlet import SimConfig
     from proxy.sim.state import Firmware
+
+    chosen_fault = args.fault
+    if args.fault_times is not None:
+        if chosen_fault is None:
+            raise UserError("--fault-times needs a --fault to act out")
+        times = None if args.fault_times == "always" else args.fault_times
+        chosen_fault = dataclasses.replace(chosen_fault, times=times)
+    warning = listen_warning(args.host, "the simulator")
 
     config = SimConfig(
         revision=args.rev,
@@ -154,16 +194,16 @@ def run(args: argparse.Namespace) -> int:
         reboot_seconds=args.reboot_seconds,
         restart_seconds=args.restart_seconds,
         sensor_interval=args.sensor_interval,
-        fault=args.fault,
+        fault=chosen_fault,
         seed=args.seed,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: asyncio.run already cleaned up
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, warning))
     _say("stopped")
     return 0
 
 
-async def _serve(config: SimConfig) -> None:
+async def _serve(config: SimConfig, warning: str | None) -> None:
     import asyncio
     import signal
 
@@ -174,6 +214,8 @@ async def _serve(config: SimConfig) -> None:
         await sim.start()
     except SimError as exc:
         raise UserError(str(exc)) from None
+    if warning:
+        print(f"invisproxy sim: warning: {warning}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

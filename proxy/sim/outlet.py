@@ -7,6 +7,27 @@ outlet update ends in a reboot, progress pushes go only to whoever is connected,
 spurious status-0 result precedes every update, and TCP output is sometimes merged
 or split across writes. Everything random comes from one seed.
 
+Choices where the protocol notes state nothing (tags as in protocol/README §0):
+
+* **A restart is announced once.** "A device restart announces itself with a cb12
+  push" [H]; nobody is connected while it reboots, so the push goes to the first app
+  that connects afterwards, and to no later one (it announces the restart, it is not
+  a greeting).
+* **A deco cb21 while the deco reboots is answered PUBACK 0, at once, and nothing
+  else happens.** The deco's reboot does not drop the outlet connection and it leaves
+  ``PM`` out of cb12 [H]; PUBACK 0 means "could not start" for cb21 [D]; the outlet
+  answers PUBACK 0 when it cannot reach the deco for cb26 ("timed out reaching the
+  sensor") [D:plain], and the simulator's other deco commands (cb24, 25, 28) do
+  the same. That the outlet answers at once rather than after a timeout of its own is
+  [I], as is this whole rule for cb21 (no source describes it); it matches an
+  independent client's report of a retry during the deco's reboot answered PUBACK 0.
+  The first update is not disturbed: it finishes, and the deco comes back with the
+  new firmware. The rule holds whenever the deco is offline (a cb24 restart too), not
+  only after an update.
+* **A fault (--fault) is acted out by the next update only,** or the next N, or every
+  one (``Fault.times``). A request refused for its own reason (already up to date, an
+  update running, the deco offline) does not use it up.
+
 The device's data and catalog are in ``sim_state.py``; this module is the clock and
 the sockets.
 """
@@ -50,10 +71,12 @@ class SimError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """A failure to act out during the next OTA."""
+    """A failure to act out during the next update, or the next ``times`` updates."""
 
     kind: FaultKind
     percent: int = 0
+    times: int | None = 1
+    """How many updates act it out, starting with the next one; None: every update."""
 
     @classmethod
     def parse(cls, text: str) -> Fault:
@@ -73,6 +96,14 @@ class Fault:
 
     def __str__(self) -> str:
         return self.kind if self.kind == "refuse" else f"{self.kind}:{self.percent}"
+
+    def describe(self) -> str:
+        """The fault and how long it lasts, for the simulator's output."""
+        if self.times is None:
+            return f"{self} on every update"
+        if self.times == 1:
+            return f"{self} on the next update"
+        return f"{self} on the next {self.times} updates"
 
 
 @dataclass(slots=True)
@@ -258,6 +289,7 @@ class OutletSimulator:
         self._up = False
         self._started = False
         self._announce_on_connect = False
+        self._faults_left: int | None = cfg.fault.times if cfg.fault is not None else 0
         self._pending_sync: tuple[Json, int] | None = None
         self._sync_sent = asyncio.Event()
         self._state_changed = asyncio.Condition()
@@ -276,6 +308,8 @@ class OutletSimulator:
             f"listening: tcp {self.config.host}:{self.tcp_port}, ws {self.ws_url} "
             f"(rev {self.config.revision}, sn {self.state.serial}, fw {self.state.firmware.im})"
         )
+        if self.config.fault is not None:
+            self._emit(f"fault: {self.config.fault.describe()}")
 
     async def stop(self) -> None:
         if not self._started:
@@ -401,7 +435,10 @@ class OutletSimulator:
             client.send(self._response(packet_id, None, 21, [1, status]))
             self._sync_sent.set()
         if self._announce_on_connect:
+            # The restart is announced once, to the first app back, not to every later one.
+            self._announce_on_connect = False
             client.send(self._push(12, self.state.device_info()))
+            self._emit(f"restart announced to {client.transport} #{client.cid} (cb12 push)")
 
     def _unregister(self, client: _Client) -> None:
         if self._clients.pop(client.cid, None) is not None:
@@ -568,33 +605,56 @@ class OutletSimulator:
         busy = self._ota_task is not None and not self._ota_task.done()
         name = "outlet" if target == 1 else "deco"
         self._set_ota("requested", f"OTA {name} requested (packetID {packet_id}, method {method})")
+        if target == 2 and not self.state.deco_online:
+            # Module docstring: the outlet cannot reach a rebooting deco, as for cb24-28.
+            client.send(self._response(packet_id, 0))
+            why = "the deco is offline (rebooting) and the outlet cannot reach it"
+            self._set_ota("refused", f"OTA deco refused (PUBACK 0): {why}")
+            return
         if busy:
             client.send(self._response(packet_id, 0))
             self._set_ota("refused", "OTA refused (PUBACK 0): an update is already running")
             return
-        fault = self.config.fault
         fw = self.state.firmware
-        if target == 1 and self.config.revision == "B":
-            refuse = (fault is not None and fault.kind == "refuse") or fw.outlet_current()
-            self._ota_task = asyncio.create_task(self._ota_outlet_revb(packet_id, refuse))
-            return
         current = fw.outlet_current() if target == 1 else fw.deco_current()
-        if (fault is not None and fault.kind == "refuse") or current:
+        fault = None if current else self._take_fault()
+        refuse = current or (fault is not None and fault.kind == "refuse")
+        if target == 1 and self.config.revision == "B":
+            runner = self._ota_outlet_revb(packet_id, refuse, fault)
+            self._ota_task = asyncio.create_task(runner)
+            return
+        if refuse:
             client.send(self._response(packet_id, 0))
             why = "already up to date" if current else "fault injected"
             self._set_ota("refused", f"OTA {name} refused (PUBACK 0): {why}")
             return
         client.send(self._response(packet_id, 1))
         self._set_ota("acknowledged", f"OTA {name} acknowledged (PUBACK 1)")
-        runner = self._ota_outlet_reva() if target == 1 else self._ota_deco()
+        runner = self._ota_outlet_reva(fault) if target == 1 else self._ota_deco(fault)
         self._ota_task = asyncio.create_task(runner)
 
-    async def _ota_outlet_reva(self) -> None:
+    def _take_fault(self) -> Fault | None:
+        """The fault for the update starting now, if any is left: each update uses one.
+
+        Only an update that would otherwise go ahead uses it, so a request refused for
+        its own reason (already up to date, busy, deco offline) leaves it for the next.
+        """
+        fault = self.config.fault
+        left = self._faults_left
+        if fault is None or (left is not None and left <= 0):
+            return None
+        if self._faults_left is not None:
+            self._faults_left -= 1
+        more = "every update" if self._faults_left is None else f"{self._faults_left} more"
+        self._emit(f"fault {fault} injected into this update ({more} to come)")
+        return fault
+
+    async def _ota_outlet_reva(self, fault: Fault | None) -> None:
         self._broadcast(self._push(23, [1, 0]))  # the spurious early "failure"
-        if await self._progress(self._outlet_phases()) == "succeeded":
+        if await self._progress(self._outlet_phases(), fault) == "succeeded":
             await self._finish_outlet_update()
 
-    async def _ota_outlet_revb(self, packet_id: Json, refuse: bool) -> None:
+    async def _ota_outlet_revb(self, packet_id: Json, refuse: bool, fault: Fault | None) -> None:
         self._set_ota("restarting", "OTA outlet (revB): restarting at once, no ack")
         self._pending_sync = (packet_id, 0 if refuse else 1)
         self._sync_sent.clear()
@@ -610,12 +670,12 @@ class OutletSimulator:
             self._set_ota("refused", "OTA outlet refused (sync status 0)")
             return
         self._broadcast(self._push(23, [1, 0]))
-        if await self._progress(self._outlet_phases()) == "succeeded":
+        if await self._progress(self._outlet_phases(), fault) == "succeeded":
             await self._finish_outlet_update()
 
-    async def _ota_deco(self) -> None:
+    async def _ota_deco(self, fault: Fault | None) -> None:
         self._broadcast(self._push(23, [2, 0]))
-        if await self._progress([2]) != "succeeded":
+        if await self._progress([2], fault) != "succeeded":
             return
         fw = self.state.firmware
 
@@ -640,10 +700,10 @@ class OutletSimulator:
         await self._reboot("reboot after OTA", self.config.reboot_seconds, True, apply)
         self._set_ota("succeeded", f"OTA outlet succeeded: IM now {fw.im}")
 
-    async def _progress(self, phases: list[int]) -> str:
-        """Push cb22/cb23 for each phase; the last phase is the main one (faults apply)."""
+    async def _progress(self, phases: list[int], fault: Fault | None) -> str:
+        """Push cb22/cb23 for each phase; the last phase is the main one (``fault`` applies)."""
         cfg = self.config
-        fault = cfg.fault if cfg.fault is not None and cfg.fault.kind != "refuse" else None
+        fault = fault if fault is not None and fault.kind != "refuse" else None
         step = max(1, min(100, cfg.progress_step))
         plans: list[list[int]] = []
         for i, _ in enumerate(phases):

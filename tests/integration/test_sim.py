@@ -158,9 +158,9 @@ async def sim() -> AsyncIterator[OutletSimulator]:
         yield s
 
 
-def make(**kwargs: Any) -> OutletSimulator:
+def make(on_event: Callable[[str], None] | None = None, **kwargs: Any) -> OutletSimulator:
     options: dict[str, Any] = {"seed": 3, **FAST, **kwargs}
-    return OutletSimulator(SimConfig(**options))
+    return OutletSimulator(SimConfig(**options), on_event=on_event)
 
 
 # --- the catalog -----------------------------------------------------------------------
@@ -609,4 +609,212 @@ async def test_sim_command_serves_prints_ota_steps_and_stops_on_ctrl_c() -> None
     for step in ("acknowledged", "WWW phase started", "main phase started", "rebooting"):
         assert step in out
     assert out.rstrip().endswith("stopped")
+    assert b"Traceback" not in err
+
+
+# --- fidelity: faults, the restart announcement, a deco retry while it reboots -------------
+
+
+class Progress:
+    """Marks each cb23 that follows progress, so the spurious early result is told apart."""
+
+    def __init__(self) -> None:
+        self.seen_progress = False
+
+    def __call__(self, msg: Msg) -> bool:
+        if cb(msg) == 22:
+            self.seen_progress = True
+        if cb(msg) == 23 and self.seen_progress:
+            self.seen_progress = False
+            return True
+        return False
+
+
+async def ask_deco_update(c: Raw) -> tuple[Msg, list[Msg]]:
+    """Request a deco update; its reply and every message up to its real result."""
+    pid = await c.send(21, [2, 1])
+    seen = await c.until(Progress())
+    reply = next(m for m in seen if m.get("packetID") == pid and "PUBACK" in m)
+    return reply, seen
+
+
+async def test_a_fault_is_acted_out_by_the_next_update_only() -> None:
+    async with make(revision="A", fault=Fault("fail-at", 30), reboot_seconds=0.1) as s:
+        c = await Raw.open("tcp", s)
+        reply, seen = await ask_deco_update(c)
+        assert reply["PUBACK"] == 1 and ota_kinds(seen)[-1] == (23, 2, 0)
+        assert max(args_of(m)[1] for m in seen if cb(m) == 22) == 30
+        await s.wait_ota_state("failed")
+        reply, seen = await ask_deco_update(c)
+        assert reply["PUBACK"] == 1
+        assert ota_kinds(seen)[-1] == (23, 2, 1), "the second update failed again"
+        assert [args_of(m)[1] for m in seen if cb(m) == 22][-1] == 100
+        await s.wait_ota_state("succeeded")
+        await c.close()
+
+
+async def test_a_revb_refusal_fault_refuses_one_update_and_the_next_goes_ahead() -> None:
+    async with make(revision="B", fault=Fault("refuse")) as s:
+        syncs: list[Any] = []
+        for _ in range(2):
+            c = await connect_when_up("tcp", s)
+            pid = await c.send(21, [1, 0])
+            await c.until_closed()  # revB restarts at once
+            c = await connect_when_up("tcp", s)
+            sync = await c.next()
+            assert sync["packetID"] == pid
+            syncs.append(args_of(sync))
+            if len(syncs) == 1:
+                await s.wait_ota_state("refused")
+            await c.close()
+        assert syncs == [[1, 0], [1, 1]]
+        await s.wait_ota_state("succeeded")
+
+
+@pytest.mark.parametrize(("times", "refused"), [(2, 2), (None, 4)], ids=["twice", "always"])
+async def test_a_fault_repeats_for_its_count_or_always(times: int | None, refused: int) -> None:
+    async with make(revision="A", fault=Fault("refuse", times=times)) as s:
+        c = await Raw.open("ws", s)
+        pubacks = [(await c.request(21, [2, 1]))[0]["PUBACK"] for _ in range(refused)]
+        assert pubacks == [0] * refused
+        if times is not None:
+            reply, _ = await c.request(21, [2, 1])
+            assert reply["PUBACK"] == 1, "the fault outlived its count"
+        await c.close()
+
+
+async def test_a_request_refused_for_its_own_reason_leaves_the_fault_for_later() -> None:
+    lines: list[str] = []
+    async with make(lines.append, revision="A", reboot_seconds=0.3, fault=Fault("refuse")) as s:
+        c = await Raw.open("tcp", s)
+        reply, _ = await c.request(24)  # restart the deco: it goes offline for a while
+        assert reply["PUBACK"] == 1
+        offline, _ = await c.request(21, [2, 1])
+        assert offline["PUBACK"] == 0 and "payload" not in offline
+        assert any("the deco is offline" in line for line in lines), lines
+        await c.until(lambda m: is_push(m, 12) and "PM" in args_of(m))  # the deco is back
+        faulted, _ = await c.request(21, [2, 1])
+        assert faulted["PUBACK"] == 0 and any("fault injected" in line for line in lines)
+        reply, _ = await c.request(21, [2, 1])
+        assert reply["PUBACK"] == 1
+        await c.close()
+
+
+@pytest.mark.parametrize("revision", ["A", "B"])
+async def test_a_second_deco_cb21_while_the_deco_reboots_gets_puback_0_and_changes_nothing(
+    revision: Literal["A", "B"],
+) -> None:
+    lines: list[str] = []
+    async with make(lines.append, revision=revision, reboot_seconds=0.5) as s:
+        c = await Raw.open("tcp", s)
+        first, _ = await ask_deco_update(c)
+        assert first["PUBACK"] == 1
+        await s.wait_ota_state("deco-rebooting")
+        retry_pid = await c.send(21, [2, 1])
+        after = await c.until(lambda m: is_push(m, 12) and "PM" in args_of(m))
+        retry = [m for m in after if m.get("packetID") == retry_pid]
+        assert retry == [{"sn": s.state.serial, "packetID": retry_pid, "PUBACK": 0}]
+        assert ota_kinds(after) == [], "the refused retry started an update of its own"
+        assert args_of(after[-1])["PM"]["fw_rev"] == Firmware().pm_available
+        await s.wait_ota_state("succeeded")
+        assert s.ota_history == [
+            *["requested", "acknowledged", "deco-phase", "deco-rebooting"],
+            *["requested", "refused", "succeeded"],
+        ]
+        assert any("OTA deco refused (PUBACK 0): the deco is offline" in x for x in lines), lines
+        assert not c.closed and s.client_count == 1
+        await c.close()
+
+
+async def test_a_deco_cb21_while_a_cb24_restart_has_the_deco_offline_gets_puback_0() -> None:
+    async with make(revision="B", reboot_seconds=0.3) as s:
+        c = await Raw.open("tcp", s)
+        reply, _ = await c.request(24)
+        assert reply["PUBACK"] == 1
+        refused, _ = await c.request(21, [2, 0])
+        assert refused == {"sn": s.state.serial, "packetID": refused["packetID"], "PUBACK": 0}
+        back = await c.until(lambda m: is_push(m, 12) and "PM" in args_of(m))
+        assert ota_kinds(back) == [] and not s.ota_active
+        assert s.ota_history == ["requested", "refused"]
+        assert args_of(back[-1])["PM"]["fw_rev"] == Firmware().pm  # nothing was installed
+        await c.close()
+
+
+async def test_the_restart_is_announced_to_the_first_app_back_and_no_later_one() -> None:
+    async with make(reboot_seconds=0.05) as s:
+        c = await Raw.open("tcp", s)
+        await c.send(5)
+        await c.until_closed()
+        first = await connect_when_up("tcp", s)
+        announce = await first.next()
+        assert is_push(announce, 12) and args_of(announce)["IM"]["sn"] == s.state.serial
+        for kind in ("ws", "tcp"):
+            later = await Raw.open(kind, s)
+            reply, before = await later.request(9)
+            assert reply["PUBACK"] == 1
+            assert not any(is_push(m, 12) for m in before), f"a later {kind} app got the cb12"
+            await later.close()
+        await first.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fault-times", "2"], "--fault-times needs a --fault to act out"),
+        (["--fault", "refuse", "--fault-times", "0"], "expected a count of 1 or more, or 'always'"),
+        (["--fault", "refuse", "--fault-times", "often"], "expected a count of 1 or more"),
+    ],
+)
+def test_sim_command_rejects_a_bad_fault_count(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = cli_main(["sim", "--tcp-port", "0", "--ws-port", "0", *argv])
+    except SystemExit as exc:
+        code = exc.code  # type: ignore[assignment]
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+async def test_sim_command_acts_a_fault_out_as_many_times_as_asked() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "sim", "--rev", "A", "--tcp-port", "0", "--ws-port", "0",
+        "--sensor-interval", "0", "--fault", "refuse", "--fault-times", "2", "--seed", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(WAIT):
+            while not (m := re.search(r"listening: tcp 127\.0\.0\.1:(\d+)", "".join(lines))):
+                raw = await proc.stdout.readline()
+                assert raw, f"sim exited early: {lines}"
+                lines.append(raw.decode())
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
+        framer = Framer()
+        framer.feed(Open(0, "c", "tcp", "app", "outlet"))
+        pubacks: list[int] = []
+        for pid in (111111, 222222, 333333):
+            request = {"packetID": pid, "payload": {"callbackName": 21, "callbackArgs": [2, 1]}}
+            writer.write(json.dumps(request).encode() + b"\n")
+            async with asyncio.timeout(WAIT):
+                while len(pubacks) < pid // 111111:
+                    chunk = await reader.read(65536)
+                    assert chunk, "the simulator closed the connection"
+                    for frame in framer.feed(Data(0, "c", "outlet", chunk)):
+                        if frame.value.get("packetID") == pid and "PUBACK" in frame.value:
+                            pubacks.append(frame.value["PUBACK"])
+        writer.close()
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(WAIT):
+            rest, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert pubacks == [0, 0, 1]
+    out = "".join(lines) + rest.decode()
+    assert "fault: refuse on the next 2 updates" in out
+    assert out.count("OTA deco refused (PUBACK 0): fault injected") == 2
     assert b"Traceback" not in err
