@@ -423,6 +423,18 @@ def _pseudo_pair(m: re.Match[str], pseudo: Pseudonyms) -> str:
     return m.group(1) + json.dumps(value)[1:-1] + m.group(4)
 
 
+_HINTS: Final = (b"pass", b"psk", b"user", b"@")
+
+
+def _may_hold_secret(raw: bytes) -> bool:
+    """False only for bytes that cannot hold a secret: without an escape, a secret
+    key is spelled out (in some case) and URL credentials need an '@'."""
+    if b"\\" in raw:
+        return True
+    low = raw.lower()
+    return any(h in low for h in _HINTS)
+
+
 def redact_frame(
     raw: bytes, valid: bool, pseudo: Pseudonyms | None = None
 ) -> tuple[bytes, list[str], str]:
@@ -431,6 +443,8 @@ def redact_frame(
     Returns (bytes, fields removed, where) with ``raw`` itself when nothing changed.
     ``where`` names the callback for the report.
     """
+    if pseudo is None and not _may_hold_secret(raw):
+        return raw, [], ""
     if valid:
         try:
             text = raw.decode("utf-8")
