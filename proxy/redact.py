@@ -386,23 +386,24 @@ def _unescape(m: re.Match[str]) -> str:
 
 
 def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str]]:
-    """An invalid frame's text cut at its first secret key (or credentials URL)."""
-    cut: int | None = None
-    what = ""
-    for pos, name in _key_names(text):
-        if name.lower() in _SCRUB_KEYS:
-            cut, what = pos, name
-            break
+    """An invalid frame's text cut at its first secret key (or credentials URL), and
+    every secret key that went with the cut."""
+    keys = [(pos, name) for pos, name in _key_names(text) if name.lower() in _SCRUB_KEYS]
+    cut = keys[0][0] if keys else len(text)
     fields: list[str] = []
-    m = _CRED_URL.search(text, 0, len(text) if cut is None else cut)
+    m = _CRED_URL.search(text, 0, cut)
     if m is not None:
         quote = text.rfind('"', 0, m.start())
         cut = quote if quote >= 0 else m.start()
         text = text[:cut] + _SCRUBBED
         fields.append("a URL with credentials (invalid frame: scrubbed from there to its end)")
-    elif cut is not None:
-        text = text[:cut] + _dump_str(what) + ":" + _SCRUBBED
-        fields.append(f"{what} (invalid frame: scrubbed from this key to its end)")
+    elif keys:
+        text = text[:cut] + _dump_str(keys[0][1]) + ":" + _SCRUBBED
+    for n, (_, name) in enumerate(keys):
+        if n == 0 and m is None:
+            fields.append(f"{name} (invalid frame: scrubbed from this key to its end)")
+        else:
+            fields.append(f"{name} (invalid frame: went with the scrubbed rest of it)")
     if pseudo is not None:
         text = _SN_VALUE.sub(lambda m: _pseudo_pair(m, pseudo), text)
         text = pseudo.text(text)
