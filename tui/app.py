@@ -112,10 +112,7 @@ class InvisApp(App[None]):
         "copy": ("Copy message as JSON", "Copy the selected message to the clipboard"),
         "export": ("Export visible rows (JSON)", "Write the rows on show to a JSON file"),
         "export_trace": ("Export visible rows (trace)", "Write them as a trace you can view"),
-        "toggle_redact": (
-            "Toggle redaction",
-            "Copies and exports hide credentials (on by default); off: as captured",
-        ),
+        "toggle_redact": ("Toggle redaction", "Copies and exports hide credentials (default: on)"),
         "sessions": ("OTA panel", "Focus the OTA updates; Enter filters to one"),
         "toggle_detail": ("Toggle detail", "Show or hide the detail pane"),
         "play_pause": ("Play/pause", "Pause or resume playback (view --play)"),
