@@ -313,8 +313,6 @@ def redact_url(url: str) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
 
 
-
-
 def redact_value(obj: Any) -> tuple[Any, list[str]]:
     """A copy of a decoded message with MQTT credentials replaced by ``REDACTED``.
 

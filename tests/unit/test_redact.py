@@ -378,7 +378,8 @@ def test_redact_frame_keeps_duplicates_numbers_and_whitespace_around() -> None:
     raw = b' {"payload":{"callbackArgs":{"pass":"x","n":1.50,"n":12345678901234567890123}}}\n'
     new, fields, _ = redact_frame(raw, True)
     assert new == (
-        b' {"payload":{"callbackArgs":{"pass":"<redacted>","n":1.50,"n":12345678901234567890123}}}\n'
+        b' {"payload":{"callbackArgs":{"pass":"<redacted>",'
+        b'"n":1.50,"n":12345678901234567890123}}}\n'
     )
     assert fields == ["pass"]
     assert redact_frame(OTHER, True)[0] is OTHER
