@@ -178,8 +178,9 @@ def _ssid_key(low: str) -> bool:
 
 
 def _version_key(low: str) -> bool:
-    """Firmware versions look like addresses ("1.0.0.12") but identify nothing."""
-    return "fw" in low or "rev" in low or "ver" in low
+    """Firmware versions look like addresses ("1.0.0.12") but identify nothing
+    (and "server" is not one: it may well hold an address)."""
+    return low.endswith(("_rev", "_ver", "version")) or low.startswith("fw") or low == "rev"
 
 
 class Pseudonyms:
@@ -270,7 +271,9 @@ class Pseudonyms:
             s = _IPV6.sub(lambda m: self.ip(m.group(0)), s)
         if self.serials:
             if self._serial_re is None:
-                alts = sorted(self.serials, key=len, reverse=True)
+                # inside other text only serials long enough not to match by chance
+                alts = sorted((a for a in self.serials if len(a) >= 6), key=len, reverse=True)
+                alts = alts or ["(?!)"]
                 self._serial_re = re.compile("|".join(re.escape(a) for a in alts))
             s = self._serial_re.sub(lambda m: self.serials[m.group(0)], s)
         return s

@@ -345,7 +345,8 @@ def test_redact_all_replaces_open_addresses_and_payload_identifiers_consistently
     info = (
         b'{"sn":"11B27540076","packetID":5,"PUBACK":1,"payload":{"callbackName":12,'
         b'"callbackArgs":{"IM":{"sn":"11B27540076","MAC":"A4:CF:12:00:00:01","fw_rev":"1.0.0.12"},'
-        b'"wifi":{"ssid":"HomeNet","ip":"192.168.1.50"}}}}\n'
+        b'"wifi":{"ssid":"HomeNet","ip":"192.168.1.50","server":"10.1.2.3"},'
+        b'"note":"outlet 11B27540076 at A4-CF-12-00-00-01","sub_sn":"7"}}}\n'
     )
     events: list[Event] = [
         Open(0.0, "c1", "tcp", "192.168.1.20:5000", "192.168.1.50:3333"),
@@ -365,11 +366,14 @@ def test_redact_all_replaces_open_addresses_and_payload_identifiers_consistently
     assert value["sn"] == value["payload"]["callbackArgs"]["IM"]["sn"] == "SN-1"
     assert value["payload"]["callbackArgs"]["IM"]["MAC"] == "02:00:00:00:00:01"
     assert value["payload"]["callbackArgs"]["IM"]["fw_rev"] == "1.0.0.12"  # not an address
-    assert value["payload"]["callbackArgs"]["wifi"] == {"ssid": "SSID-1", "ip": "198.18.0.2"}
+    args = value["payload"]["callbackArgs"]
+    assert args["wifi"] == {"ssid": "SSID-1", "ip": "198.18.0.2", "server": "198.18.0.3"}
+    # inside free text too, the MAC in its own spelling; a short serial only by its key
+    assert args["note"] == "outlet SN-1 at 02-00-00-00-00-01" and args["sub_sn"] == "SN-2"
     assert report.pseudonyms == {
-        "serial numbers": 1,
+        "serial numbers": 2,
         "MAC addresses": 1,
-        "IP addresses": 2,
+        "IP addresses": 3,
         "SSIDs": 1,
     }
 
