@@ -330,6 +330,9 @@ class _Walk:
         t = type(v)
         if t is _Obj:
             counts = Counter(k for k, _ in v)
+            # an object with a password is an account, whatever its key (a piece of an
+            # object that garbage split off is a frame of its own): its user goes too
+            in_mqtt = in_mqtt or any(k.lower() in protocol.SECRET_KEYS for k in counts)
             seen: Counter[str] = Counter()
             out = _Obj()
             for k, x in v:

@@ -128,6 +128,28 @@ def test_every_form_named_in_the_issue_is_removed(mqtt: str, gone: list[str], fi
         assert g not in doc
 
 
+def test_secrets_hidden_by_a_duplicate_payload_or_outside_mqtt_are_removed() -> None:
+    """The decoder sees only the last "payload"; redaction looks in every copy, and a
+    password is one under any key (with the user beside it)."""
+    frame = (
+        b'{"packetID":123457,"payload":{"callbackName":2,"callbackArgs":[{"sys_prefs":{"mqtt":'
+        b'{"pass":"hiddensecret"}}}]},"payload":{"callbackName":12},'
+        b'"wifi":{"ssid":"home","password":"wifisecret"},'
+        b'"piece":{"user":"splituser","pass":"splitpass"}}\n'
+    )
+    out, report = redact_events(stream([OTHER, frame, OTHER]))
+    data = outlet_bytes(out)
+    for gone in (b"hiddensecret", b"wifisecret", b"splituser", b"splitpass"):
+        assert gone not in data
+    assert b'"payload":{"callbackName":12}' in data, "the duplicate stays, for the analysis"
+    assert [r.field for r in report.removals] == [
+        "[0].sys_prefs.mqtt.pass",
+        "wifi.password",
+        "piece.user",
+        "piece.pass",
+    ]
+
+
 def test_a_stray_byte_makes_the_frame_invalid_and_it_is_scrubbed_from_the_key() -> None:
     frame = _config('{"user":"bytesuser","pass":"ffsecret\xff"}').replace(b"\xc3\xbf", b"\xff")
     assert b"\xff" in frame
