@@ -23,6 +23,7 @@ the analysis of the copy still correlates devices and connections as the origina
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ipaddress
 import json
@@ -95,7 +96,12 @@ def _loads(text: str) -> Any:
     )
 
 
+_quote: Final = json.encoder.encode_basestring  # the C one: ensure_ascii=False
+
+
 def _dump_str(s: str) -> str:
+    if s.isascii():
+        return _quote(s)
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
@@ -329,16 +335,17 @@ class _Walk:
     def value(self, v: Any, path: str, key: str | None, in_mqtt: bool) -> Any:
         t = type(v)
         if t is _Obj:
-            counts = Counter(k for k, _ in v)
+            keys = [k for k, _ in v]
+            counts = Counter(keys) if len(set(keys)) != len(keys) else None
             # an object with a password is an account, whatever its key (a piece of an
             # object that garbage split off is a frame of its own): its user goes too
-            in_mqtt = in_mqtt or any(k.lower() in protocol.SECRET_KEYS for k in counts)
+            in_mqtt = in_mqtt or any(k.lower() in protocol.SECRET_KEYS for k in keys)
             seen: Counter[str] = Counter()
             out = _Obj()
             for k, x in v:
                 sub = f"{path}.{k}" if path else k
                 label = _label(sub)
-                if counts[k] > 1:
+                if counts is not None and counts[k] > 1:
                     seen[k] += 1
                     label += f" (duplicate {seen[k]} of {counts[k]})"
                 kind = protocol.secret_kind(k, x, in_mqtt)
@@ -430,16 +437,13 @@ def _pseudo_pair(m: re.Match[str], pseudo: Pseudonyms) -> str:
     return m.group(1) + json.dumps(value)[1:-1] + m.group(4)
 
 
-_HINTS: Final = (b"pass", b"psk", b"user", b"@")
+# Without an escape a secret key is spelled out (in some case), and URL credentials
+# need an '@': bytes with none of these hold no secret.
+_HINT: Final = re.compile(rb"pass|psk|user|@|\\", re.IGNORECASE).search
 
 
 def _may_hold_secret(raw: bytes) -> bool:
-    """False only for bytes that cannot hold a secret: without an escape, a secret
-    key is spelled out (in some case) and URL credentials need an '@'."""
-    if b"\\" in raw:
-        return True
-    low = raw.lower()
-    return any(h in low for h in _HINTS)
+    return _HINT(raw) is not None
 
 
 def redact_frame(
@@ -604,50 +608,39 @@ def _apply(st: _Stream, events: list[Event], out: list[Event | None]) -> None:
     share, leaving at least one byte for its last chunk (which gets the rest): the
     frame still completes in the same event. A chunk left with no bytes is dropped.
     """
-    buf = bytes(st.buf)
-    # per chunk: the pieces of its new bytes, in order
-    ends = [start for _, start in st.chunks[1:]] + [len(buf)]
-    bounds = [(start, end) for (_, start), end in zip(st.chunks, ends, strict=True)]
-    pieces: list[list[bytes]] = [[] for _ in bounds]
-    edits = sorted(st.edits)
-    e = 0
-    ci = 0
-    pos = 0
-    while pos < len(buf):
-        while ci < len(bounds) and bounds[ci][1] <= pos:
-            ci += 1
-        if e < len(edits) and edits[e][0] == pos:
-            start, end, new = edits[e]
-            e += 1
-            # the chunks this frame spans, and its share of each
-            first = ci
-            last = first
-            while bounds[last][1] < end:
-                last += 1
-            rest = new
-            for c in range(first, last):
-                share = min(bounds[c][1], end) - max(bounds[c][0], start)
-                take = min(share, max(0, len(rest) - 1))
-                pieces[c].append(rest[:take])
-                rest = rest[take:]
-            pieces[last].append(rest)
-            pos = end
-            continue
-        stop = bounds[ci][1]
-        if e < len(edits):
-            stop = min(stop, edits[e][0])
-        pieces[ci].append(buf[pos:stop])
-        pos = stop
-    for (index, _), parts in zip(st.chunks, pieces, strict=True):
+    buf = st.buf
+    starts = [start for _, start in st.chunks]
+    ends = [*starts[1:], len(buf)]
+    # per chunk touched: (start, end, new bytes) of the stretches of it that change
+    spans: dict[int, list[tuple[int, int, bytes]]] = {}
+    for start, end, new in sorted(st.edits):
+        first = bisect.bisect_right(starts, start) - 1
+        last = first
+        while ends[last] < end:
+            last += 1
+        rest = new
+        for c in range(first, last + 1):
+            a, b = max(starts[c], start), min(ends[c], end)
+            if c < last:
+                take = min(b - a, max(0, len(rest) - 1))
+                piece, rest = rest[:take], rest[take:]
+            else:
+                piece = rest
+            spans.setdefault(c, []).append((a, b, piece))
+    for c, changes in spans.items():
+        index = st.chunks[c][0]
         ev = events[index]
         assert isinstance(ev, Data)
+        parts: list[bytes | bytearray] = []
+        pos = starts[c]
+        for a, b, piece in changes:
+            parts += (buf[pos:a], piece)
+            pos = b
+        parts.append(buf[pos : ends[c]])
         data = b"".join(parts)
         if data == ev.data:
             continue
-        if not data:
-            out[index] = None
-            continue
-        out[index] = replace(ev, data=data, text=is_utf8(data))
+        out[index] = replace(ev, data=data, text=is_utf8(data)) if data else None
 
 
 def redact_meta(meta: dict[str, Any], report: Redaction) -> dict[str, Any]:
