@@ -40,7 +40,10 @@ from proxy.framing import Frame, Framer
 from proxy.model import Message
 
 REDACTED: Final = protocol.REDACTED
-_SCRUBBED: Final = "<redacted>"  # unquoted: an invalid frame stays invalid
+# Unquoted, so an invalid frame stays invalid; a scrubbed frame ends in "}" so that
+# the framer, which holds an object's start until a "}" comes, still cuts it when its
+# last chunk arrives (not at the next frame's "}").
+_SCRUBBED: Final = "<redacted>"
 _WS: Final = b" \t\r\n"
 
 
@@ -398,9 +401,9 @@ def _unescape(m: re.Match[str]) -> str:
     return {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}.get(e, e)
 
 
-def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str]]:
-    """An invalid frame's text cut at its first secret key (or credentials URL), and
-    every secret key that went with the cut."""
+def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str], int]:
+    """An invalid frame's text cut at its first secret key (or credentials URL),
+    every secret key that went with the cut, and where it is (else the length)."""
     keys = [(pos, name) for pos, name in _key_names(text) if name.lower() in _SCRUB_KEYS]
     cut = keys[0][0] if keys else len(text)
     fields: list[str] = []
@@ -408,10 +411,10 @@ def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str]]:
     if m is not None:
         quote = text.rfind('"', 0, m.start())
         cut = quote if quote >= 0 else m.start()
-        text = text[:cut] + _SCRUBBED
+        text = text[:cut] + _SCRUBBED + "}"
         fields.append("a URL with credentials (invalid frame: scrubbed from there to its end)")
     elif keys:
-        text = text[:cut] + _dump_str(keys[0][1]) + ":" + _SCRUBBED
+        text = text[:cut] + _dump_str(keys[0][1]) + ":" + _SCRUBBED + "}"
     for n, (_, name) in enumerate(keys):
         if n == 0 and m is None:
             fields.append(f"{name} (invalid frame: scrubbed from this key to its end)")
@@ -420,7 +423,7 @@ def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str]]:
     if pseudo is not None:
         text = _SN_VALUE.sub(lambda m: _pseudo_pair(m, pseudo), text)
         text = pseudo.text(text)
-    return text, fields
+    return text, fields, cut
 
 
 def _pseudo_pair(m: re.Match[str], pseudo: Pseudonyms) -> str:
@@ -475,7 +478,7 @@ def redact_frame(
             lead, trail = text[:start], text[start + len(body) :]
             return (lead + "".join(out) + trail).encode("utf-8"), walk.fields, where
     text = raw.decode("utf-8", "surrogateescape")
-    scrubbed, fields = _scrub(text, pseudo)
+    scrubbed, fields, _ = _scrub(text, pseudo)
     if scrubbed == text:
         return raw, [], "invalid frame"
     return scrubbed.encode("utf-8", "surrogateescape"), fields, "invalid frame"
@@ -493,6 +496,8 @@ class _Stream:
     chunks: list[tuple[int, int]] = field(default_factory=list)  # (event index, start)
     cursor: int = 0
     edits: list[tuple[int, int, bytes]] = field(default_factory=list)
+    # adjacent invalid frames not yet judged: (message id, frame, start)
+    region: list[tuple[int, Frame, int]] = field(default_factory=list)
 
 
 def _locate(st: _Stream, raw: bytes) -> int | None:
@@ -529,30 +534,71 @@ def redact_events(
     ws: set[str] = set()
     msg_id = 0
 
+    def record(mid: int, frame: Frame, fields: list[str], where: str) -> str:
+        place = f"{where} from the {frame.side}, {frame.conn}, t={frame.t:.3f}"
+        report.removals += [Removal(mid, f, place) for f in fields]
+        report.frames += 1
+        return place
+
+    def lost(mid: int, place: str) -> RedactionError:
+        return RedactionError(
+            f"could not find the bytes of message {mid} ({place}) in its stream, "
+            "so its secrets could not be removed; nothing was written"
+        )
+
+    def judge_region(st: _Stream) -> None:
+        """Scrub a run of adjacent invalid frames as one: garbage that a chunk
+        boundary cut in two must not hide a key from its value."""
+        region, st.region = st.region, []
+        if not region:
+            return
+        first, last = region[0], region[-1]
+        begin, end = first[2], last[2] + len(last[1].raw)
+        old = bytes(st.buf[begin:end])
+        if pseudo is None and not _may_hold_secret(old):
+            return
+        text = old.decode("utf-8", "surrogateescape")
+        scrubbed, fields, cut = _scrub(text, pseudo)
+        if scrubbed == text:
+            return
+        new = scrubbed.encode("utf-8", "surrogateescape")
+        # the report names the message where the scrub began
+        cut_at = begin + len(text[:cut].encode("utf-8", "surrogateescape"))
+        at = next((r for r in region if r[2] + len(r[1].raw) > cut_at), last)
+        record(at[0], at[1], fields, "invalid frame")
+        st.edits.append((begin, end, new))
+
     def handle(frames: list[Frame], event_index: int) -> None:
         nonlocal msg_id
         for frame in frames:
             mid, msg_id = msg_id, msg_id + 1
             conn, side = frame.conn, frame.side
-            st = None if conn in ws else streams.get((conn, side))
+            if conn in ws:
+                new, fields, where = redact_frame(frame.raw, frame.error is None, pseudo)
+                if new is not frame.raw:
+                    record(mid, frame, fields, where)
+                    ev = events[event_index]
+                    assert isinstance(ev, Data)
+                    out[event_index] = replace(ev, data=new)
+                continue
+            st = streams.get((conn, side))
             start = None if st is None else _locate(st, frame.raw)
+            if st is not None and start is not None and frame.error is not None:
+                if st.region and st.buf[st.region[-1][2] + len(st.region[-1][1].raw) : start].strip(
+                    _WS
+                ):
+                    judge_region(st)  # not adjacent: only whitespace may lie between
+                st.region.append((mid, frame, start))
+                continue
+            if st is not None:
+                judge_region(st)
             new, fields, where = redact_frame(frame.raw, frame.error is None, pseudo)
             if new is frame.raw:
                 continue
-            place = f"{where} from the {side}, {conn}, t={frame.t:.3f}"
-            report.removals += [Removal(mid, f, place) for f in fields]
-            report.frames += 1
-            if conn in ws:
-                ev = events[event_index]
-                assert isinstance(ev, Data)
-                out[event_index] = replace(ev, data=new)
-            elif st is None or start is None:
-                raise RedactionError(
-                    f"could not find the bytes of message {mid} ({place}) in its stream, "
-                    "so its secrets could not be removed; nothing was written"
-                )
-            else:
-                st.edits.append((start, start + len(frame.raw), new))
+            place = record(mid, frame, fields, where)
+            if st is None or start is None:
+                raise lost(mid, place)
+            st.edits.append((start, start + len(frame.raw), new))
 
     for i, event in enumerate(events):
         conn = event.conn
@@ -585,6 +631,7 @@ def redact_events(
             if pseudo is not None and event.error:
                 out[i] = replace(event, error=pseudo.text(event.error))
     for st in [*done, *streams.values()]:
+        judge_region(st)
         if st.edits:
             _apply(st, events, out)
     if pseudo is not None:
@@ -601,12 +648,21 @@ def _register_serials(events: list[Event], pseudo: Pseudonyms) -> None:
                     pseudo.register(_loads(frame.raw.decode("utf-8")))
 
 
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def _apply(st: _Stream, events: list[Event], out: list[Event | None]) -> None:
     """Lay the edited frames over the stream's chunks.
 
-    A frame's new bytes fill the chunks it spanned in order, up to each chunk's old
-    share, leaving at least one byte for its last chunk (which gets the rest): the
-    frame still completes in the same event. A chunk left with no bytes is dropped.
+    The bytes a frame's new form shares with its start keep their chunks; the rest
+    goes into the frame's last chunk (at least one byte), so the frame still completes
+    in the same event, and a scrubbed frame is cut where it was. A chunk left with no
+    bytes is dropped.
     """
     buf = st.buf
     starts = [start for _, start in st.chunks]
@@ -614,19 +670,16 @@ def _apply(st: _Stream, events: list[Event], out: list[Event | None]) -> None:
     # per chunk touched: (start, end, new bytes) of the stretches of it that change
     spans: dict[int, list[tuple[int, int, bytes]]] = {}
     for start, end, new in sorted(st.edits):
+        keep = min(_common_prefix(bytes(buf[start:end]), new), len(new) - 1)
         first = bisect.bisect_right(starts, start) - 1
         last = first
         while ends[last] < end:
             last += 1
-        rest = new
         for c in range(first, last + 1):
             a, b = max(starts[c], start), min(ends[c], end)
-            if c < last:
-                take = min(b - a, max(0, len(rest) - 1))
-                piece, rest = rest[:take], rest[take:]
-            else:
-                piece = rest
-            spans.setdefault(c, []).append((a, b, piece))
+            lo = min(a - start, keep)
+            hi = len(new) if c == last else max(lo, min(b - start, keep))
+            spans.setdefault(c, []).append((a, b, new[lo:hi]))
     for c, changes in spans.items():
         index = st.chunks[c][0]
         ev = events[index]

@@ -156,11 +156,26 @@ def test_a_stray_byte_makes_the_frame_invalid_and_it_is_scrubbed_from_the_key() 
     out, report = redact_events(stream([OTHER, frame, OTHER]))
     data = outlet_bytes(out)
     assert b"ffsecret" not in data and b"bytesuser" not in data
-    assert b'"mqtt":{"user":<redacted>\n' in data  # cut at the first secret key
+    assert b'"mqtt":{"user":<redacted>}\n' in data  # cut at the first secret key
     assert [r.field.split(" ")[0] for r in report.removals] == ["user", "pass"]
     # the frame after it is untouched and still decodes
     kinds = [m.kind for m in analyze(out).messages]
     assert kinds[1] == "invalid" and kinds[2] != "invalid"
+
+
+@pytest.mark.parametrize("at", range(1, 30))
+def test_garbage_cut_by_a_chunk_boundary_cannot_hide_the_key_from_its_value(at: int) -> None:
+    """The framer shows garbage with the chunk it came in: a boundary between the key
+    and its value makes two invalid frames, neither holding both."""
+    garbage = b'{"x":{"y":1}bad,"pass":"cutsecret"}'  # no '{' after the error
+    cut = garbage.index(b'"pass"') + 1 + (at - 1) % 11  # inside the key or its value
+    events = stream([OTHER + garbage[:cut], garbage[cut:] + b"\n", OTHER])
+    before = [m for m in analyze(events).messages if m.kind == "invalid"]
+    assert len(before) == 2, "the framer cut it in two"
+    out, report = redact_events(events)
+    assert b"cutsecret" not in outlet_bytes(out)
+    assert [(r.message, r.field.split(" ")[0]) for r in report.removals] == [(before[0].id, "pass")]
+    assert outlet_bytes(out).endswith(OTHER)
 
 
 def test_a_frame_split_over_chunks_completes_in_the_same_event() -> None:
@@ -316,7 +331,9 @@ def test_random_secrets_at_random_chunkings_are_gone_from_every_output(
     # the frames without secrets come out as they went in, and frame as before
     assert data.startswith(OTHER) and data.endswith(OTHER)
     assert data.count(OTHER) == len(frames) + 1
-    assert [m.kind for m in analyze(out).messages] == [m.kind for m in original.messages]
+    # (same messages, completed by the same events)
+    after = [(m.t, m.kind) for m in analyze(out).messages]
+    assert after == [(m.t, m.kind) for m in original.messages]
 
 
 # ----------------------------------------------------------------- --redact=all
