@@ -8,14 +8,16 @@ walking the stream alongside it):
 
 - a valid frame that holds a secret is decoded with every key kept (duplicates too,
   in order, numbers as written) and rewritten as a whole, compactly, with the secret
-  replaced; its new bytes are laid over the chunks it spanned, the last chunk keeping
-  its last byte, so the frame completes at the same time (chunk boundaries inside that
-  frame may move, and a chunk left empty is dropped);
-- an invalid frame that names a secret key (or holds a URL with credentials) is
-  scrubbed from that key to its end: ``"pass":<redacted>``, which stays invalid.
+  replaced;
+- a run of adjacent invalid frames (garbage that chunk boundaries cut into several)
+  that names a secret key, or holds a URL with credentials, is scrubbed from there to
+  its end: ``"pass":<redacted>}``, which stays invalid.
 
-Every other byte stays as it was. The report names each redaction by message id (the
-id ``analyze`` gives) and field. With ``pseudonymise`` (``export --redact=all``) serial
+The new bytes that equal the old ones' start keep their chunks; the rest goes into the
+frame's last chunk, so it completes in the same event as before (chunk boundaries
+inside a rewritten frame move; a chunk left empty is dropped). Every other byte stays
+as it was. The report names each redaction by message id (the id ``analyze`` gives
+the original) and field. With ``pseudonymise`` (``export --redact=all``) serial
 numbers, MAC and IP addresses and SSIDs are also replaced, each original by the same
 pseudonym everywhere (``SN-1``, ``02:00:00:00:00:01``, ``198.18.0.1``, ``SSID-1``), so
 the analysis of the copy still correlates devices and connections as the original's.
