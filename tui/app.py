@@ -36,6 +36,7 @@ from tui.widgets.timeline import Timeline
 
 if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
+    from proxy.core.model import Message
 
 TICK = 1 / 20  # repaint at most this often
 VIEW_BUDGET = 0.015  # seconds of filtering per tick
@@ -93,6 +94,8 @@ class InvisApp(App[None]):
         self._detail_due: float | None = None  # when the detail catches up with the cursor
         self._status_text = ""
         self._ticks = 0
+        # Copies and exports leave the tool: credentials stay out unless asked for.
+        self.redacting = True
         self.timeline = Timeline(analysis, id="timeline")
         self.timeline.following = source.streaming
         self.detail = DetailPane(analysis, id="detail")
@@ -207,6 +210,7 @@ class InvisApp(App[None]):
                 new = f" · {tl.new_rows:,} new" if tl.new_rows else ""
                 parts.append(f"⏸ paused{new} (End/F)")
         parts.append(f"time: {tl.time_mode}")
+        parts.append("redact: on" if self.redacting else "redact: OFF")
         feeder = self.feeder
         if feeder.progress:
             parts.append(feeder.progress + feeder.rate())
@@ -380,10 +384,33 @@ class InvisApp(App[None]):
         msg = self._need_message()
         if msg is None:
             return
-        text = json.dumps(message_json(msg), ensure_ascii=False)
+        shown, removed = self._outgoing(msg)
+        text = json.dumps(message_json(shown), ensure_ascii=False)
         # lone surrogates have no UTF-8 form; their escapes keep the JSON valid
         self.copy_to_clipboard(text.encode("utf-8", "backslashreplace").decode("utf-8"))
-        self.notify(f"Copied message #{msg.id} as JSON", timeout=2)
+        note = f" ({len(removed)} credential(s) redacted)" if removed else ""
+        self.notify(f"Copied message #{msg.id} as JSON{note}", timeout=2)
+
+    def action_toggle_redact(self) -> None:
+        self.redacting = not self.redacting
+        if self.redacting:
+            self.notify("Copies and exports hide credentials", title="Redaction on", timeout=3)
+        else:
+            self.notify(
+                "Copies and exports now hold credentials as captured",
+                title="Redaction off",
+                severity="warning",
+                timeout=4,
+            )
+        self._update_status()
+
+    def _outgoing(self, msg: Message) -> tuple[Message, list[str]]:
+        """The message as a copy or export shows it: redacted unless turned off."""
+        if not self.redacting:
+            return msg, []
+        from proxy.store.redact import redact_message
+
+        return redact_message(msg)
 
     def action_sessions(self) -> None:
         if not self.analysis.sessions:
@@ -581,12 +608,19 @@ class InvisApp(App[None]):
             else:
                 conns.append({"t": row.t, "conn": row.conn, "event": row.kind})
         shown = set(ids)
+        messages = []
+        redacted = 0
+        for i in ids:
+            msg, removed = self._outgoing(analysis.messages[i])
+            redacted += len(removed)
+            messages.append(message_json(msg))
         document = {
             "version": 1,
             "source": self.source.label,
             "filter": self._filter.expression,
             "ota_session": None if self._session is None else self._session + 1,
-            "messages": [message_json(analysis.messages[i]) for i in ids],
+            "redacted": self.redacting,
+            "messages": messages,
             "connections": conns,
             "links": [
                 {"from": lk.src, "to": lk.dst, "relation": lk.relation, "reason": lk.reason}
@@ -596,13 +630,22 @@ class InvisApp(App[None]):
         }
         path = self._write_export(".json", json.dumps(document, indent=1, ensure_ascii=False))
         if path is not None:
-            self.notify(f"Wrote {len(ids):,} messages to {path}", title="Exported", timeout=6)
+            note = self._redaction_note(redacted)
+            self.notify(f"Wrote {len(ids):,} messages to {path}{note}", title="Exported", timeout=6)
+
+    def _redaction_note(self, redacted: int) -> str:
+        if not self.redacting:
+            return " (not redacted: credentials as captured)"
+        return f" ({redacted} credential(s) redacted)" if redacted else ""
 
     def action_export_trace(self) -> None:
-        lines = [json.dumps({"invisproxy_trace": 1, "exported_from": self.source.label})]
+        header = {"invisproxy_trace": 1, "exported_from": self.source.label}
+        header["redacted"] = self.redacting
+        lines = [json.dumps(header)]
         analysis = self.analysis
         opened: set[str] = set()
         count = 0
+        redacted = 0
         for ri in self._visible_rows():
             row = analysis.rows[ri]
             conn = analysis.connections.get(row.conn)
@@ -616,12 +659,14 @@ class InvisApp(App[None]):
                 lines.append(json.dumps(_open_record(conn, row.t if row.kind == "open" else None)))
             if row.ref < 0:
                 continue
-            msg = analysis.messages[row.ref]
+            msg, removed = self._outgoing(analysis.messages[row.ref])
+            redacted += len(removed)
             lines.append(json.dumps(_data_record(msg.t, msg.conn, msg.side, msg.raw)))
             count += 1
         path = self._write_export(".jsonl", "\n".join(lines) + "\n")
         if path is not None:
-            self.notify(f"Wrote {count:,} messages as a trace to {path}", title="Exported")
+            note = self._redaction_note(redacted)
+            self.notify(f"Wrote {count:,} messages as a trace to {path}{note}", title="Exported")
 
     def _write_export(self, suffix: str, text: str) -> Path | None:
         path = self._export_path(suffix)

@@ -132,6 +132,12 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("export_trace", "Export visible rows (trace)", "Write them as a trace you can view"),
     Command(
+        "toggle_redact",
+        "Toggle redaction",
+        "Copies and exports hide credentials (default: on)",
+        "R",
+    ),
+    Command(
         "sessions",
         "OTA panel",
         "Focus the OTA updates; Enter filters to one",

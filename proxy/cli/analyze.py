@@ -29,7 +29,42 @@ def register(sub: Any) -> None:
         "--summary", action="store_true", help="print only the OTA summary, not the timeline"
     )
     add_analysis_options(p)
+    add_redact_options(p, pseudonyms=True)
     p.set_defaults(func=run)
+
+
+def add_redact_options(p: argparse.ArgumentParser, pseudonyms: bool) -> None:
+    """``--redact`` and ``--redact=all`` (two option strings: a bare ``--redact FILE``
+    must not take FILE as its value)."""
+    p.add_argument(
+        "--redact",
+        action="store_const",
+        const="secrets",
+        dest="redact",
+        help=(
+            "remove credentials (MQTT user and password, user:password in URLs, any "
+            "'pass'/'password' key) in every form they take (JSON escapes, numbers, "
+            "objects, duplicate keys), and list each removal by message id and field on "
+            "stderr. A message that holds one is rewritten as a whole from its decoded "
+            "form (compact JSON; chunk boundaries inside that message may move); an "
+            "invalid frame that names a secret key is cut from that key to its end. "
+            "Reads the whole capture into memory"
+        ),
+    )
+    if pseudonyms:
+        p.add_argument(
+            "--redact=all",
+            action="store_const",
+            const="all",
+            dest="redact",
+            help=(
+                "--redact, and also replace serial numbers, MAC addresses, IP addresses "
+                "(loopback excepted) and SSIDs by consistent pseudonyms (SN-1, "
+                "02:00:00:00:00:01, 198.18.0.1, SSID-1): the same original always gets "
+                "the same one, so the copy's analysis links and OTA updates are the "
+                "original's. The pseudonym table is not written anywhere"
+            ),
+        )
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -74,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
 
     source = load_events(args.file)
     analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
-    analysis.feed_all(with_progress(iter(source.events), args.file))
+    events: Iterator[Event] = with_progress(iter(source.events), args.file)
+    if args.redact:
+        from proxy.cli.convert import redacted
+
+        redacted_events, _ = redacted(list(events), {}, args.redact == "all", sys.stderr)
+        events = iter(redacted_events)
+    analysis.feed_all(events)
     analysis.finish()
     for problem in source.problems:
         print(f"invisproxy analyze: warning: {problem}", file=sys.stderr)

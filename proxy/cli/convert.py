@@ -15,8 +15,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from proxy.cli.analyze import add_redact_options
 from proxy.core.errors import UserError
 from proxy.core.events import Event
 
@@ -57,7 +58,7 @@ def register(sub: Any) -> None:
             "of DESIGN 4.1, one event per line, bytes as 'text' (UTF-8) or 'b64'. The "
             "trace converts back to an identical capture with 'invisproxy import'. "
             "--format jsonl writes decoded messages instead; --redact makes a copy safe "
-            "to share."
+            "to share (in every format), --redact=all one safe to share publicly."
         ),
         epilog=(
             "Exit status: 0 when every event was read, 1 when the output was written but "
@@ -75,15 +76,7 @@ def register(sub: Any) -> None:
             "'capture': a .invcap file (with --redact: a shareable copy)"
         ),
     )
-    exp.add_argument(
-        "--redact",
-        action="store_true",
-        help=(
-            "replace MQTT credentials (user, pass, and user:password in the broker URL) "
-            'with "<redacted>" in the raw bytes, and say what was removed; reads the '
-            "whole capture into memory"
-        ),
-    )
+    add_redact_options(exp, pseudonyms=True)
     exp.add_argument(
         "-o", "--output", metavar="OUT", help="write to OUT instead of standard output"
     )
@@ -124,7 +117,8 @@ def _run_export(args: argparse.Namespace) -> int:
         events: Iterable[Event] = source.events
         meta = dict(source.meta)
         if args.redact:
-            events = _redacted(list(events), meta, args.output is None)
+            say = sys.stderr if args.output is None else sys.stdout
+            events, meta = redacted(list(events), meta, args.redact == "all", say)
         if args.output is None:
             try:
                 count = _write(args.format, sys.stdout, meta, events)
@@ -139,19 +133,30 @@ def _run_export(args: argparse.Namespace) -> int:
     return _report(args.file, source.problems)
 
 
-def _redacted(events: list[Event], meta: dict[str, Any], to_stdout: bool) -> list[Event]:
-    from proxy.store.redact import redact_events
+def redacted(
+    events: list[Event], meta: dict[str, Any], pseudonymise: bool, say: TextIO
+) -> tuple[list[Event], dict[str, Any]]:
+    """``events`` and ``meta`` redacted, with what was removed said on ``say``."""
+    from proxy.store.redact import redact_events, redact_meta
 
-    out, report = redact_events(events)
-    say = sys.stderr if to_stdout else sys.stdout
-    if report.removed:
-        print(f"redacted {report.replaced} occurrence(s) of these secrets:", file=say)
-        for what in report.removed:
-            print(f"  - {what}", file=say)
-        meta["redacted"] = report.removed
+    out, report = redact_events(events, pseudonymise=pseudonymise)
+    if report.removals:
+        n = len({r.message for r in report.removals})
+        print(
+            f"redacted {len(report.removals)} secret(s) in {n} message(s) "
+            "(each message holding one is rewritten as a whole):",
+            file=say,
+        )
+        for removal in report.removals:
+            print(f"  - {removal}", file=say)
     else:
-        print("redact: found no MQTT credentials; the output equals the input", file=say)
-    return out
+        print("redact: found no credentials (MQTT user, password, URL credentials)", file=say)
+    if pseudonymise:
+        counts = ", ".join(f"{n} {kind}" for kind, n in report.pseudonyms.items())
+        print(f"redact=all: replaced by consistent pseudonyms: {counts}", file=say)
+    elif not report.removals:
+        print("redact: the output equals the input", file=say)
+    return out, redact_meta(meta, report)
 
 
 def _write(fmt: str, target: Any, meta: dict[str, Any], events: Iterable[Event]) -> int:

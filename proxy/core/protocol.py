@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from proxy.core.events import Side, Transport
 from proxy.core.framing import Frame
@@ -25,6 +25,7 @@ __all__ = [
     "CATALOG",
     "FIRE_AND_FORGET",
     "REDACTED",
+    "SECRET_KEYS",
     "CallbackSpec",
     "Field",
     "adopt_request",
@@ -37,7 +38,9 @@ __all__ = [
     "ota_request_target",
     "puback_meaning",
     "redact_bytes",
+    "redact_url",
     "redact_value",
+    "secret_kind",
     "summary",
 ]
 
@@ -244,7 +247,36 @@ def _num_in(v: Any, lo: float, hi: float) -> bool:
 # Secrets (shared by the `secret` annotation and redaction)
 
 REDACTED: Final = "<redacted>"
-_URL_CREDENTIALS: Final = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.\-]*://)?)([^/@\s]+)@")
+# Greedy to the last '@': a password may hold one (``mqtt://bob:pw@x@broker``), and
+# cutting at the first would leave the rest of it in place.
+_URL_CREDENTIALS: Final = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.\-]*://)?)(.+)@", re.DOTALL)
+_URL_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# Keys whose value is a credential wherever they appear, and those that are one in an
+# MQTT object (the account name). Compared in lower case.
+SECRET_KEYS: Final = frozenset({"pass", "password", "passwd", "psk"})
+MQTT_ACCOUNT_KEYS: Final = frozenset({"user", "username"})
+URL_KEYS: Final = frozenset({"mqtt_broker_url"})
+
+SecretKind = Literal["value", "url"]
+
+
+def secret_kind(key: str, value: Any, in_mqtt: bool) -> SecretKind | None:
+    """Whether ``key: value`` holds a credential: "value" (the whole value, of any
+    JSON type), "url" (the user:password part of a URL), or None.
+
+    One rule for the annotation, the detail pane's masking and redaction, so they
+    cannot disagree. Empty values and ones already redacted are not secrets.
+    """
+    if value is None or value == "" or value == REDACTED:
+        return None
+    low = key.lower()
+    if low in SECRET_KEYS or (in_mqtt and low in MQTT_ACCOUNT_KEYS):
+        return "value"
+    if type(value) is str and "@" in value and (low in URL_KEYS or _URL_SCHEME.match(value)):
+        m = _URL_CREDENTIALS.match(value)
+        if m is not None and m.group(2) != REDACTED:
+            return "url"
+    return None
 
 
 def _config_objects(args: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -260,7 +292,6 @@ def _mqtt_secrets(args: Any) -> list[tuple[dict[str, Any], str, str, str]]:
     """Every credential in config args: (mqtt dict, key, path, kind).
 
     ``kind`` is "value" for user/pass and "url" for credentials in the broker URL.
-    Empty values are not secrets.
     """
     found: list[tuple[dict[str, Any], str, str, str]] = []
     for prefix, obj in _config_objects(args):
@@ -270,20 +301,15 @@ def _mqtt_secrets(args: Any) -> list[tuple[dict[str, Any], str, str, str]]:
         mqtt = sys_prefs.get("mqtt")
         if type(mqtt) is not dict:
             continue
-        for key in ("user", "pass"):
-            value = mqtt.get(key)
-            if value is not None and value != "" and value != REDACTED:
-                found.append((mqtt, key, f"{prefix}sys_prefs.mqtt.{key}", "value"))
-        url = mqtt.get("mqtt_broker_url")
-        if type(url) is str:
-            m = _URL_CREDENTIALS.match(url)
-            if m is not None and m.group(2) != REDACTED:
-                path = f"{prefix}sys_prefs.mqtt.mqtt_broker_url"
-                found.append((mqtt, "mqtt_broker_url", path, "url"))
+        for key, value in mqtt.items():
+            kind = secret_kind(key, value, True)
+            if kind is not None:
+                found.append((mqtt, key, f"{prefix}sys_prefs.mqtt.{key}", kind))
     return found
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` with everything before its last '@' (after the scheme) replaced."""
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
 
 
@@ -308,7 +334,7 @@ def redact_value(obj: Any) -> tuple[Any, list[str]]:
     removed: list[str] = []
     for mqtt, key, path, kind in _mqtt_secrets(args_copy):
         if kind == "url":
-            mqtt[key] = _redact_url(mqtt[key])
+            mqtt[key] = redact_url(mqtt[key])
             removed.append(f"{where} {path} (credentials in the URL)")
         else:
             mqtt[key] = REDACTED
@@ -1042,7 +1068,7 @@ def _config_fields(msg: Message, args: Any) -> list[Field]:
         elif kind == "url":
             url = json.loads(f.value)
             masked.append(
-                Field(f.name, _redact_url(url), "MQTT broker URL; credentials hidden (raw view)")
+                Field(f.name, redact_url(url), "MQTT broker URL; credentials hidden (raw view)")
             )
         else:
             masked.append(f)

@@ -310,3 +310,134 @@ def test_odd_metadata_never_stops_a_conversion(
     with read_capture(back) as loaded:
         assert loaded.meta["big"] == "123456789012345678901234567890"
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- redaction
+
+# Issue 8's forms: an escaped password, escaped slashes in the URL, an '@' in the URL's
+# password, a numeric and an object password, duplicate keys, and a frame made invalid
+# by a NaN elsewhere in it.
+_SECRET_FRAMES = [
+    b'{"sn":"11B27540076","packetID":221040,"PUBACK":1,"payload":{"callbackName":1,'
+    b'"callbackArgs":{"sys_prefs":{"mqtt":{"mqtt_broker_url":"mqtt:\\/\\/bob:pw@x@broker",'
+    b'"user":"habob","pass":"PASS\\u0053ECRET","pass":"dupsecret"},'
+    b'"internet":{"ip":"192.168.7.9"}}}}}\n',
+    b'{"packetID":221041,"payload":{"callbackName":2,"callbackArgs":'
+    b'[{"sys_prefs":{"mqtt":{"pass":987654321987}}}]}}\n',
+    b'{"packetID":221042,"payload":{"callbackName":2,"callbackArgs":'
+    b'[{"sys_prefs":{"mqtt":{"pass":{"k":"objsecret"}}}}]}}\n',
+    b'{"packetID":221043,"payload":{"callbackName":2,"callbackArgs":'
+    b'[{"sys_prefs":{"mqtt":{"pass":"nansecret","qos":NaN}}}]}}\n',
+]
+_GONE = ["PASSSECRET", "PASS\\u0053ECRET", "dupsecret", "habob", "bob:pw", "x@broker"]
+_GONE += ["987654321987", "objsecret", "nansecret"]
+
+
+@pytest.fixture
+def secrets_trace(tmp_path: Path) -> Path:
+    path = tmp_path / "secrets.jsonl"
+    events: list[Event] = [Open(0.0, "c1", "tcp", "192.168.7.20:50122", "192.168.7.9:3333")]
+    for i, raw in enumerate(_SECRET_FRAMES):
+        side = "outlet" if b'"callbackName":1' in raw else "app"
+        # cut each frame in three, as TCP may
+        third = len(raw) // 3
+        for j, piece in enumerate((raw[:third], raw[third : 2 * third], raw[2 * third :])):
+            events.append(Data(0.1 * i + 0.01 * j, "c1", side, piece))  # type: ignore[arg-type]
+    events.append(Close(9.0, "c1", "outlet"))
+    write_trace(path, {"outlet": "192.168.7.9"}, events)
+    assert b"dupsecret" in path.read_bytes() and b"objsecret" in path.read_bytes()
+    return path
+
+
+def _assert_no_secret(text: str) -> None:
+    for g in _GONE:
+        assert g not in text, g
+    # and not decoded from an escape either
+    assert "PASSSECRET" not in text.encode().decode("unicode_escape", "ignore")
+
+
+@pytest.mark.parametrize("fmt", ["trace", "jsonl", "capture"])
+def test_export_redact_covers_every_format_and_lists_each_removal(
+    secrets_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    out = tmp_path / f"out.{fmt}"
+    assert main(["export", "--redact", str(secrets_trace), "--format", fmt, "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    if fmt == "capture":
+        events = events_of(out)
+        text = "\n".join(e.data.decode("utf-8", "replace") for e in events if isinstance(e, Data))
+    else:
+        text = out.read_text()
+    _assert_no_secret(text)
+    for line in [
+        "message 0 (cb1 from the outlet, c1, t=0.020): sys_prefs.mqtt.mqtt_broker_url",
+        "message 0 (cb1 from the outlet, c1, t=0.020): sys_prefs.mqtt.user",
+        "message 0 (cb1 from the outlet, c1, t=0.020): sys_prefs.mqtt.pass (duplicate 1 of 2)",
+        "message 0 (cb1 from the outlet, c1, t=0.020): sys_prefs.mqtt.pass (duplicate 2 of 2)",
+        "message 1 (cb2 from the app, c1, t=0.120): [0].sys_prefs.mqtt.pass",
+        "message 2 (cb2 from the app, c1, t=0.220): [0].sys_prefs.mqtt.pass",
+        "message 3 (invalid frame from the app, c1, t=0.320): pass (invalid frame",
+    ]:
+        assert line in said, said
+    assert "redacted 7 secret(s) in 4 message(s)" in said
+    _assert_no_secret(said)
+
+
+def test_analyze_redact_json_has_no_secret_and_reports_on_stderr(
+    secrets_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["analyze", str(secrets_trace), "--json"]) == 0
+    clear = capsys.readouterr().out
+    assert "dupsecret" in clear and "objsecret" in clear, "without --redact: as captured"
+    assert main(["analyze", str(secrets_trace), "--redact", "--json"]) == 0
+    captured = capsys.readouterr()
+    _assert_no_secret(captured.out)
+    doc = json.loads(captured.out)
+    mqtt = doc["messages"][0]["args"]["sys_prefs"]["mqtt"]
+    assert mqtt == {
+        "mqtt_broker_url": "mqtt://<redacted>@broker",
+        "user": "<redacted>",
+        "pass": "<redacted>",
+    }
+    assert "message 0 (cb1" in captured.err
+    # the timeline form too
+    assert main(["analyze", str(secrets_trace), "--redact"]) == 0
+    _assert_no_secret(capsys.readouterr().out)
+
+
+def test_redact_all_replaces_identifiers_everywhere(
+    secrets_trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "public.jsonl"
+    assert main(["export", str(secrets_trace), "--redact=all", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "1 serial numbers, 0 MAC addresses, 2 IP addresses, 0 SSIDs" in said
+    text = out.read_text()
+    _assert_no_secret(text)
+    for ident in ("11B27540076", "192.168.7.9", "192.168.7.20"):
+        assert ident not in text
+    assert '"outlet": "198.18.0.2:3333"' in text and "SN-1" in text
+    header = json.loads(text.splitlines()[0])
+    assert header["outlet"] == "198.18.0.2" and header["pseudonymised"]["serial numbers"] == 1
+    assert main(["analyze", str(secrets_trace), "--redact=all", "--json"]) == 0
+    doc = capsys.readouterr().out
+    for ident in ("11B27540076", "192.168.7.9", "192.168.7.20"):
+        assert ident not in doc
+
+
+@pytest.mark.parametrize("command", ["export", "analyze"])
+def test_redact_takes_no_other_value(
+    secrets_trace: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, str(secrets_trace), "--redact=some"])
+    assert info.value.code == 2
+    assert "--redact" in capsys.readouterr().err
+
+
+def test_export_help_says_chunk_boundaries_may_move(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "chunk boundaries inside that message may move" in text
+    assert "--redact=all" in text

@@ -339,6 +339,45 @@ async def test_export_writes_the_visible_rows(tmp_path: Path) -> None:
         ]
 
 
+async def test_copy_and_exports_hide_credentials_until_redaction_is_turned_off(
+    tmp_path: Path,
+) -> None:
+    app = scenario_app("two_apps", export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        config = first(app, 1, "response")
+        assert b"hunter2" in app.analysis.messages[config].raw
+        assert "redact: on" in str(app.query_one("#status").render())
+        await select_message(app, pilot, config)
+        await pilot.press("c")
+        copied = json.loads(app.clipboard)
+        assert copied["id"] == config and "hunter2" not in app.clipboard
+        assert copied["args"]["sys_prefs"]["mqtt"]["pass"] == "<redacted>"
+        assert copied["args"]["sys_prefs"]["mqtt"]["user"] == "<redacted>"
+        await pilot.press("e")
+        await app.run_action("export_trace")
+        exported = tmp_path / "two_apps-export-1.json"
+        trace = tmp_path / "two_apps-export-1.jsonl"
+        for path in (exported, trace):
+            assert "hunter2" not in path.read_text()
+        assert json.loads(exported.read_text())["redacted"] is True
+        # the redacted trace still opens, with the config reply where it was
+        replayed = list(load_events(trace).events)
+        from proxy.core.analysis import analyze
+
+        again = analyze(replayed)
+        assert [m.callback for m in again.messages] == [m.callback for m in app.analysis.messages]
+        # R turns it off, and the status bar says so; the copy is then as captured
+        await pilot.press("R")
+        assert "redact: OFF" in str(app.query_one("#status").render())
+        await pilot.press("c")
+        assert json.loads(app.clipboard)["args"]["sys_prefs"]["mqtt"]["pass"] == "hunter2"
+        await pilot.press("e")
+        assert "hunter2" in (tmp_path / "two_apps-export-2.json").read_text()
+        await pilot.press("R")
+        assert "redact: on" in str(app.query_one("#status").render())
+
+
 async def test_help_screen_opens_and_closes() -> None:
     app = scenario_app("reva_outlet_ws")
     async with app.run_test(size=SIZE) as pilot:

@@ -942,10 +942,11 @@ def test_redact_value_replaces_credentials_and_says_what() -> None:
     assert mqtt["user"] == mqtt["pass"] == REDACTED
     assert mqtt["mqtt_broker_url"] == f"mqtts://{REDACTED}@broker.example:8883/x"
     assert mqtt["qos"] == 1
+    # in the object's order
     assert removed == [
+        "cb1 sys_prefs.mqtt.mqtt_broker_url (credentials in the URL)",
         "cb1 sys_prefs.mqtt.user",
         "cb1 sys_prefs.mqtt.pass",
-        "cb1 sys_prefs.mqtt.mqtt_broker_url (credentials in the URL)",
     ]
     again, removed_again = redact_value(redacted)
     assert again is redacted and removed_again == []
