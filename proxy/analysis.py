@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import math
-import time
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from proxy import protocol
-from proxy.events import Close, Data, Event, Open, Transport
+from proxy.events import Close, Data, Event, Open, Transport, time_label
 from proxy.framing import Frame, Framer
 from proxy.model import (
     Annotation,
@@ -97,10 +96,9 @@ def target_of_device_type(device_type: int | None) -> Target | None:
 
 def fmt_t(t: float) -> str:
     """A time as people read it: the local wall clock for recordings, seconds for
-    synthetic traces (whose clock starts near 0). The TUI's clock column uses it too."""
-    if t > 1e9:
-        return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
-    return f"t={t:.3f}s"
+    synthetic traces (whose clock starts near 0). Total (never raises, for any float):
+    every time in a reason goes through :func:`proxy.events.time_label`."""
+    return time_label(t)
 
 
 @dataclass(slots=True)

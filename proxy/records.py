@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final, Literal
 
 from proxy.errors import UserError
-from proxy.events import CLOSERS, SIDES, TRANSPORTS, Close, Data, Event, Open
+from proxy.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Event, Open, time_ok
 
 EVENT_TYPES: Final = ("open", "data", "close")
 
@@ -114,6 +114,11 @@ def _time(rec: Mapping[str, Any]) -> float:
         raise RecordError(f"field 't' is out of range: {_short(value)}") from None
     if not math.isfinite(t):
         raise RecordError(f"field 't' should be a finite number, not {_short(value)}")
+    if not time_ok(t):
+        raise RecordError(
+            f"field 't' is out of range: {_short(value)} (a time is seconds from 0 "
+            f"up to {T_MAX:.0f}, the year 3000)"
+        )
     return t
 
 
@@ -129,7 +134,7 @@ def event_from_record(rec: object, payload: Payload) -> Event:
         injected = rec.get("injected", False)
         if (
             type(t) is float
-            and -math.inf < t < math.inf
+            and 0.0 <= t < T_MAX
             and type(conn) is str
             and (side == "app" or side == "outlet")
             and type(injected) is bool
