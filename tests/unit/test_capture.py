@@ -625,3 +625,26 @@ def test_os_sees_header_as_soon_as_writer_opens(tmp_path: Path) -> None:
     with CaptureWriter(path, {"a": 1}):
         assert os.path.getsize(path) > 0
         assert read_all(path)[2]["a"] == 1
+
+
+# --- times out of range (issue 8 item 7) ------------------------------------------------
+
+
+def test_a_time_no_clock_can_show_is_reported_with_its_record_and_skipped(tmp_path: Path) -> None:
+    """The fast path for data records checks the range as the general path does."""
+    good = {"t": 1.0, "conn": "c", "event": "data", "from": "app", "data": b"x", "text": True}
+    absurd = [1e20, 1.99e139, -0.5, T_MAX, float("nan"), float("inf"), -float("inf")]
+    records: list[Any] = [{CAPTURE_KEY: 1, "created": 0.0}, good]
+    for t in absurd:
+        records += [{**good, "t": t}, {"t": t, "conn": "c", "event": "close", "by": None}]
+    records.append({**good, "t": 2.0})
+    path = tmp_path / "times.invcap"
+    path.write_bytes(pack_all(records))
+    events, problems, _ = read_all(path)
+    assert exact(events) == exact([Data(1.0, "c", "app", b"x"), Data(2.0, "c", "app", b"x")])
+    offsets = record_offsets(path)
+    assert len(problems) == 2 * len(absurd)
+    for i, problem in enumerate(problems):
+        where = f"record {i + 2} at byte {offsets[i + 2]}: field 't' "
+        assert problem.startswith(where) and problem.endswith("; skipped"), problem
+        assert ("out of range" if math.isfinite(absurd[i // 2]) else "finite") in problem

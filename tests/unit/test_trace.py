@@ -256,3 +256,46 @@ def test_time_is_written_so_it_reads_back_exactly(tmp_path: Path) -> None:
 def test_writer_refuses_non_finite_time() -> None:
     with pytest.raises(ValueError):
         write_trace(io.StringIO(), None, [Close(float("nan"), "c", None)])
+
+
+# --- times out of range (issue 8 item 7) ------------------------------------------------
+
+ABSURD_TIMES = [
+    ("1e20", "out of range: 1e+20"),
+    ("1.99e139", "out of range: 1.99e+139"),
+    ("-0.5", "out of range: -0.5"),
+    ("32503680000", "out of range: 32503680000"),
+    ("NaN", "finite number, not nan"),
+    ("-Infinity", "finite number, not -inf"),
+    ("1" + "0" * 400, "out of range: 1000000000000000000000000000000000000..."),
+    ("true", "number of seconds, not True"),
+    ('"12:00"', "number of seconds, not '12:00'"),
+    ("null", "number of seconds, not None"),
+]
+
+
+@pytest.mark.parametrize(("t", "why"), ABSURD_TIMES)
+def test_a_time_no_clock_can_show_is_reported_with_its_line_and_skipped(
+    tmp_path: Path, t: str, why: str
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        '{"t": 1.0, "conn": "c", "event": "close"}\n'
+        f'{{"t": {t}, "conn": "c", "event": "data", "from": "app", "text": "x"}}\n'
+        '{"t": 2.0, "conn": "c", "event": "close"}\n'
+    )
+    _, events, problems = load(path)
+    assert events == [Close(1.0, "c", None), Close(2.0, "c", None)]
+    assert len(problems) == 1 and problems[0].startswith("line 2: field 't' ")
+    assert why in problems[0] and problems[0].endswith("; line skipped")
+
+
+def test_the_edges_of_the_time_range_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "edges.jsonl"
+    top = 32503679999.999996  # the last float before the year 3000
+    path.write_text(
+        '{"t": 0, "conn": "c", "event": "close"}\n'
+        f'{{"t": {top!r}, "conn": "c", "event": "close"}}\n'
+    )
+    _, events, problems = load(path)
+    assert events == [Close(0.0, "c", None), Close(top, "c", None)] and problems == []
