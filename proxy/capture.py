@@ -519,7 +519,11 @@ def _extent(buf: mmap.mmap | bytes, pos: int, end: int) -> int | str | None:
             return None
         head = _head(buf, pos, end)
         if isinstance(head, str):
-            return head if head != "cut short" else f"longer than the file (from byte {pos})"
+            return (
+                head
+                if head != "cut short"
+                else f"a length at byte {pos} runs past the end of the file"
+            )
         kind, size, n = head
         pos += size
         if kind == "array":
@@ -529,7 +533,7 @@ def _extent(buf: mmap.mmap | bytes, pos: int, end: int) -> int | str | None:
         else:
             pos += n
         if pos > end:
-            return f"longer than the file (from byte {pos - n})"
+            return f"a length at byte {pos - n - size} runs past the end of the file"
     return pos
 
 

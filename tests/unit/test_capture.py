@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.capture import (
+    ReadStats,
     CAPTURE_KEY,
     CAPTURE_VERSION,
     CaptureFollower,
@@ -648,3 +649,80 @@ def test_a_time_no_clock_can_show_is_reported_with_its_record_and_skipped(tmp_pa
         where = f"record {i + 2} at byte {offsets[i + 2]}: field 't' "
         assert problem.startswith(where) and problem.endswith("; skipped"), problem
         assert ("out of range" if math.isfinite(absurd[i // 2]) else "finite") in problem
+
+
+# --- resynchronisation is linear (issue 8 item 8) ---------------------------------------
+
+
+def chunk_of(i: int) -> bytes:
+    return b'{"packetID":%d,"payload":{"callbackName":20,"callbackArgs":[1,0]}}\n' % (100000 + i)
+
+
+def damaged(tmp_path: Path, n: int, how: str) -> tuple[Path, list[Event]]:
+    """A capture of ``n`` data records, damaged ``how``; returns it and what must survive."""
+    events: list[Event] = [Data(1.0 + i, "c1", "app", chunk_of(i)) for i in range(n)]
+    clean = tmp_path / f"clean-{how}-{n}.invcap"
+    write_capture(clean, {}, events)
+    data = bytearray(clean.read_bytes())
+    offsets = record_offsets(clean)  # header, then record i + 1 at offsets[i + 1]
+    keep: list[Event] = []
+    for i, event in enumerate(events):
+        at = offsets[i + 1]
+        hit = (i % 2 == 1) if how == "alternate" else (0 < i < n - 1)
+        if not hit:
+            keep.append(event)
+        elif how in ("every", "alternate"):
+            data[at + 12] = 0xC1  # inside the record, after its "t": not msgpack
+        elif how == "long":
+            # the bin of the payload claims 4 GB: a length that swallows the rest
+            pos = data.index(b"\xa4data\xc4", at) + 5
+            data[pos : pos + 2] = b"\xc6\xff"  # bin32, length 0xff......
+        else:
+            raise AssertionError(how)
+    path = tmp_path / f"{how}-{n}.invcap"
+    path.write_bytes(bytes(data))
+    return path, keep
+
+
+@pytest.mark.parametrize("how", ["every", "alternate", "long"])
+def test_resynchronising_costs_work_in_proportion_to_the_file(tmp_path: Path, how: str) -> None:
+    """Counted, not timed: reading 4x the damage reads, searches and checks about 4x."""
+    work = []
+    for n in (500, 2000):
+        path, keep = damaged(tmp_path, n, how)
+        stats = ReadStats()
+        with read_capture(path, stats=stats) as loaded:
+            got = list(loaded.events)
+        assert exact(got) == exact(keep)
+        assert loaded.problems and all("corrupt" in str(p) for p in loaded.problems)
+        size = path.stat().st_size
+        restarts = len(loaded.problems)
+        # each byte is read about once, plus at most one small first read per restart
+        assert stats.bytes_read <= size + 2 * 1024 * restarts, (stats, size)
+        assert stats.bytes_scanned <= size
+        assert stats.candidates <= n  # one per record start at most
+        work.append((stats.bytes_read, stats.bytes_scanned, stats.candidates))
+    for small, large in zip(work[0], work[1], strict=True):
+        assert large <= 4.5 * max(small, 1), work
+
+
+def test_a_clean_capture_is_read_once_and_never_searched(tmp_path: Path) -> None:
+    path = tmp_path / "clean.invcap"
+    write_capture(path, {}, [Data(1.0 + i, "c1", "app", chunk_of(i)) for i in range(3000)])
+    stats = ReadStats()
+    with read_capture(path, stats=stats) as loaded:
+        assert sum(1 for _ in loaded.events) == 3000
+    assert loaded.problems == []
+    assert stats == ReadStats(bytes_read=path.stat().st_size, bytes_scanned=0, candidates=0)
+
+
+def test_a_long_record_is_measured_not_searched_for(tmp_path: Path) -> None:
+    """A 5 MB WebSocket message straddles many reads; it is read whole, once."""
+    big = Data(2.0, "w1", "outlet", b"x" * (5 << 20))
+    events: list[Event] = [Data(1.0, "w1", "app", b"a"), big, Data(3.0, "w1", "app", b"b")]
+    path = tmp_path / "big.invcap"
+    write_capture(path, {}, events)
+    stats = ReadStats()
+    with read_capture(path, stats=stats) as loaded:
+        assert exact(list(loaded.events)) == exact(events)
+    assert loaded.problems == [] and stats.bytes_read == path.stat().st_size
