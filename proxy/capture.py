@@ -31,9 +31,10 @@ from proxy.records import (
     Problem,
     RecordError,
     SourceError,
+    decode_meta,
+    encode_meta,
     event_from_record,
     open_source,
-    plain_meta,
     record_from_event,
     went_backwards,
 )
@@ -103,14 +104,20 @@ def _payload(rec: Mapping[str, Any]) -> tuple[bytes, bool]:
     return data, text
 
 
-def header(meta: Mapping[str, Any] | None = None, created: float | None = None) -> dict[str, Any]:
-    """The first record of a capture; ``meta`` may override ``created`` (conversions do)."""
-    meta = plain_meta(meta or {})
+def header(
+    meta: Mapping[Any, Any] | None = None, created: float | None = None, *, stamp: bool = True
+) -> dict[str, Any]:
+    """The first record of a capture; ``meta`` may override ``created`` (conversions do).
+
+    ``stamp=False`` (conversions) adds no ``created`` of its own: the copy of a file that
+    had none stays without one, so a round trip changes nothing.
+    """
+    meta = {k: v for k, v in (meta or {}).items() if k != CAPTURE_KEY}
     head: dict[str, Any] = {CAPTURE_KEY: CAPTURE_VERSION}
-    if "created" not in meta:
+    if stamp and "created" not in meta:
         head["created"] = time.time() if created is None else created
     # meta's own order is kept, so capture -> trace -> capture is byte-identical
-    head.update((k, v) for k, v in meta.items() if k != CAPTURE_KEY)
+    head.update(encode_meta(meta, "msgpack"))
     return head
 
 
@@ -120,7 +127,8 @@ class CaptureWriter:
     With ``flush_each`` (the default, for live recording) every event is handed to the
     OS as soon as it is written, so killing the process loses nothing already written;
     ``flush_each=False`` buffers for bulk conversion. ``overwrite=False`` refuses an
-    existing file. Not thread-safe: one writer per recording task.
+    existing file. ``stamp=False`` (conversions) adds no ``created`` the metadata lacks.
+    Not thread-safe: one writer per recording task.
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class CaptureWriter:
         *,
         flush_each: bool = True,
         overwrite: bool = False,
+        stamp: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         self._packer = msgpack.Packer(use_bin_type=True, strict_types=False)
@@ -140,7 +149,7 @@ class CaptureWriter:
         self.count = 0
         self.closed = False
         try:
-            self._emit(self._packer.pack(header(meta)))
+            self._emit(self._packer.pack(header(meta, stamp=stamp)))
         except BaseException:
             self._fp.close()
             raise
@@ -187,9 +196,10 @@ def write_capture(
     events: Iterable[Event],
     *,
     overwrite: bool = False,
+    stamp: bool = True,
 ) -> int:
     """Write a whole capture in one go (buffered); returns the number of events."""
-    with CaptureWriter(path, meta, flush_each=False, overwrite=overwrite) as writer:
+    with CaptureWriter(path, meta, flush_each=False, overwrite=overwrite, stamp=stamp) as writer:
         return writer.write_all(events)
 
 
@@ -205,7 +215,7 @@ def check_header(obj: object, name: str) -> dict[str, Any]:
             f"{name}: capture format version {version} is newer than this invisproxy "
             f"understands ({CAPTURE_VERSION}); upgrade invisproxy"
         )
-    return {k: v for k, v in obj.items() if k != CAPTURE_KEY}
+    return decode_meta({k: v for k, v in obj.items() if k != CAPTURE_KEY})
 
 
 @dataclass(slots=True)

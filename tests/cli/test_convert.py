@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -295,18 +296,34 @@ def test_odd_metadata_never_stops_a_conversion(
 ) -> None:
     # another tool's capture: bytes and a non-finite float in its header
     cap = tmp_path / "foreign.invcap"
-    header = {"invisproxy_capture": 1, "created": 1.0, b"raw": b"\xffbytes", "nan": float("nan")}
+    header = {"invisproxy_capture": 1, "created": 1.0, "nan": float("nan"), b"raw": b"\xffbytes"}
     packer = msgpack.Packer(use_bin_type=True)
     cap.write_bytes(packer.pack(header) + packer.pack({"t": 1.0, "conn": "c", "event": "close"}))
     out = tmp_path / "foreign.jsonl"
     assert main(["export", str(cap), "-o", str(out)]) == 0
     first = json.loads(out.read_text().splitlines()[0])
-    assert first == {"invisproxy_trace": 1, "created": 1.0, "raw": "\\xffbytes", "nan": "nan"}
-    # a hand-edited trace: an integer msgpack cannot hold
+    # JSON has no bytes and no NaN: they are tagged (records.META_TAGS), not turned to text
+    assert first == {
+        "invisproxy_trace": 1,
+        "created": 1.0,
+        "nan": {"$float": "nan"},
+        "$map": [[{"$bytes": "cmF3"}, {"$bytes": "/2J5dGVz"}]],
+    }
+    again = tmp_path / "again.invcap"
+    assert main(["import", str(out), "-o", str(again)]) == 0
+    with read_capture(again) as loaded:
+        assert list(loaded.meta) == ["created", "nan", b"raw"]
+        assert loaded.meta[b"raw"] == b"\xffbytes" and math.isnan(loaded.meta["nan"])
+    # a hand-edited trace: an integer msgpack cannot hold, a string UTF-8 cannot
     trace = tmp_path / "big.jsonl"
-    trace.write_text('{"invisproxy_trace": 1, "big": 123456789012345678901234567890}\n')
+    trace.write_text(
+        '{"invisproxy_trace": 1, "big": 123456789012345678901234567890, "odd": "\\ud800"}\n'
+    )
     back = tmp_path / "big.invcap"
     assert main(["import", str(trace), "-o", str(back)]) == 0
     with read_capture(back) as loaded:
-        assert loaded.meta["big"] == "123456789012345678901234567890"
+        assert loaded.meta == {"big": 123456789012345678901234567890, "odd": "\ud800"}
+    exported = tmp_path / "big2.jsonl"
+    assert main(["export", str(back), "-o", str(exported)]) == 0
+    assert exported.read_text() == trace.read_text()
     assert capsys.readouterr().err == ""
