@@ -327,3 +327,20 @@ def test_odd_metadata_never_stops_a_conversion(
     assert main(["export", str(back), "-o", str(exported)]) == 0
     assert exported.read_text() == trace.read_text()
     assert capsys.readouterr().err == ""
+
+
+def test_import_of_a_string_no_capture_can_hold_reports_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It crashed the import with a UnicodeEncodeError from msgpack."""
+    trace = tmp_path / "surrogate.jsonl"
+    trace.write_text(
+        '{"t": 1.0, "conn": "\\ud800", "event": "close"}\n'
+        '{"t": 2.0, "conn": "c", "event": "close"}\n'
+    )
+    out = tmp_path / "s.invcap"
+    assert main(["import", str(trace), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "line 1: field 'conn' holds an unpaired surrogate, not UTF-8; line skipped" in err
+    with read_capture(out) as loaded:
+        assert [e.conn for e in loaded.events] == ["c"]

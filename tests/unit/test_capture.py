@@ -22,16 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.capture import (
-    ReadStats,
     CAPTURE_KEY,
     CAPTURE_VERSION,
     CaptureFollower,
     CaptureWriter,
+    ReadStats,
     read_capture,
     write_capture,
 )
 from proxy.events import T_MAX, Close, Data, Event, Open
-from proxy.records import SourceError
+from proxy.records import META_TAGS, SourceError
 from proxy.trace import read_trace, write_trace
 
 EVENTS: list[Event] = [
@@ -726,3 +726,90 @@ def test_a_long_record_is_measured_not_searched_for(tmp_path: Path) -> None:
     with read_capture(path, stats=stats) as loaded:
         assert exact(list(loaded.events)) == exact(events)
     assert loaded.problems == [] and stats.bytes_read == path.stat().st_size
+
+
+# --- round trips of anything (issue 8 item 11) ------------------------------------------
+
+any_text = st.text(max_size=12)  # surrogates included: JSON can spell them, msgpack cannot
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | any_text
+    | st.binary(max_size=12)
+)
+meta_keys = any_text | st.binary(max_size=6) | st.sampled_from([*META_TAGS, "created", "$x"])
+meta_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(meta_keys, inner, max_size=3),
+    max_leaves=12,
+)
+any_meta = st.dictionaries(
+    meta_keys.filter(lambda k: k not in (CAPTURE_KEY, "invisproxy_trace")), meta_values, max_size=4
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (NaN equals NaN, -0.0 is not 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a.hex() == b.hex()
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(map(repr, a)) == list(map(repr, b)) and all(
+            same(k, j) and same(a[k], b[j]) for k, j in zip(a, b, strict=True)
+        )
+    return bool(a == b)
+
+
+@st.composite
+def any_events(draw: Callable[..., Any]) -> list[Event]:
+    """Anything a capture can hold: any bytes flagged text or binary, any closer."""
+    events = draw(event_lists())
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, Data) and draw(st.booleans()):
+            event = Data(event.t, event.conn, event.side, draw(st.binary(max_size=24)),
+                         draw(st.booleans()), event.injected)  # fmt: skip
+        out.append(event)
+    return out
+
+
+@FAST
+@given(events=any_events(), meta=any_meta)
+def test_anything_goes_capture_trace_capture_unchanged(
+    tmp_path: Path, events: list[Event], meta: dict[Any, Any]
+) -> None:
+    a, t, b = tmp_path / "a.invcap", tmp_path / "t.jsonl", tmp_path / "b.invcap"
+    write_capture(a, meta, events, overwrite=True, stamp=False)
+    with read_capture(a) as loaded:
+        write_trace(t, loaded.meta, loaded.events, overwrite=True)
+    assert loaded.problems == [] and same(loaded.meta, meta)
+    with read_trace(t) as traced:
+        write_capture(b, traced.meta, traced.events, overwrite=True, stamp=False)
+    assert traced.problems == [] and same(traced.meta, meta)
+    assert b.read_bytes() == a.read_bytes()
+    assert exact(read_all(b)[0]) == exact(events)
+
+
+@FAST
+@given(events=any_events(), meta=any_meta)
+def test_anything_goes_trace_capture_trace_unchanged(
+    tmp_path: Path, events: list[Event], meta: dict[Any, Any]
+) -> None:
+    a, c, b = tmp_path / "a.jsonl", tmp_path / "c.invcap", tmp_path / "b.jsonl"
+    write_trace(a, meta, events, overwrite=True)
+    with read_trace(a) as loaded:
+        write_capture(c, loaded.meta, loaded.events, overwrite=True, stamp=False)
+    assert loaded.problems == [] and same(loaded.meta, meta)
+    with read_capture(c) as captured:
+        write_trace(b, captured.meta, captured.events, overwrite=True)
+    assert captured.problems == [] and same(captured.meta, meta)
+    assert b.read_bytes() == a.read_bytes()
+    with read_trace(b) as again:
+        assert exact(list(again.events)) == exact(events)

@@ -299,3 +299,47 @@ def test_the_edges_of_the_time_range_are_read(tmp_path: Path) -> None:
     )
     _, events, problems = load(path)
     assert events == [Close(0.0, "c", None), Close(top, "c", None)] and problems == []
+
+
+# --- what round trips keep (issue 8 item 11) --------------------------------------------
+
+
+def test_a_text_chunk_that_is_not_utf8_keeps_its_flag_and_its_bytes(tmp_path: Path) -> None:
+    events: list[Event] = [
+        Data(1.0, "c", "outlet", b"\xff\xfe half", text=True),
+        Data(2.0, "c", "outlet", b"\xff\xfe half", text=False),
+    ]
+    written = lines_of(events)
+    assert written[0]["b64"] == written[1]["b64"] == "//4gaGFsZg=="
+    assert written[0]["form"] == "text" and "form" not in written[1]
+    path = tmp_path / "form.jsonl"
+    write_trace(path, {}, events)
+    assert load(path)[1] == events
+    # a reader that knows only DESIGN 4.1 still gets the bytes: form is one more key
+    for line in path.read_text().splitlines()[1:]:
+        assert base64.b64decode(json.loads(line)["b64"]) == b"\xff\xfe half"
+
+
+@pytest.mark.parametrize("field", ["conn", "app", "outlet", "error"])
+def test_a_string_no_capture_can_hold_is_reported_not_carried(tmp_path: Path, field: str) -> None:
+    """JSON can spell an unpaired surrogate; msgpack (and any wire) cannot carry one."""
+    rec = {"t": 1, "conn": "c", "event": "open", "transport": "tcp", "app": "a", "outlet": "o"}
+    if field == "error":
+        rec = {"t": 1, "conn": "c", "event": "close", "error": "x"}
+    rec[field] = "\ud800x"
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + '{"t": 2, "conn": "c", "event": "close"}\n')
+    _, events, problems = load(path)
+    assert events == [Close(2.0, "c", None)]
+    assert problems == [
+        f"line 1: field {field!r} holds an unpaired surrogate, not UTF-8; line skipped"
+    ]
+
+
+def test_a_data_record_with_a_surrogate_in_conn_is_refused_too(tmp_path: Path) -> None:
+    """The fast path for data records checks conn as the general path does."""
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"t": 1.0, "conn": "\\udc80", "event": "data", "from": "app", "text": "x"}\n')
+    assert load(path)[2] == [
+        "line 1: field 'conn' holds an unpaired surrogate, not UTF-8; line skipped"
+    ]
