@@ -9,6 +9,9 @@ followed by one map per event with the fields of 4.1 and the payload as msgpack
 msgpack needs no framing of its own, so a record is complete exactly when it decodes:
 a file cut anywhere still yields every record before the cut. Nothing but maps,
 strings, numbers, booleans, nil and bin is accepted: no ext types, no pickle, no code.
+After a corrupt record the reader finds the next one in time linear in the damage
+(see _Reader); a record whose ``t`` is out of range (proxy.events.T_MAX) is reported
+and skipped. Header metadata msgpack cannot hold is tagged (proxy.records.META_TAGS).
 """
 
 from __future__ import annotations

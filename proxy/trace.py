@@ -2,6 +2,16 @@
 
 Reading streams line by line and never gives up on a bad line: it is reported with its
 line number and the rest of the file is still read (raw is truth; lose nothing else).
+A line whose ``t`` is not seconds from 0 up to the year 3000 (proxy.events.T_MAX), or
+whose strings hold an unpaired surrogate (JSON can spell one, no capture can hold it),
+is such a bad line.
+
+Additive to 4.1, so that capture -> trace -> capture is byte for byte the same:
+
+- a data event recorded as text whose bytes are not UTF-8 carries ``b64`` and
+  ``"form": "text"`` (readers that do not know ``form`` still get the right bytes);
+- header metadata JSON cannot hold is tagged by type (``{"$bytes": ...}``, see
+  proxy.records.META_TAGS) instead of being turned into text.
 """
 
 from __future__ import annotations
