@@ -116,10 +116,11 @@ def header(
     had none stays without one, so a round trip changes nothing.
     """
     meta = {k: v for k, v in (meta or {}).items() if k != CAPTURE_KEY}
-    head: dict[str, Any] = {CAPTURE_KEY: CAPTURE_VERSION}
     if stamp and "created" not in meta:
-        head["created"] = time.time() if created is None else created
-    # meta's own order is kept, so capture -> trace -> capture is byte-identical
+        meta = {"created": time.time() if created is None else created, **meta}
+    head: dict[str, Any] = {CAPTURE_KEY: CAPTURE_VERSION}
+    # meta's own order is kept, so capture -> trace -> capture is byte-identical; it is
+    # encoded as a whole, as the reader decodes everything after the format key
     head.update(encode_meta(meta, "msgpack"))
     return head
 

@@ -742,9 +742,11 @@ scalars = (
 meta_keys = any_text | st.binary(max_size=6) | st.sampled_from([*META_TAGS, "created", "$x"])
 meta_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.lists(inner, max_size=3).map(tuple)
-    | st.dictionaries(meta_keys, inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(meta_keys, inner, max_size=3)
+    ),
     max_leaves=12,
 )
 any_meta = st.dictionaries(
@@ -813,3 +815,12 @@ def test_anything_goes_trace_capture_trace_unchanged(
     assert b.read_bytes() == a.read_bytes()
     with read_trace(b) as again:
         assert exact(list(again.events)) == exact(events)
+
+
+@pytest.mark.parametrize("meta", [{"$int": "x"}, {"$map": 1}, {b"raw": 1}, {"t": (1, 2)}])
+def test_metadata_survives_the_creation_stamp(tmp_path: Path, meta: dict[Any, Any]) -> None:
+    """The stamp is encoded with the metadata, so a tag-named key stays a key."""
+    path = tmp_path / "stamped.invcap"
+    write_capture(path, meta, [])
+    _, problems, got = read_all(path)
+    assert problems == [] and isinstance(got.pop("created"), float) and same(got, meta)
