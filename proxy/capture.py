@@ -315,15 +315,18 @@ class _Reader:
         return self._map if self._map is not None else b""
 
     def refill(self, good: int) -> bool:
-        """Feed the decoder more of the file; False at the end of the file.
+        """Feed the decoder more of the file; False at the end of the file, or when the
+        record at ``good`` runs past it (as if the file ended here: it is cut short).
 
-        Raises _Damaged when the record at ``good`` cannot fit in the file or is not
-        msgpack at all, found from its headers without reading its payload.
+        Raises _Damaged when the record at ``good`` is not msgpack at all. Both are
+        found from the record's headers, without reading its payload.
         """
         want = self.chunk
         if self.fed - good >= _RESTART_READ:  # a record longer than what was fed
             view = self.view()
             extent = _extent(view, good, len(view))
+            if extent == _PAST_END:
+                return False
             if isinstance(extent, str):
                 raise _Damaged(extent)
             if extent is not None:
@@ -441,9 +444,9 @@ class _Reader:
                         )
                     )
                 else:
-                    end = self.fed
-                    if end == good:
+                    if self.fed == good:
                         return
+                    end = os.fstat(self.fp.fileno()).st_size
                     found = self.resync(good + 1)
                     if found is None:
                         problems.append(
@@ -459,7 +462,8 @@ class _Reader:
                     problems.append(
                         Problem(
                             f"record {index} at byte {good}",
-                            f"unreadable; skipped {found - good} bytes "
+                            f"unreadable (it runs past the end of the file); skipped "
+                            f"{found - good} bytes "
                             f"to the next record at byte {found}",
                         )
                     )
@@ -484,6 +488,7 @@ _FIXED: Final = {
 _SKIM_ELEMENTS: Final = 256  # elements a resync candidate may have, nested ones included
 _SKIM_TEXT: Final = 4096  # bytes of strings a resync candidate may have
 _EXTENT_ELEMENTS: Final = 1 << 16  # past this _extent gives up (says "unknown")
+_PAST_END: Final = "runs past the end of the file"
 _NESTED: Final = object()  # stands for a nested value in a skimmed record: never valid
 
 
@@ -520,8 +525,9 @@ def _head(buf: mmap.mmap | bytes, pos: int, end: int) -> tuple[str, int, int] | 
 def _extent(buf: mmap.mmap | bytes, pos: int, end: int) -> int | str | None:
     """Where the msgpack value at ``pos`` ends, from its headers alone (payloads skipped).
 
-    A string says why it cannot be whole before ``end`` (a bad byte, or it is longer than
-    the file); None means it has more than ``_EXTENT_ELEMENTS`` elements, so unknown.
+    A string says why it cannot be whole before ``end``: ``_PAST_END`` when a length runs
+    past ``end``, otherwise the bad byte; None means it has more than ``_EXTENT_ELEMENTS``
+    elements, so unknown.
     The cost is one step per element, whatever the lengths say.
     """
     todo = 1
@@ -533,11 +539,7 @@ def _extent(buf: mmap.mmap | bytes, pos: int, end: int) -> int | str | None:
             return None
         head = _head(buf, pos, end)
         if isinstance(head, str):
-            return (
-                head
-                if head != "cut short"
-                else f"a length at byte {pos} runs past the end of the file"
-            )
+            return head if head != "cut short" else _PAST_END
         kind, size, n = head
         pos += size
         if kind == "array":
@@ -547,7 +549,7 @@ def _extent(buf: mmap.mmap | bytes, pos: int, end: int) -> int | str | None:
         else:
             pos += n
         if pos > end:
-            return f"a length at byte {pos - n - size} runs past the end of the file"
+            return _PAST_END
     return pos
 
 
