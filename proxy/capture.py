@@ -30,6 +30,7 @@ import msgpack
 from proxy.events import T_MAX, Data, Event, is_utf8
 from proxy.records import (
     Loaded,
+    MetaError,
     OrderCheck,
     Problem,
     RecordError,
@@ -207,8 +208,12 @@ def write_capture(
         return writer.write_all(events)
 
 
-def check_header(obj: object, name: str) -> dict[str, Any]:
-    """The metadata of a capture whose first record is ``obj``, or SourceError."""
+def check_header(obj: object, name: str, problems: list[Problem] | None = None) -> dict[str, Any]:
+    """The metadata of a capture whose first record is ``obj``, or SourceError.
+
+    Metadata no format can hold (records.MetaError) is left out and reported in
+    ``problems``: the events are what matters.
+    """
     if not isinstance(obj, dict) or CAPTURE_KEY not in obj:
         raise SourceError(f"{name} is not an invisproxy capture (no capture header)")
     version = obj[CAPTURE_KEY]
@@ -219,7 +224,12 @@ def check_header(obj: object, name: str) -> dict[str, Any]:
             f"{name}: capture format version {version} is newer than this invisproxy "
             f"understands ({CAPTURE_VERSION}); upgrade invisproxy"
         )
-    return decode_meta({k: v for k, v in obj.items() if k != CAPTURE_KEY})
+    try:
+        return decode_meta({k: v for k, v in obj.items() if k != CAPTURE_KEY})
+    except MetaError as exc:
+        if problems is not None:
+            problems.append(Problem("header", f"{exc}; left out, the events are read"))
+        return {}
 
 
 @dataclass(slots=True)
@@ -267,11 +277,11 @@ def read_capture(path: str | os.PathLike[str], *, stats: ReadStats | None = None
                 continue
             except _UNPACK_ERRORS:
                 raise SourceError(f"{name} is not an invisproxy capture (not msgpack)") from None
-        meta = check_header(head, name)
+        problems: list[Problem] = []
+        meta = check_header(head, name, problems)
     except BaseException:
         fp.close()
         raise
-    problems: list[Problem] = []
     reader = _Reader(fp, unpacker, problems, stats)
     return Loaded("capture", meta, reader.events(), problems, fp.close)
 
@@ -655,7 +665,7 @@ class CaptureFollower:
                 self._good = self._unpacker.tell()
                 if self.meta is None:
                     self.broken = True  # stays so if the header is refused
-                    self.meta = check_header(obj, self.path)
+                    self.meta = check_header(obj, self.path, self.problems)
                     self.broken = False
                     continue
                 self.records += 1

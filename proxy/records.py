@@ -12,7 +12,7 @@ import binascii
 import math
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final, Literal
 
@@ -258,17 +258,50 @@ turn them back; a tool that does not know them sees plain JSON or msgpack.
 """
 
 
+META_DEPTH: Final = 200
+"""How deeply metadata may nest: msgpack packs 511 levels at most, and both formats are
+encoded and decoded by recursion. No writer of ours nests more than a few levels."""
+
+
+class MetaError(ValueError):
+    """Metadata that neither format can hold (nested more than META_DEPTH levels)."""
+
+
 def encode_meta(meta: Mapping[Any, Any], fmt: MetaFormat) -> dict[str, Any]:
-    """``meta`` as ``fmt`` stores it, tagged where needed (see META_TAGS); never raises."""
+    """``meta`` as ``fmt`` stores it, tagged where needed (see META_TAGS).
+
+    Raises MetaError for metadata nested more than META_DEPTH levels, nothing else.
+    """
+    _check_depth(meta)
     encoded = _encode(meta, fmt)
     assert isinstance(encoded, dict)
     return encoded
 
 
 def decode_meta(obj: Mapping[Any, Any]) -> dict[Any, Any]:
-    """The metadata a header (without its format key) holds: META_TAGS turned back."""
+    """The metadata a header (without its format key) holds: META_TAGS turned back.
+
+    Raises MetaError for metadata nested more than META_DEPTH levels.
+    """
+    _check_depth(obj)
     decoded = _decode(dict(obj))
     return decoded if isinstance(decoded, dict) else dict(obj)  # a hand-made {"$tuple": ...}
+
+
+def _check_depth(meta: object) -> None:
+    """MetaError if ``meta`` nests more than META_DEPTH levels (found without recursion)."""
+    stack: list[tuple[object, int]] = [(meta, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Iterable[object] = [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth >= META_DEPTH:
+            raise MetaError(f"metadata nests more than {META_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _utf8(text: str) -> bool:

@@ -27,6 +27,7 @@ from typing import IO, Any, BinaryIO, Final
 from proxy.events import Data, Event
 from proxy.records import (
     Loaded,
+    MetaError,
     OrderCheck,
     Problem,
     RecordError,
@@ -215,6 +216,7 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
         raise SourceError(
             f"{name} is not an invisproxy trace: line {lineno} is not JSON ({exc})"
         ) from None
+    problems: list[Problem] = []
     if isinstance(first, dict) and TRACE_KEY in first:
         version = first[TRACE_KEY]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -224,7 +226,11 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
                 f"{name}: trace format version {version} is newer than this invisproxy "
                 f"understands ({TRACE_VERSION}); upgrade invisproxy"
             )
-        meta = decode_meta({k: v for k, v in first.items() if k != TRACE_KEY})
+        try:
+            meta = decode_meta({k: v for k, v in first.items() if k != TRACE_KEY})
+        except MetaError as exc:
+            problems.append(Problem(f"line {lineno}", f"{exc}; left out, the events are read"))
+            meta = {}
         pending: tuple[int, object] | None = None
     elif isinstance(first, dict) and "event" in first:
         meta = {}
@@ -234,7 +240,6 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
             f"{name} is not an invisproxy trace: line {lineno} is neither a trace header "
             f'({{"{TRACE_KEY}": 1, ...}}) nor an event'
         )
-    problems: list[Problem] = []
     events = _events(fp, lineno, pending, problems)
     return Loaded("trace", meta, events, problems, fp.close)
 

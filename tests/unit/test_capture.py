@@ -844,3 +844,20 @@ def test_metadata_survives_the_creation_stamp(tmp_path: Path, meta: dict[Any, An
     write_capture(path, meta, [])
     _, problems, got = read_all(path)
     assert problems == [] and isinstance(got.pop("created"), float) and same(got, meta)
+
+
+def test_metadata_nested_too_deeply_is_left_out_and_the_events_read(tmp_path: Path) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    path = tmp_path / "deep.invcap"
+    path.write_bytes(
+        pack_all([{CAPTURE_KEY: 1, "x": deep}, {"t": 1.0, "conn": "c", "event": "close"}])
+    )
+    events, problems, meta = read_all(path)
+    assert meta == {} and exact(events) == exact([Close(1.0, "c", None)])
+    assert problems == [
+        "header: metadata nests more than 200 levels deep; left out, the events are read"
+    ]
+    with pytest.raises(ValueError, match="nests more than 200 levels"):
+        write_capture(tmp_path / "w.invcap", {"x": deep}, [])

@@ -343,3 +343,21 @@ def test_a_data_record_with_a_surrogate_in_conn_is_refused_too(tmp_path: Path) -
     assert load(path)[2] == [
         "line 1: field 'conn' holds an unpaired surrogate, not UTF-8; line skipped"
     ]
+
+
+def test_metadata_nested_too_deeply_is_left_out_and_the_events_read(tmp_path: Path) -> None:
+    """Decoding it recursed past Python's limit (995 levels: a RecursionError)."""
+    for depth in (201, 995):
+        path = tmp_path / f"deep{depth}.jsonl"
+        path.write_text(
+            '{"invisproxy_trace": 1, "x": ' + "[" * depth + "1" + "]" * depth + "}\n"
+            '{"t": 1, "conn": "c", "event": "close"}\n'
+        )
+        assert load(path) == (
+            {},
+            [Close(1.0, "c", None)],
+            ["line 1: metadata nests more than 200 levels deep; left out, the events are read"],
+        )
+    path = tmp_path / "deep200.jsonl"
+    path.write_text('{"invisproxy_trace": 1, "x": ' + "[" * 199 + "1" + "]" * 199 + "}\n")
+    assert load(path)[2] == []
