@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
 
+from proxy.core.events import clock_text, seconds_text
 from proxy.core.model import Connection, Message, Row
 
 TimeMode = Literal["relative", "delta", "absolute"]
@@ -239,12 +239,12 @@ def connection_text(row: Row, conn: Connection | None) -> str:
 
 
 def time_text(mode: TimeMode, t: float, start: float, previous: float | None) -> str:
+    """The timeline's clock column; total (any float, even one no reader lets through)."""
     if mode == "absolute":
-        whole = time.strftime("%H:%M:%S", time.localtime(t))
-        return f"{whole}.{int((t % 1) * 1000):03d}"
+        return clock_text(t)
     if mode == "delta":
-        return f"Δ{t - (previous if previous is not None else t):.3f}"
-    return f"{t - start:.3f}"
+        return f"Δ{seconds_text(t - (previous if previous is not None else t))}"
+    return seconds_text(t - start)
 
 
 def hexdump(data: bytes, width: int = 16, limit: int = 4096) -> list[str]:

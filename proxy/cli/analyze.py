@@ -22,6 +22,10 @@ def register(sub: Any) -> None:
             "replies and OTA requests to everything they caused, and print a readable "
             "timeline with an OTA summary, or with --json the document of DESIGN 4.4."
         ),
+        epilog=(
+            "Exit status: 0 when every event was read, 1 when some could not be (each is "
+            "listed on stderr with its line or record; the rest is analysed), 2 on errors."
+        ),
     )
     p.add_argument("file", metavar="FILE", help="capture (.invcap) or trace (.jsonl)")
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
@@ -120,14 +124,17 @@ def run(args: argparse.Namespace) -> int:
     for problem in source.problems:
         print(f"invisproxy analyze: warning: {problem}", file=sys.stderr)
     out = sys.stdout
+    # DESIGN 4.5: 1 when the input had problems (they are listed above), the analysis
+    # of everything else printed all the same
+    status = 1 if source.problems else 0
     if args.json:
         json.dump(analysis.to_json(), out, ensure_ascii=False)
         out.write("\n")
-        return 0
+        return status
     if not args.summary:
         for line in report.timeline(analysis):
             out.write(line + "\n")
         out.write("\n")
     for line in report.summary(analysis):
         out.write(line + "\n")
-    return 0
+    return status

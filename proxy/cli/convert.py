@@ -100,7 +100,7 @@ def _run_import(args: argparse.Namespace) -> int:
         meta = {k: v for k, v in source.meta.items() if k != CAPTURE_KEY}
         with (
             _replacing(output, args.force) as tmp,
-            CaptureWriter(tmp, meta, flush_each=False, overwrite=True) as writer,
+            CaptureWriter(tmp, meta, flush_each=False, overwrite=True, stamp=False) as writer,
         ):
             count = writer.write_all(source.events)
     print(f"imported {_events(count)} from {args.trace} into {output}")
@@ -169,7 +169,7 @@ def _write(fmt: str, target: Any, meta: dict[str, Any], events: Iterable[Event])
             return writer.write_all(events)
     if fmt == "capture":
         meta = {k: v for k, v in meta.items() if k != CAPTURE_KEY}
-        with CaptureWriter(target, meta, flush_each=False, overwrite=True) as writer:
+        with CaptureWriter(target, meta, flush_each=False, overwrite=True, stamp=False) as writer:
             return writer.write_all(events)
     return _write_messages(target, events)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import time
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
 from proxy.core import protocol
-from proxy.core.events import Close, Data, Event, Open, Transport
+from proxy.core.events import Close, Data, Event, Open, Transport, time_label
 from proxy.core.framing import Frame, Framer
 from proxy.core.model import (
     Annotation,
@@ -122,10 +121,9 @@ def _compact(value: Any, limit: int = 40) -> str:
 
 def fmt_t(t: float) -> str:
     """A time as people read it: the local wall clock for recordings, seconds for
-    synthetic traces (whose clock starts near 0). The TUI's clock column uses it too."""
-    if t > 1e9:
-        return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
-    return f"t={t:.3f}s"
+    synthetic traces (whose clock starts near 0). Total (never raises, for any float):
+    every time in a reason goes through :func:`proxy.core.events.time_label`."""
+    return time_label(t)
 
 
 @dataclass(slots=True)

@@ -9,6 +9,8 @@ frozen construction costs three times as much, and a large capture makes million
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -19,6 +21,14 @@ Closer = Literal["app", "outlet", "proxy"]
 TRANSPORTS: Final = ("tcp", "ws")
 SIDES: Final = ("app", "outlet")
 CLOSERS: Final = ("app", "outlet", "proxy")
+
+T_MAX: Final = 32503680000.0
+"""Events are timed in seconds from 0 (synthetic traces, relative captures) up to the Unix
+time of 3000-01-01 (recordings): readers refuse any other ``t`` (NaN, infinities, negative,
+1e20 from a bit flip), so a time is always one the clock functions below can show."""
+
+_WALL_CLOCK_FROM: Final = 1e9
+"""From here on (2001-09) a time is a wall-clock recording, below it seconds of a trace."""
 
 
 @dataclass(slots=True)
@@ -71,3 +81,44 @@ def is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def time_ok(t: float) -> bool:
+    """Whether ``t`` is a time an event can have (0 <= t < T_MAX; False for NaN)."""
+    return 0.0 <= t < T_MAX
+
+
+def clock_text(t: float) -> str:
+    """``t`` as local ``HH:MM:SS.mmm``; total: a time no clock can show (NaN, 1e20, which
+    no reader lets through) falls back to :func:`seconds_text` instead of raising."""
+    if not time_ok(t):
+        return seconds_text(t)
+    whole = math.floor(t)
+    try:
+        stamp = time.strftime("%H:%M:%S", time.localtime(whole))
+    except (OverflowError, OSError, ValueError):  # a platform with a narrower time_t
+        return seconds_text(t)
+    return f"{stamp}.{int((t - whole) * 1000):03d}"
+
+
+def seconds_text(t: float, width: int = 0) -> str:
+    """``t`` in seconds with milliseconds, right-aligned to ``width``; total and short
+    (1.99e139 stays a few characters instead of 140 digits)."""
+    if -1e12 < t < 1e12:
+        return f"{t:{width}.3f}"
+    return f"{t:{width}.4g}"
+
+
+def time_label(t: float) -> str:
+    """The one way a time is shown alone: the wall clock for recordings (``t`` past 2001),
+    ``t=1.250s`` for synthetic traces whose clock starts near 0. Never raises."""
+    if _WALL_CLOCK_FROM < t < T_MAX:
+        return clock_text(t)
+    return f"t={seconds_text(t)}s"
+
+
+def column_label(t: float) -> str:
+    """:func:`time_label` for a time column: seconds padded to 9 characters, no ``t=``."""
+    if _WALL_CLOCK_FROM < t < T_MAX:
+        return clock_text(t)
+    return seconds_text(t, 9)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from proxy.core import protocol
 from proxy.core.analysis import Analysis, fmt_t
+from proxy.core.events import column_label
 from proxy.core.model import Message, OtaSession, Row
 
 ARROWS = {"app": "app→outlet", "outlet": "outlet→app"}
@@ -20,11 +21,9 @@ def t_label(analysis: Analysis, t: float) -> str:
     """The time column: wall clock (local time) for recordings, seconds for synthetic traces.
 
     The same clock as the reasons the analysis writes, so "requested at ..." can be
-    found in the column.
+    found in the column. Total, like every time formatting (:mod:`proxy.core.events`).
     """
-    if t > 1e9:
-        return fmt_t(t)
-    return f"{t:9.3f}"
+    return column_label(t)
 
 
 def format_row(analysis: Analysis, row: Row) -> list[str]:

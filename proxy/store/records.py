@@ -7,15 +7,17 @@ an untrusted record into an :class:`~proxy.core.events.Event` live here, once.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final, Literal
 
 from proxy.core.errors import UserError
-from proxy.core.events import CLOSERS, SIDES, TRANSPORTS, Close, Data, Event, Open
+from proxy.core.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Event, Open, time_ok
 
 EVENT_TYPES: Final = ("open", "data", "close")
 
@@ -82,6 +84,9 @@ def _str(rec: Mapping[str, Any], key: str) -> str:
     value = rec.get(key)
     if not isinstance(value, str):
         raise RecordError(_field_problem(rec, key, "a string"))
+    if not _utf8(value):
+        # a trace can spell one ("\ud800"); no capture can hold it, no wire carried it
+        raise RecordError(f"field {key!r} holds an unpaired surrogate, not UTF-8")
     return value
 
 
@@ -114,6 +119,11 @@ def _time(rec: Mapping[str, Any]) -> float:
         raise RecordError(f"field 't' is out of range: {_short(value)}") from None
     if not math.isfinite(t):
         raise RecordError(f"field 't' should be a finite number, not {_short(value)}")
+    if not time_ok(t):
+        raise RecordError(
+            f"field 't' is out of range: {_short(value)} (a time is seconds from 0 "
+            f"up to {T_MAX:.0f}, the year 3000)"
+        )
     return t
 
 
@@ -129,8 +139,9 @@ def event_from_record(rec: object, payload: Payload) -> Event:
         injected = rec.get("injected", False)
         if (
             type(t) is float
-            and -math.inf < t < math.inf
+            and 0.0 <= t < T_MAX
             and type(conn) is str
+            and conn.isascii()
             and (side == "app" or side == "outlet")
             and type(injected) is bool
         ):
@@ -163,8 +174,8 @@ def _event_from_record(rec: object, payload: Payload) -> Event:
     if by is not None and by not in CLOSERS:
         raise RecordError(_field_problem(rec, "by", "'app', 'outlet', 'proxy' or null"))
     error = rec.get("error")
-    if error is not None and not isinstance(error, str):
-        raise RecordError(_field_problem(rec, "error", "a string"))
+    if error is not None:
+        _str(rec, "error")
     return Close(t, conn, by, error)
 
 
@@ -231,35 +242,170 @@ def open_source(path: str | os.PathLike[str], what: str) -> BinaryIO:
         raise SourceError(f"{name}: cannot open it ({exc.strerror or exc})") from None
 
 
-def plain_meta(meta: Mapping[Any, Any]) -> dict[str, Any]:
-    """``meta`` reduced to what both JSON and msgpack store as-is.
+MetaFormat = Literal["json", "msgpack"]
 
-    Metadata comes from files we did not necessarily write (a hand-edited trace header,
-    another tool's capture); a value neither format can hold must not stop a conversion,
-    so it is kept as its closest string instead.
+META_TAGS: Final = ("$bytes", "$float", "$int", "$str", "$tuple", "$map", "$dict")
+"""Header metadata keeps its types through both formats (a round trip changes nothing).
+
+A value the format cannot hold as itself is written as a one-key map naming its type:
+``{"$bytes": BASE64}`` and ``{"$float": "nan"|"inf"|"-inf"}`` in a trace (JSON has no
+bytes and no NaN), ``{"$int": DIGITS}`` and ``{"$str": UTF-8 BYTES WITH SURROGATES}`` in
+a capture (msgpack holds 64-bit integers and valid UTF-8 only), ``{"$tuple": [...]}`` in
+both. Entries whose keys are not strings go in a list of pairs under ``"$map"`` beside
+the others (``{"created": 1.0, "$map": [[{"$bytes": "cmF3"}, 1]]}``). A real map with a
+``"$map"`` key, or with one key that is a tag, is written as ``{"$dict": MAP}``. Readers
+turn them back; a tool that does not know them sees plain JSON or msgpack.
+"""
+
+
+META_DEPTH: Final = 200
+"""How deeply metadata may nest: msgpack packs 511 levels at most, and both formats are
+encoded and decoded by recursion. No writer of ours nests more than a few levels."""
+
+
+class MetaError(ValueError):
+    """Metadata that neither format can hold (nested more than META_DEPTH levels)."""
+
+
+def encode_meta(meta: Mapping[Any, Any], fmt: MetaFormat) -> dict[str, Any]:
+    """``meta`` as ``fmt`` stores it, tagged where needed (see META_TAGS).
+
+    Raises MetaError for metadata nested more than META_DEPTH levels, nothing else.
     """
-    return {_plain_key(k): _plain(v) for k, v in meta.items()}
+    _check_depth(meta)
+    encoded = _encode(meta, fmt)
+    assert isinstance(encoded, dict)
+    return encoded
 
 
-def _plain_key(key: object) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bytes):
-        return key.decode("utf-8", "backslashreplace")
-    return repr(key)
+def decode_meta(obj: Mapping[Any, Any]) -> dict[Any, Any]:
+    """The metadata a header (without its format key) holds: META_TAGS turned back.
+
+    Raises MetaError for metadata nested more than META_DEPTH levels.
+    """
+    _check_depth(obj)
+    decoded = _decode(dict(obj))
+    return decoded if isinstance(decoded, dict) else dict(obj)  # a hand-made {"$tuple": ...}
 
 
-def _plain(value: object) -> Any:
-    if value is None or isinstance(value, str | bool):
+def _check_depth(meta: object) -> None:
+    """MetaError if ``meta`` nests more than META_DEPTH levels (found without recursion)."""
+    stack: list[tuple[object, int]] = [(meta, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Iterable[object] = [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth >= META_DEPTH:
+            raise MetaError(f"metadata nests more than {META_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode(value: object, fmt: MetaFormat) -> Any:
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
+        if fmt == "msgpack" and not -(2**63) <= value < 2**64:
+            return {"$int": str(int(value))}
+        return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return plain_meta(value)
-    return repr(value)
+        if fmt == "json" and not math.isfinite(value):
+            return {"$float": repr(float(value))}
+        return float(value)
+    if isinstance(value, str):
+        if fmt == "msgpack" and not _utf8(value):
+            return {"$str": value.encode("utf-8", "surrogatepass")}
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        if fmt == "json":
+            return {"$bytes": base64.b64encode(value).decode("ascii")}
+        return bytes(value)
+    if isinstance(value, tuple):
+        return {"$tuple": [_encode(v, fmt) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, fmt) for v in value]
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        odd: list[list[Any]] = []
+        for k, v in value.items():
+            if isinstance(k, str) and (fmt == "json" or _utf8(k)):
+                plain[str(k)] = _encode(v, fmt)
+            else:
+                odd.append([_encode(k, fmt), _encode(v, fmt)])
+        if odd:
+            # the pairs come after the string keys when read: if that is not their order
+            # (or a real "$map" key is in the way) every entry becomes a pair
+            if "$map" in plain or not _odd_last(value, fmt):
+                return {"$map": [[_encode(k, fmt), _encode(v, fmt)] for k, v in value.items()]}
+            plain["$map"] = odd
+            return plain
+        if "$map" in plain or (len(plain) == 1 and next(iter(plain)) in META_TAGS):
+            return {"$dict": plain}
+        return plain
+    return repr(value)  # not data (an object someone put in): its repr, rather than fail
+
+
+def _odd_last(value: Mapping[Any, Any], fmt: MetaFormat) -> bool:
+    seen_odd = False
+    for k in value:
+        odd = not (isinstance(k, str) and (fmt == "json" or _utf8(k)))
+        if seen_odd and not odd:
+            return False
+        seen_odd = seen_odd or odd
+    return True
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag in META_TAGS:
+            try:
+                return _untag(tag, inner)
+            except (ValueError, TypeError, binascii.Error):
+                pass  # not one of ours after all (a hand-edited header): keep it as it is
+    elif isinstance(value.get("$map"), list):
+        try:  # string keys as they are, plus the pairs whose keys are not strings
+            pairs = [(_decode(k), _decode(v)) for k, v in value["$map"]]
+            out = {k: _decode(v) for k, v in value.items() if k != "$map"}
+            out.update(pairs)
+            return out
+        except (ValueError, TypeError):
+            pass
+    return {k: _decode(v) for k, v in value.items()}
+
+
+def _untag(tag: str, inner: Any) -> Any:
+    if tag == "$dict" and isinstance(inner, dict):
+        return {k: _decode(v) for k, v in inner.items()}
+    if tag == "$tuple" and isinstance(inner, list):
+        return tuple(_decode(v) for v in inner)
+    if tag == "$map" and isinstance(inner, list):
+        pairs = [(_decode(k), _decode(v)) for k, v in inner]
+        return dict(pairs)  # TypeError for an unhashable key: kept as it is
+    if tag == "$bytes" and isinstance(inner, str):
+        return base64.b64decode(inner, validate=True)
+    if tag == "$float" and inner in ("nan", "inf", "-inf"):
+        return float(inner)
+    if tag == "$int" and isinstance(inner, str) and inner.lstrip("-").isdigit():
+        return int(inner)
+    if tag == "$str" and isinstance(inner, bytes | str):
+        raw = inner if isinstance(inner, bytes) else base64.b64decode(inner, validate=True)
+        return raw.decode("utf-8", "surrogatepass")
+    raise ValueError(tag)

@@ -2,6 +2,16 @@
 
 Reading streams line by line and never gives up on a bad line: it is reported with its
 line number and the rest of the file is still read (raw is truth; lose nothing else).
+A line whose ``t`` is not seconds from 0 up to the year 3000 (proxy.core.events.T_MAX), or
+whose strings hold an unpaired surrogate (JSON can spell one, no capture can hold it),
+is such a bad line.
+
+Additive to 4.1, so that capture -> trace -> capture is byte for byte the same:
+
+- a data event recorded as text whose bytes are not UTF-8 carries ``b64`` and
+  ``"form": "text"`` (readers that do not know ``form`` still get the right bytes);
+- header metadata JSON cannot hold is tagged by type (``{"$bytes": ...}``, see
+  proxy.store.records.META_TAGS) instead of being turned into text.
 """
 
 from __future__ import annotations
@@ -17,13 +27,15 @@ from typing import IO, Any, BinaryIO, Final
 from proxy.core.events import Data, Event
 from proxy.store.records import (
     Loaded,
+    MetaError,
     OrderCheck,
     Problem,
     RecordError,
     SourceError,
+    decode_meta,
+    encode_meta,
     event_from_record,
     open_source,
-    plain_meta,
     record_from_event,
 )
 
@@ -36,7 +48,10 @@ def trace_record(event: Event) -> dict[str, Any]:
     """The JSON object of one event.
 
     A chunk goes as ``text`` when it was recorded as text and is valid UTF-8, otherwise
-    as ``b64``: the bytes always survive, even if a mislabelled chunk loses its flag.
+    as ``b64``. A text chunk whose bytes are not UTF-8 (a WebSocket text message the
+    endpoint got wrong, a TCP chunk flagged by another tool) goes as ``b64`` with
+    ``"form": "text"``: a reader that does not know ``form`` still gets the bytes right,
+    and ours gets the flag back too.
     """
     rec = record_from_event(event)
     if isinstance(event, Data):
@@ -45,6 +60,7 @@ def trace_record(event: Event) -> dict[str, Any]:
                 rec["text"] = event.data.decode("utf-8")
             except UnicodeDecodeError:
                 rec["b64"] = base64.b64encode(event.data).decode("ascii")
+                rec["form"] = "text"
         else:
             rec["b64"] = base64.b64encode(event.data).decode("ascii")
         if event.injected:
@@ -54,6 +70,20 @@ def trace_record(event: Event) -> dict[str, Any]:
 
 def _line(obj: Mapping[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _header_line(meta: Mapping[Any, Any]) -> str:
+    """The header: metadata tagged where JSON needs it (records.META_TAGS), as UTF-8
+    where it can be and as escapes where a string holds an unpaired surrogate."""
+    header: dict[str, Any] = {TRACE_KEY: TRACE_VERSION}
+    header.update(encode_meta({k: v for k, v in meta.items() if k != TRACE_KEY}, "json"))
+    line = _line(header)
+    if not line.isascii():
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(header, allow_nan=False) + "\n"
+    return line
 
 
 class TraceWriter:
@@ -80,9 +110,7 @@ class TraceWriter:
             self._owned = False
         self.count = 0
         if meta is not None:
-            header = {TRACE_KEY: TRACE_VERSION}
-            header.update((k, v) for k, v in plain_meta(meta).items() if k != TRACE_KEY)
-            self._fp.write(_line(header))
+            self._fp.write(_header_line(meta))
 
     def write(self, event: Event) -> None:
         self._fp.write(_line(trace_record(event)))
@@ -140,7 +168,7 @@ def _payload(rec: Mapping[str, Any]) -> tuple[bytes, bool]:
             raise RecordError("field 'text' holds an unpaired surrogate, not UTF-8") from None
     if isinstance(b64, str):
         try:
-            return base64.b64decode(b64, validate=True), False
+            return base64.b64decode(b64, validate=True), rec.get("form") == "text"
         except (binascii.Error, ValueError) as exc:
             raise RecordError(f"field 'b64' is not valid base64 ({exc})") from None
     if text is None and b64 is None:
@@ -188,6 +216,7 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
         raise SourceError(
             f"{name} is not an invisproxy trace: line {lineno} is not JSON ({exc})"
         ) from None
+    problems: list[Problem] = []
     if isinstance(first, dict) and TRACE_KEY in first:
         version = first[TRACE_KEY]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -197,7 +226,11 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
                 f"{name}: trace format version {version} is newer than this invisproxy "
                 f"understands ({TRACE_VERSION}); upgrade invisproxy"
             )
-        meta = {k: v for k, v in first.items() if k != TRACE_KEY}
+        try:
+            meta = decode_meta({k: v for k, v in first.items() if k != TRACE_KEY})
+        except MetaError as exc:
+            problems.append(Problem(f"line {lineno}", f"{exc}; left out, the events are read"))
+            meta = {}
         pending: tuple[int, object] | None = None
     elif isinstance(first, dict) and "event" in first:
         meta = {}
@@ -207,7 +240,6 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
             f"{name} is not an invisproxy trace: line {lineno} is neither a trace header "
             f'({{"{TRACE_KEY}": 1, ...}}) nor an event'
         )
-    problems: list[Problem] = []
     events = _events(fp, lineno, pending, problems)
     return Loaded("trace", meta, events, problems, fp.close)
 

@@ -1,6 +1,7 @@
 """Capture write/read throughput against raw msgpack on the same records.
 
-Run: ``.venv/bin/python tests/bench/bench_capture.py [N]`` or
+Run: ``.venv/bin/python tests/bench/bench_capture.py [N]`` (``resync [MB]`` for the
+time to read past a corrupt region against a clean read of the same file) or
 ``.venv/bin/pytest -s tests/bench/bench_capture.py``. Prints events/s and MB/s for our
 writer and reader next to a baseline measured in the same run (msgpack ``Packer.pack``
 into a buffered file, ``Unpacker`` iteration over it) and their ratios. The baseline
@@ -139,6 +140,70 @@ def run(n: int = DEFAULT_N) -> dict[str, float]:
     return figures
 
 
+def damage(clean: bytes, how: str) -> bytes:
+    """``clean`` with every record but the first and last 100 damaged ``how``.
+
+    ``every``: a byte no msgpack value starts with, inside each record (each candidate
+    record start fails its check); ``alternate``: the same in every other record (a
+    restart after each); ``long``: each payload's length claims 4 GB, past the end.
+    """
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(clean)
+    offsets = [0]
+    for _ in unpacker:
+        offsets.append(unpacker.tell())
+    data = bytearray(clean)
+    for i, at in enumerate(offsets[101:-101]):
+        if how == "every" or (how == "alternate" and i % 2):
+            data[at + 12] = 0xC1
+        elif how == "long":
+            pos = data.index(b"\xa4data\xc4", at) + 5
+            data[pos : pos + 2] = b"\xc6\xff"
+    return bytes(data)
+
+
+def run_resync(megabytes: float = 10.0) -> dict[str, float]:
+    """Reading a capture whose middle ``megabytes`` are corrupt records, against reading
+    the same file undamaged (issue 8 item 8: it was quadratic, 768 KB took 25.6 s)."""
+    per_record = len(capture_record_bytes(make_events(200)[100]))
+    n = int(megabytes * 1e6 / per_record)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clean = Path(tmp) / "clean.invcap"
+        with CaptureWriter(clean, {}, flush_each=False) as writer:
+            writer.write_all(make_events(n))
+        raw = clean.read_bytes()
+
+        def read(path: Path) -> tuple[int, int]:
+            with read_capture(path) as loaded:
+                return sum(1 for _ in loaded.events), len(loaded.problems)
+
+        seconds, (count, problems) = timed(lambda: read(clean))
+        assert problems == 0 and count == n
+        figures["clean"] = seconds
+        print(f"\n{len(raw) / 1e6:.1f} MB, {n:,} records: clean read {seconds:.2f} s")
+        for how in ("every", "alternate", "long"):
+            bad = Path(tmp) / f"{how}.invcap"
+            bad.write_bytes(damage(raw, how))
+            seconds, (count, problems) = timed(lambda bad=bad: read(bad))
+            assert problems > 0 and count >= 200
+            figures[how] = seconds
+            print(
+                f"damaged {how:9s} {seconds:6.2f} s  {count:,} records kept, "
+                f"{problems:,} problems  ratio to clean {seconds / figures['clean']:.2f}x"
+            )
+    return figures
+
+
+def capture_record_bytes(event: Event) -> bytes:
+    return bytes(msgpack.packb(capture_record(event), use_bin_type=True))
+
+
+def test_bench_resync() -> None:
+    figures = run_resync(float(os.environ.get("BENCH_MB", 10.0)))
+    assert all(seconds > 0 for seconds in figures.values())
+
+
 def test_bench_capture() -> None:
     n = int(os.environ.get("BENCH_N", DEFAULT_N))
     figures = run(n)
@@ -147,4 +212,7 @@ def test_bench_capture() -> None:
 
 
 if __name__ == "__main__":
-    run(int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_N)
+    if sys.argv[1:2] == ["resync"]:
+        run_resync(float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
+    else:
+        run(int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_N)

@@ -94,3 +94,35 @@ def test_odd_but_valid_strings_never_break_the_output(tmp_path: Path) -> None:
             doc = json.loads(first)
             sn = doc["messages"][0]["sn"] if "messages" in doc else doc["sn"]
             assert sn == "\ud800x"
+
+
+def test_analyze_reports_an_absurd_time_with_its_line_and_exits_1(tmp_path: Path) -> None:
+    """Issue 8 item 7: "t": 1e20 crashed analyze in time.localtime."""
+    trace = tmp_path / "bitflip.jsonl"
+    lines = [
+        '{"t": 1700000000.0, "conn": "c1", "event": "open", "transport": "tcp", '
+        '"app": "a:1", "outlet": "b:2"}',
+        '{"t": 1e20, "conn": "c1", "event": "data", "from": "app", "text": "{}"}',
+        '{"t": 1.99e139, "conn": "c1", "event": "close", "by": "app"}',
+        '{"t": 1700000001.0, "conn": "c1", "event": "data", "from": "app", '
+        '"text": "{\\"packetID\\":221040,\\"payload\\":{\\"callbackName\\":20}}"}',
+    ]
+    trace.write_text("\n".join(lines) + "\n")
+    for extra in ([], ["--json"]):
+        done = subprocess.run(
+            [str(INVISPROXY), "analyze", str(trace), *extra], capture_output=True, timeout=60
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 1, err
+        assert "Traceback" not in err
+        assert err.splitlines() == [
+            "invisproxy analyze: warning: line 2: field 't' is out of range: 1e+20 (a time is "
+            "seconds from 0 up to 32503680000, the year 3000); line skipped",
+            "invisproxy analyze: warning: line 3: field 't' is out of range: 1.99e+139 (a time "
+            "is seconds from 0 up to 32503680000, the year 3000); line skipped",
+        ]
+        if extra:
+            messages = json.loads(done.stdout)["messages"]
+            assert [(m["t"], m["callback"]) for m in messages] == [(1700000001.0, 20)]
+        else:
+            assert "1 message on 1 connection" in done.stdout.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -295,20 +296,36 @@ def test_odd_metadata_never_stops_a_conversion(
 ) -> None:
     # another tool's capture: bytes and a non-finite float in its header
     cap = tmp_path / "foreign.invcap"
-    header = {"invisproxy_capture": 1, "created": 1.0, b"raw": b"\xffbytes", "nan": float("nan")}
+    header = {"invisproxy_capture": 1, "created": 1.0, "nan": float("nan"), b"raw": b"\xffbytes"}
     packer = msgpack.Packer(use_bin_type=True)
     cap.write_bytes(packer.pack(header) + packer.pack({"t": 1.0, "conn": "c", "event": "close"}))
     out = tmp_path / "foreign.jsonl"
     assert main(["export", str(cap), "-o", str(out)]) == 0
     first = json.loads(out.read_text().splitlines()[0])
-    assert first == {"invisproxy_trace": 1, "created": 1.0, "raw": "\\xffbytes", "nan": "nan"}
-    # a hand-edited trace: an integer msgpack cannot hold
+    # JSON has no bytes and no NaN: they are tagged (records.META_TAGS), not turned to text
+    assert first == {
+        "invisproxy_trace": 1,
+        "created": 1.0,
+        "nan": {"$float": "nan"},
+        "$map": [[{"$bytes": "cmF3"}, {"$bytes": "/2J5dGVz"}]],
+    }
+    again = tmp_path / "again.invcap"
+    assert main(["import", str(out), "-o", str(again)]) == 0
+    with read_capture(again) as loaded:
+        assert list(loaded.meta) == ["created", "nan", b"raw"]
+        assert loaded.meta[b"raw"] == b"\xffbytes" and math.isnan(loaded.meta["nan"])
+    # a hand-edited trace: an integer msgpack cannot hold, a string UTF-8 cannot
     trace = tmp_path / "big.jsonl"
-    trace.write_text('{"invisproxy_trace": 1, "big": 123456789012345678901234567890}\n')
+    trace.write_text(
+        '{"invisproxy_trace": 1, "big": 123456789012345678901234567890, "odd": "\\ud800"}\n'
+    )
     back = tmp_path / "big.invcap"
     assert main(["import", str(trace), "-o", str(back)]) == 0
     with read_capture(back) as loaded:
-        assert loaded.meta["big"] == "123456789012345678901234567890"
+        assert loaded.meta == {"big": 123456789012345678901234567890, "odd": "\ud800"}
+    exported = tmp_path / "big2.jsonl"
+    assert main(["export", str(back), "-o", str(exported)]) == 0
+    assert exported.read_text() == trace.read_text()
     assert capsys.readouterr().err == ""
 
 
@@ -441,3 +458,20 @@ def test_export_help_says_chunk_boundaries_may_move(capsys: pytest.CaptureFixtur
     text = " ".join(capsys.readouterr().out.split())
     assert "chunk boundaries inside that message may move" in text
     assert "--redact=all" in text
+
+
+def test_import_of_a_string_no_capture_can_hold_reports_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It crashed the import with a UnicodeEncodeError from msgpack."""
+    trace = tmp_path / "surrogate.jsonl"
+    trace.write_text(
+        '{"t": 1.0, "conn": "\\ud800", "event": "close"}\n'
+        '{"t": 2.0, "conn": "c", "event": "close"}\n'
+    )
+    out = tmp_path / "s.invcap"
+    assert main(["import", str(trace), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "line 1: field 'conn' holds an unpaired surrogate, not UTF-8; line skipped" in err
+    with read_capture(out) as loaded:
+        assert [e.conn for e in loaded.events] == ["c"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 import signal
@@ -20,16 +21,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.core.events import Close, Data, Event, Open
+from proxy.core.events import T_MAX, Close, Data, Event, Open
 from proxy.store.capture import (
     CAPTURE_KEY,
     CAPTURE_VERSION,
     CaptureFollower,
     CaptureWriter,
+    ReadStats,
     read_capture,
     write_capture,
 )
-from proxy.store.records import SourceError
+from proxy.store.records import META_TAGS, SourceError
 from proxy.store.trace import read_trace, write_trace
 
 EVENTS: list[Event] = [
@@ -510,7 +512,7 @@ def record_offsets_prefix(path: Path) -> int:
 # --- round trips --------------------------------------------------------------------------
 
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
-times = st.floats(allow_nan=False, allow_infinity=False, width=64)
+times = st.floats(0.0, T_MAX, exclude_max=True, width=64)  # every time a reader accepts
 
 
 @st.composite
@@ -610,7 +612,7 @@ def test_capture_to_trace_to_capture_is_identical(tmp_path: Path, events: list[E
 
 
 def test_time_survives_both_formats_bit_for_bit(tmp_path: Path) -> None:
-    tricky = [0.1 + 0.2, 5e-324, 1.7976931348623157e308, 1 / 3, 1234567890.123456789]
+    tricky = [0.1 + 0.2, 5e-324, -0.0, 1 / 3, 1234567890.123456789, math.nextafter(T_MAX, 0)]
     events = [Close(t, "c", None) for t in sorted(tricky)]
     write_capture(tmp_path / "a.invcap", {}, events)
     with read_capture(tmp_path / "a.invcap") as loaded:
@@ -624,3 +626,238 @@ def test_os_sees_header_as_soon_as_writer_opens(tmp_path: Path) -> None:
     with CaptureWriter(path, {"a": 1}):
         assert os.path.getsize(path) > 0
         assert read_all(path)[2]["a"] == 1
+
+
+# --- times out of range (issue 8 item 7) ------------------------------------------------
+
+
+def test_a_time_no_clock_can_show_is_reported_with_its_record_and_skipped(tmp_path: Path) -> None:
+    """The fast path for data records checks the range as the general path does."""
+    good = {"t": 1.0, "conn": "c", "event": "data", "from": "app", "data": b"x", "text": True}
+    absurd = [1e20, 1.99e139, -0.5, T_MAX, float("nan"), float("inf"), -float("inf")]
+    records: list[Any] = [{CAPTURE_KEY: 1, "created": 0.0}, good]
+    for t in absurd:
+        records += [{**good, "t": t}, {"t": t, "conn": "c", "event": "close", "by": None}]
+    records.append({**good, "t": 2.0})
+    path = tmp_path / "times.invcap"
+    path.write_bytes(pack_all(records))
+    events, problems, _ = read_all(path)
+    assert exact(events) == exact([Data(1.0, "c", "app", b"x"), Data(2.0, "c", "app", b"x")])
+    offsets = record_offsets(path)
+    assert len(problems) == 2 * len(absurd)
+    for i, problem in enumerate(problems):
+        where = f"record {i + 2} at byte {offsets[i + 2]}: field 't' "
+        assert problem.startswith(where) and problem.endswith("; skipped"), problem
+        assert ("out of range" if math.isfinite(absurd[i // 2]) else "finite") in problem
+
+
+# --- resynchronisation is linear (issue 8 item 8) ---------------------------------------
+
+
+def chunk_of(i: int) -> bytes:
+    return b'{"packetID":%d,"payload":{"callbackName":20,"callbackArgs":[1,0]}}\n' % (100000 + i)
+
+
+def damaged(tmp_path: Path, n: int, how: str) -> tuple[Path, list[Event]]:
+    """A capture of ``n`` data records, damaged ``how``; returns it and what must survive."""
+    events: list[Event] = [Data(1.0 + i, "c1", "app", chunk_of(i)) for i in range(n)]
+    clean = tmp_path / f"clean-{how}-{n}.invcap"
+    write_capture(clean, {}, events)
+    data = bytearray(clean.read_bytes())
+    offsets = record_offsets(clean)  # header, then record i + 1 at offsets[i + 1]
+    keep: list[Event] = []
+    for i, event in enumerate(events):
+        at = offsets[i + 1]
+        hit = (i % 2 == 1) if how == "alternate" else (0 < i < n - 1)
+        if not hit:
+            keep.append(event)
+        elif how in ("every", "alternate"):
+            data[at + 12] = 0xC1  # inside the record, after its "t": not msgpack
+        elif how == "long":
+            # the bin of the payload claims 4 GB: a length that swallows the rest
+            pos = data.index(b"\xa4data\xc4", at) + 5
+            data[pos : pos + 2] = b"\xc6\xff"  # bin32, length 0xff......
+        else:
+            raise AssertionError(how)
+    path = tmp_path / f"{how}-{n}.invcap"
+    path.write_bytes(bytes(data))
+    return path, keep
+
+
+@pytest.mark.parametrize("how", ["every", "alternate", "long"])
+def test_resynchronising_costs_work_in_proportion_to_the_file(tmp_path: Path, how: str) -> None:
+    """Counted, not timed: reading 4x the damage reads, searches and checks about 4x."""
+    work = []
+    for n in (500, 2000):
+        path, keep = damaged(tmp_path, n, how)
+        stats = ReadStats()
+        with read_capture(path, stats=stats) as loaded:
+            got = list(loaded.events)
+        assert exact(got) == exact(keep)
+        why = "unreadable (it runs past the end of the file)" if how == "long" else "corrupt"
+        assert loaded.problems and all(why in str(p) for p in loaded.problems)
+        size = path.stat().st_size
+        restarts = len(loaded.problems)
+        # each byte is read about once, plus at most one small first read per restart
+        assert stats.bytes_read <= size + 2 * 1024 * restarts, (stats, size)
+        assert stats.bytes_scanned <= size
+        assert stats.candidates <= n  # one per record start at most
+        work.append((stats.bytes_read, stats.bytes_scanned, stats.candidates))
+    for small, large in zip(work[0], work[1], strict=True):
+        assert large <= 4.5 * max(small, 1), work
+
+
+def test_a_clean_capture_is_read_once_and_never_searched(tmp_path: Path) -> None:
+    path = tmp_path / "clean.invcap"
+    write_capture(path, {}, [Data(1.0 + i, "c1", "app", chunk_of(i)) for i in range(3000)])
+    stats = ReadStats()
+    with read_capture(path, stats=stats) as loaded:
+        assert sum(1 for _ in loaded.events) == 3000
+    assert loaded.problems == []
+    assert stats == ReadStats(bytes_read=path.stat().st_size, bytes_scanned=0, candidates=0)
+
+
+def test_a_long_record_cut_short_is_reported_as_a_cut(tmp_path: Path) -> None:
+    """Measured from its headers, the cut record is not read to the end of the file."""
+    events: list[Event] = [Data(1.0, "w1", "app", b"a"), Data(2.0, "w1", "outlet", b"x" * 50_000)]
+    path = tmp_path / "cut.invcap"
+    write_capture(path, {}, events)
+    size = path.stat().st_size
+    with open(path, "r+b") as fp:
+        fp.truncate(size - 20_000)
+    start = record_offsets_prefix(path)
+    stats = ReadStats()
+    with read_capture(path, stats=stats) as loaded:
+        assert exact(list(loaded.events)) == exact(events[:1])
+    assert [str(p) for p in loaded.problems] == [
+        f"file ends in the middle of a record after 1 events ({size - 20_000 - start} bytes "
+        f"at byte {start} were not readable); the capture was probably cut short"
+    ]
+    assert stats.bytes_read == size - 20_000
+
+
+def test_a_long_record_is_measured_not_searched_for(tmp_path: Path) -> None:
+    """A 5 MB WebSocket message straddles many reads; it is read whole, once."""
+    big = Data(2.0, "w1", "outlet", b"x" * (5 << 20))
+    events: list[Event] = [Data(1.0, "w1", "app", b"a"), big, Data(3.0, "w1", "app", b"b")]
+    path = tmp_path / "big.invcap"
+    write_capture(path, {}, events)
+    stats = ReadStats()
+    with read_capture(path, stats=stats) as loaded:
+        assert exact(list(loaded.events)) == exact(events)
+    assert loaded.problems == [] and stats.bytes_read == path.stat().st_size
+
+
+# --- round trips of anything (issue 8 item 11) ------------------------------------------
+
+any_text = st.text(max_size=12)  # surrogates included: JSON can spell them, msgpack cannot
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | any_text
+    | st.binary(max_size=12)
+)
+meta_keys = any_text | st.binary(max_size=6) | st.sampled_from([*META_TAGS, "created", "$x"])
+meta_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(meta_keys, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+any_meta = st.dictionaries(
+    meta_keys.filter(lambda k: k not in (CAPTURE_KEY, "invisproxy_trace")), meta_values, max_size=4
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (NaN equals NaN, -0.0 is not 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a.hex() == b.hex()
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(map(repr, a)) == list(map(repr, b)) and all(
+            same(k, j) and same(a[k], b[j]) for k, j in zip(a, b, strict=True)
+        )
+    return bool(a == b)
+
+
+@st.composite
+def any_events(draw: Callable[..., Any]) -> list[Event]:
+    """Anything a capture can hold: any bytes flagged text or binary, any closer."""
+    events = draw(event_lists())
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, Data) and draw(st.booleans()):
+            event = Data(event.t, event.conn, event.side, draw(st.binary(max_size=24)),
+                         draw(st.booleans()), event.injected)  # fmt: skip
+        out.append(event)
+    return out
+
+
+@FAST
+@given(events=any_events(), meta=any_meta)
+def test_anything_goes_capture_trace_capture_unchanged(
+    tmp_path: Path, events: list[Event], meta: dict[Any, Any]
+) -> None:
+    a, t, b = tmp_path / "a.invcap", tmp_path / "t.jsonl", tmp_path / "b.invcap"
+    write_capture(a, meta, events, overwrite=True, stamp=False)
+    with read_capture(a) as loaded:
+        write_trace(t, loaded.meta, loaded.events, overwrite=True)
+    assert loaded.problems == [] and same(loaded.meta, meta)
+    with read_trace(t) as traced:
+        write_capture(b, traced.meta, traced.events, overwrite=True, stamp=False)
+    assert traced.problems == [] and same(traced.meta, meta)
+    assert b.read_bytes() == a.read_bytes()
+    assert exact(read_all(b)[0]) == exact(events)
+
+
+@FAST
+@given(events=any_events(), meta=any_meta)
+def test_anything_goes_trace_capture_trace_unchanged(
+    tmp_path: Path, events: list[Event], meta: dict[Any, Any]
+) -> None:
+    a, c, b = tmp_path / "a.jsonl", tmp_path / "c.invcap", tmp_path / "b.jsonl"
+    write_trace(a, meta, events, overwrite=True)
+    with read_trace(a) as loaded:
+        write_capture(c, loaded.meta, loaded.events, overwrite=True, stamp=False)
+    assert loaded.problems == [] and same(loaded.meta, meta)
+    with read_capture(c) as captured:
+        write_trace(b, captured.meta, captured.events, overwrite=True)
+    assert captured.problems == [] and same(captured.meta, meta)
+    assert b.read_bytes() == a.read_bytes()
+    with read_trace(b) as again:
+        assert exact(list(again.events)) == exact(events)
+
+
+@pytest.mark.parametrize("meta", [{"$int": "x"}, {"$map": 1}, {b"raw": 1}, {"t": (1, 2)}])
+def test_metadata_survives_the_creation_stamp(tmp_path: Path, meta: dict[Any, Any]) -> None:
+    """The stamp is encoded with the metadata, so a tag-named key stays a key."""
+    path = tmp_path / "stamped.invcap"
+    write_capture(path, meta, [])
+    _, problems, got = read_all(path)
+    assert problems == [] and isinstance(got.pop("created"), float) and same(got, meta)
+
+
+def test_metadata_nested_too_deeply_is_left_out_and_the_events_read(tmp_path: Path) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    path = tmp_path / "deep.invcap"
+    path.write_bytes(
+        pack_all([{CAPTURE_KEY: 1, "x": deep}, {"t": 1.0, "conn": "c", "event": "close"}])
+    )
+    events, problems, meta = read_all(path)
+    assert meta == {} and exact(events) == exact([Close(1.0, "c", None)])
+    assert problems == [
+        "header: metadata nests more than 200 levels deep; left out, the events are read"
+    ]
+    with pytest.raises(ValueError, match="nests more than 200 levels"):
+        write_capture(tmp_path / "w.invcap", {"x": deep}, [])

@@ -256,3 +256,108 @@ def test_time_is_written_so_it_reads_back_exactly(tmp_path: Path) -> None:
 def test_writer_refuses_non_finite_time() -> None:
     with pytest.raises(ValueError):
         write_trace(io.StringIO(), None, [Close(float("nan"), "c", None)])
+
+
+# --- times out of range (issue 8 item 7) ------------------------------------------------
+
+ABSURD_TIMES = [
+    ("1e20", "out of range: 1e+20"),
+    ("1.99e139", "out of range: 1.99e+139"),
+    ("-0.5", "out of range: -0.5"),
+    ("32503680000", "out of range: 32503680000"),
+    ("NaN", "finite number, not nan"),
+    ("-Infinity", "finite number, not -inf"),
+    ("1" + "0" * 400, "out of range: 1000000000000000000000000000000000000..."),
+    ("true", "number of seconds, not True"),
+    ('"12:00"', "number of seconds, not '12:00'"),
+    ("null", "number of seconds, not None"),
+]
+
+
+@pytest.mark.parametrize(("t", "why"), ABSURD_TIMES)
+def test_a_time_no_clock_can_show_is_reported_with_its_line_and_skipped(
+    tmp_path: Path, t: str, why: str
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        '{"t": 1.0, "conn": "c", "event": "close"}\n'
+        f'{{"t": {t}, "conn": "c", "event": "data", "from": "app", "text": "x"}}\n'
+        '{"t": 2.0, "conn": "c", "event": "close"}\n'
+    )
+    _, events, problems = load(path)
+    assert events == [Close(1.0, "c", None), Close(2.0, "c", None)]
+    assert len(problems) == 1 and problems[0].startswith("line 2: field 't' ")
+    assert why in problems[0] and problems[0].endswith("; line skipped")
+
+
+def test_the_edges_of_the_time_range_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "edges.jsonl"
+    top = 32503679999.999996  # the last float before the year 3000
+    path.write_text(
+        '{"t": 0, "conn": "c", "event": "close"}\n'
+        f'{{"t": {top!r}, "conn": "c", "event": "close"}}\n'
+    )
+    _, events, problems = load(path)
+    assert events == [Close(0.0, "c", None), Close(top, "c", None)] and problems == []
+
+
+# --- what round trips keep (issue 8 item 11) --------------------------------------------
+
+
+def test_a_text_chunk_that_is_not_utf8_keeps_its_flag_and_its_bytes(tmp_path: Path) -> None:
+    events: list[Event] = [
+        Data(1.0, "c", "outlet", b"\xff\xfe half", text=True),
+        Data(2.0, "c", "outlet", b"\xff\xfe half", text=False),
+    ]
+    written = lines_of(events)
+    assert written[0]["b64"] == written[1]["b64"] == "//4gaGFsZg=="
+    assert written[0]["form"] == "text" and "form" not in written[1]
+    path = tmp_path / "form.jsonl"
+    write_trace(path, {}, events)
+    assert load(path)[1] == events
+    # a reader that knows only DESIGN 4.1 still gets the bytes: form is one more key
+    for line in path.read_text().splitlines()[1:]:
+        assert base64.b64decode(json.loads(line)["b64"]) == b"\xff\xfe half"
+
+
+@pytest.mark.parametrize("field", ["conn", "app", "outlet", "error"])
+def test_a_string_no_capture_can_hold_is_reported_not_carried(tmp_path: Path, field: str) -> None:
+    """JSON can spell an unpaired surrogate; msgpack (and any wire) cannot carry one."""
+    rec = {"t": 1, "conn": "c", "event": "open", "transport": "tcp", "app": "a", "outlet": "o"}
+    if field == "error":
+        rec = {"t": 1, "conn": "c", "event": "close", "error": "x"}
+    rec[field] = "\ud800x"
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + '{"t": 2, "conn": "c", "event": "close"}\n')
+    _, events, problems = load(path)
+    assert events == [Close(2.0, "c", None)]
+    assert problems == [
+        f"line 1: field {field!r} holds an unpaired surrogate, not UTF-8; line skipped"
+    ]
+
+
+def test_a_data_record_with_a_surrogate_in_conn_is_refused_too(tmp_path: Path) -> None:
+    """The fast path for data records checks conn as the general path does."""
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"t": 1.0, "conn": "\\udc80", "event": "data", "from": "app", "text": "x"}\n')
+    assert load(path)[2] == [
+        "line 1: field 'conn' holds an unpaired surrogate, not UTF-8; line skipped"
+    ]
+
+
+def test_metadata_nested_too_deeply_is_left_out_and_the_events_read(tmp_path: Path) -> None:
+    """Decoding it recursed past Python's limit (995 levels: a RecursionError)."""
+    for depth in (201, 995):
+        path = tmp_path / f"deep{depth}.jsonl"
+        path.write_text(
+            '{"invisproxy_trace": 1, "x": ' + "[" * depth + "1" + "]" * depth + "}\n"
+            '{"t": 1, "conn": "c", "event": "close"}\n'
+        )
+        assert load(path) == (
+            {},
+            [Close(1.0, "c", None)],
+            ["line 1: metadata nests more than 200 levels deep; left out, the events are read"],
+        )
+    path = tmp_path / "deep200.jsonl"
+    path.write_text('{"invisproxy_trace": 1, "x": ' + "[" * 199 + "1" + "]" * 199 + "}\n")
+    assert load(path)[2] == []
