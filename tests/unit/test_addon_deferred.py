@@ -103,6 +103,9 @@ async def test_steady_traffic_is_still_delivered_while_it_lasts() -> None:
 
     loop.call_soon(send)
     await asyncio.wait_for(delivered_while_sending.wait(), WAIT)
-    assert 0 < len(later) < len(now)  # a batch went out, the rest is still pending
+    # a batch went out while the relay was still sending (on a busy box the due batch may
+    # go out with the very message that made it due, so nothing need be left pending)
+    assert sent < 100_000
+    assert later and later == now[: len(later)]
     addon.flush()
     assert later == now and len(now) == sent + 1
