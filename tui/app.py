@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from proxy.core.analysis import message_json
-from proxy.core.events import is_utf8
+from proxy.core.events import Data
 from proxy.core.filter import Filter, FilterError
 from tui import commands, describe
 from tui.feeder import Feeder
@@ -639,34 +639,29 @@ class InvisApp(App[None]):
         return f" ({redacted} credential(s) redacted)" if redacted else ""
 
     def action_export_trace(self) -> None:
-        header = {"invisproxy_trace": 1, "exported_from": self.source.label}
-        header["redacted"] = self.redacting
-        lines = [json.dumps(header)]
-        analysis = self.analysis
-        opened: set[str] = set()
-        count = 0
+        from proxy.store.redact import RedactionError, redact_events
+        from proxy.store.trace import write_trace
+        from tui.export import visible_events
+
+        events = visible_events(self.analysis, self._visible_rows())
         redacted = 0
-        for ri in self._visible_rows():
-            row = analysis.rows[ri]
-            conn = analysis.connections.get(row.conn)
-            if row.kind == "close":
-                record: dict[str, Any] = {"t": row.t, "conn": row.conn, "event": "close"}
-                record["by"] = conn.closed_by if conn else None
-                lines.append(json.dumps(record))
-                continue
-            if row.conn not in opened and conn is not None:
-                opened.add(row.conn)
-                lines.append(json.dumps(_open_record(conn, row.t if row.kind == "open" else None)))
-            if row.ref < 0:
-                continue
-            msg, removed = self._outgoing(analysis.messages[row.ref])
-            redacted += len(removed)
-            lines.append(json.dumps(_data_record(msg.t, msg.conn, msg.side, msg.raw)))
-            count += 1
-        path = self._write_export(".jsonl", "\n".join(lines) + "\n")
-        if path is not None:
-            note = self._redaction_note(redacted)
-            self.notify(f"Wrote {count:,} messages as a trace to {path}{note}", title="Exported")
+        if self.redacting:
+            try:
+                events, report = redact_events(events)
+            except RedactionError as exc:
+                self.notify(f"Nothing written: {exc}", severity="error")
+                return
+            redacted = len(report.removals)
+        meta = {"exported_from": self.source.label, "redacted": self.redacting}
+        path = self._export_path(".jsonl")
+        try:
+            write_trace(path, meta, events)
+        except OSError as exc:
+            self.notify(f"Could not write {path}: {exc.strerror or exc}", severity="error")
+            return
+        count = sum(isinstance(e, Data) for e in events)
+        note = self._redaction_note(redacted)
+        self.notify(f"Wrote {count:,} messages as a trace to {path}{note}", title="Exported")
 
     def _write_export(self, suffix: str, text: str) -> Path | None:
         path = self._export_path(suffix)
@@ -718,28 +713,6 @@ class InvisApp(App[None]):
             await self.run_action(action)
 
         return run
-
-
-def _open_record(conn: Any, t: float | None) -> dict[str, Any]:
-    return {
-        "t": conn.opened if t is None else t,
-        "conn": conn.conn,
-        "event": "open",
-        "transport": conn.transport,
-        "app": conn.app,
-        "outlet": conn.outlet,
-    }
-
-
-def _data_record(t: float, conn: str, side: str, raw: bytes) -> dict[str, Any]:
-    record: dict[str, Any] = {"t": t, "conn": conn, "event": "data", "from": side}
-    if is_utf8(raw):
-        record["text"] = raw.decode("utf-8")
-    else:
-        import base64
-
-        record["b64"] = base64.b64encode(raw).decode("ascii")
-    return record
 
 
 def run_tui(

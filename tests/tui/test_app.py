@@ -20,7 +20,7 @@ from tests.tui.conftest import (
 )
 from tui import commands
 from tui.app import InvisApp
-from tui.sources import FileSource, LiveSource, PlaySource, Sink, Source
+from tui.sources import FileSource, IterSource, LiveSource, PlaySource, Sink, Source
 from tui.widgets.help import HelpScreen
 
 SIZE = (80, 24)
@@ -593,3 +593,18 @@ async def test_a_big_load_feeds_long_slices_until_a_key_arrives() -> None:
     assert typing, "no slice ran while the user was typing"
     assert feeder_module.FEED_SLICE in idle  # nobody typing: long slices
     assert set(typing) == {feeder_module.FEED_SLICE_TYPING}  # short ones after a key
+
+
+async def test_trace_export_keeps_injected_messages_and_close_errors(tmp_path: Path) -> None:
+    events: list[Open | Data | Close] = [
+        Open(1.0, "c1", "tcp", "127.0.0.1:5000", "10.0.0.5:3333"),
+        Data(1.5, "c1", "app", b'{"packetID":100001,"payload":{"callbackName":12}}'),
+        Data(2.0, "c1", "outlet", b'{"packetID":100002,"payload":{"callbackName":9}}', True, True),
+        Close(3.0, "c1", "proxy", "outlet down: connection refused"),
+    ]
+    app = source_app(IterSource(events, label="mixed"), export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await app.run_action("export_trace")
+    # every row on show, one chunk per message: the trace holds exactly the events
+    assert list(load_events(tmp_path / "mixed-export-1.jsonl").events) == events
