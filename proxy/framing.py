@@ -141,6 +141,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Python's int() refuses decimal strings longer than sys.get_int_max_str_digits()
+# (4300 by default; process-wide, so never changed here): the strict scanner's
+# ValueError for such an integer is turned into an invalid frame with this reason.
+_int_limit = re.compile(r"Exceeds the limit \((\d+) digits\).*value has (\d+) digits").search
+
+
+def _skip_int(text: str) -> int:
+    """parse_int for the scanner that only finds where a value ends: no conversion."""
+    return 0
+
+
 def _make_scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
     return cast(
         Callable[[str, int], tuple[Any, int]], json.scanner.make_scanner(cast(Any, decoder))
@@ -192,7 +203,7 @@ _OrjsonError: Final = orjson.JSONDecodeError
 _scan: Final = _make_scanner(
     json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 )
-_scan_lenient: Final = _make_scanner(json.JSONDecoder())
+_scan_lenient: Final = _make_scanner(json.JSONDecoder(parse_int=_skip_int))
 
 
 class _Failure:
@@ -214,13 +225,19 @@ def _after_error(exc: Exception, text: str, pos: int) -> _Failure | tuple[int, s
         return _Failure(exc.msg, exc.pos)
     if isinstance(exc, RecursionError):
         return _Failure(_TOO_DEEP, len(text))
-    if not isinstance(exc, _NonStandardConstant):
+    if isinstance(exc, _NonStandardConstant):
+        why = f"not JSON: {exc.args[0]}"
+    elif type(exc) is ValueError:  # int() refused a long integer
+        m = _int_limit(str(exc))
+        digits = f"{m.group(2)} digits, more than the {m.group(1)}" if m else "too many digits"
+        why = f"not decoded: an integer of {digits} Python converts"
+    else:
         raise exc
     try:
         _, end = _scan_lenient(text, pos)
     except Exception as again:
         return _after_error(again, text, pos)
-    return end, f"not JSON: {exc.args[0]}"
+    return end, why
 
 
 def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None] | _Failure:
@@ -673,31 +690,51 @@ class Framer:
 
 def _ws_frame(event: Data, fast: bool = True) -> Frame:
     """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
-    data = event.data
-    why: str | None
+    value, why = _one_value(event.data, fast)
+    return Frame(event.t, event.conn, event.side, event.data, value, why, event.injected)
+
+
+class JsonError(ValueError):
+    """Bytes that are not exactly one JSON value this tool decodes; the text says why."""
+
+
+def parse_json(data: bytes | str) -> Any:
+    """The one JSON reader for bytes from the wire or a file (a WebSocket message, a
+    trace line): exactly the values a frame may hold, so every reader accepts and
+    refuses the same things, and refuses with a reason (:class:`JsonError`) instead
+    of raising something else: no NaN or Infinity, no number beyond a double, no
+    integer longer than Python converts (``sys.get_int_max_str_digits``; never
+    changed, it is process-wide), no invalid UTF-8, no nesting beyond the recursion
+    limit. Integers stay exact; duplicate keys keep the last value."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    value, why = _one_value(data, True)
+    if why is not None:
+        raise JsonError(why)
+    return value
+
+
+def _one_value(data: bytes, fast: bool) -> tuple[Any, str | None]:
+    """(value, None) if ``data`` is exactly one JSON value, else (None, why)."""
     try:
         if fast and not _long_digits(data):
-            value = _loads(data)
-            return Frame(event.t, event.conn, event.side, data, value, None, event.injected)
+            return _loads(data), None
     except _OrjsonError:
         pass  # say precisely what is wrong with it, below
     try:
         text = data.decode()
     except UnicodeDecodeError as e:
-        why = f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
-        return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
+        return None, f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
     start = _skip_ws(text, 0)
     if start == len(text):
-        return Frame(event.t, event.conn, event.side, data, None, "empty message", event.injected)
+        return None, "empty message"
     parsed = _parse_value(text, start)
     if not isinstance(parsed, _Failure):
         value, end, why = parsed
         end = _skip_ws(text, end)
         if end == len(text):
-            return Frame(event.t, event.conn, event.side, data, value, why, event.injected)
+            return (None if why else value), why
         parsed = _Failure("Extra data", end)
     if _viable(text, parsed):
-        why = "not JSON: the message ends in the middle of a value"
-    else:
-        why = _describe(parsed, text, 0)
-    return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
+        return None, "not JSON: the message ends in the middle of a value"
+    return None, _describe(parsed, text, 0)

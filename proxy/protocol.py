@@ -670,7 +670,10 @@ def decode(frame: Frame, msg_id: int, transport: Transport) -> Message:
     if frame.error is not None:
         why = frame.error
         return _invalid(
-            frame, msg_id, transport, why if why.startswith("not JSON") else f"not JSON: {why}"
+            frame,
+            msg_id,
+            transport,
+            why if why.startswith(("not JSON", "not decoded")) else f"not JSON: {why}",
         )
     value = frame.value
     if type(value) is not dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from proxy.capture import CaptureWriter
 from proxy.errors import UserError
 from proxy.events import Close, Closer, Data, Event, Open, Transport, is_utf8
-from proxy.framing import Framer
+from proxy.framing import Framer, parse_json
 from proxy.replay import (
     DESTRUCTIVE,
     MISSING,
@@ -181,7 +180,7 @@ class _WsLink(_Link):
                 data = message.encode() if isinstance(message, str) else message
                 self.record(Data(time.time(), self.cid, "outlet", data, isinstance(message, str)))
                 with contextlib.suppress(ValueError):
-                    self._message(json.loads(data))
+                    self._message(parse_json(data))
         except ConnectionClosed:
             pass
         finally:

@@ -33,7 +33,7 @@ from websockets.http11 import Request, Response
 
 from proxy.errors import listen_failure
 from proxy.events import Data, Open
-from proxy.framing import Framer
+from proxy.framing import Framer, parse_json
 from proxy.sim_state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
 
 Revision = Literal["A", "B"]
@@ -446,7 +446,7 @@ class OutletSimulator:
             async for message in conn:
                 text = message if isinstance(message, str) else message.decode(errors="replace")
                 try:
-                    value = json.loads(text)
+                    value = parse_json(text)
                 except ValueError:
                     continue
                 self._dispatch(client, value)
