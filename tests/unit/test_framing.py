@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy.events import Close, Data, Event, Open, Side
-from proxy.framing import Frame, Framer
+from proxy.framing import Frame, Framer, JsonError, parse_json
 
 
 def feed_all(framer: Framer, events: Sequence[Event]) -> list[Frame]:
@@ -781,6 +781,8 @@ tricky = st.sampled_from(
         b"[" * 1100 + b"]" * 1100,
         b'{"x":[1,2}',
         b'{"a":1}}',
+        b'{"long":' + b"1" * 4400 + b"}",
+        b"-" + b"2" * 4400,
     ]
 )
 
@@ -827,3 +829,52 @@ def test_a_number_too_large_for_a_double_is_an_invalid_frame() -> None:
         frames += framer.feed(Close(0.2, "c1", "outlet"))
         assert [f.error for f in frames] == ["not JSON: 1e999 is too large for a number"]
         assert frames[0].raw.strip() == raw
+
+
+LONG = b"9" * 4301  # one digit more than int() converts by default
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' + LONG + b"}",
+        b"[" + b"-" + LONG + b",1]",
+        LONG,
+        b'{"a":' + LONG + b',"b":NaN}',
+    ],
+)
+def test_an_integer_longer_than_int_converts_is_an_invalid_frame_however_chunked(
+    raw: bytes,
+) -> None:
+    """int() raised from inside the scanner, out of feed(): every reader died on it."""
+    data = raw + b'\n{"after":1}\n'
+    for chunks in ([data], [data[i : i + 1000] for i in range(0, len(data), 1000)]):
+        frames = tcp(chunks)
+        assert [(f.raw, f.value, f.error is None) for f in frames] == [
+            (raw, None, False),
+            (b'{"after":1}', {"after": 1}, True),
+        ]
+        assert frames[0].error == (
+            "not decoded: an integer of 4301 digits, more than the 4300 Python converts"
+        )
+    ws = Framer()
+    ws.feed(Open(0.0, "w", "ws", "a:1", "b:2"))
+    (frame,) = ws.feed(Data(1.0, "w", "app", raw))
+    assert frame.error is not None and "4301 digits" in frame.error
+    with pytest.raises(JsonError, match="4301 digits"):
+        parse_json(raw)
+
+
+def test_parse_json_refuses_what_a_frame_cannot_hold_with_a_reason() -> None:
+    assert parse_json(b' {"a":[1,2.5,"\xc3\xa9"]}\n') == {"a": [1, 2.5, "é"]}
+    assert parse_json("123456789012345678901234567890") == 123456789012345678901234567890
+    for bad, why in [
+        (b'{"a":NaN}', "NaN is not a JSON value"),
+        (b"[1e999]", "too large for a number"),
+        (b'"\xff"', "invalid UTF-8"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"a":1} {"b":2}', "extra data"),
+        (b"", "empty message"),
+    ]:
+        with pytest.raises(JsonError, match=why):
+            parse_json(bad)
