@@ -6,29 +6,36 @@ streaming splitter with these rules:
 
 - Whitespace (space, tab, CR, LF) between values belongs to no frame; ``raw`` is
   exactly the bytes of one value.
-- Any JSON value is a frame (the decoder judges whether it is a message). A number or
-  a literal (``5``, ``true``) that reaches the end of the bytes seen so far might go
-  on, so it waits for the next byte or for the close.
+- Any JSON value is a frame (the decoder judges whether it is a message). A word at
+  the end of the bytes seen so far (a number, a literal, or garbage: ``NaN`` may be
+  the start of ``NaNnull``) might go on, so it waits for the next byte or the close.
 - Bytes that cannot start or continue a value make an ``invalid`` frame. The splitter
   resynchronises on the next ``{`` at or after the first bad character (and after the
   frame's first byte): the invalid frame is everything before that ``{``, less
   trailing whitespace. Objects after garbage are therefore never lost; the price is
   that garbage *inside* an object may let one of its nested objects come out as a
-  frame of its own, which the decoder then flags. Garbage is shown with the chunk it
-  came in, not held until the ``{`` that ends it: when a chunk ends inside garbage,
-  the next chunks' bytes up to that ``{`` make further invalid frames.
+  frame of its own, which the decoder then flags. Garbage is held until the ``{``
+  that ends it or the close (so its frame never depends on where a chunk stopped);
+  a run of it longer than ``max_value_bytes`` is shown in pieces of that size.
 - A value with invalid UTF-8 inside (but otherwise well formed) is one invalid frame
   covering the whole value, so the stream stays in step.
 - At most ``max_value_bytes`` (plus one chunk) are buffered for one value; past that
   the bytes so far become an invalid frame and the rest, up to the next ``{``, is
   garbage.
 - ``NaN`` and ``Infinity``, which Python's json accepts, are not JSON: invalid frame.
+  So is a number too large for a double (``1e999``), and an integer longer than
+  Python's ``int()`` converts (``sys.get_int_max_str_digits()``, 4300 digits by
+  default; it is process-wide, so it is never changed here): valid JSON, but its
+  frame is invalid with the reason, never an exception. Every other integer is exact.
 - A frame's ``t`` is that of the event that completed it: for a value, the one with
   its last byte (for a number or literal, the byte after it, or the close); for
-  garbage, the one that showed it is not JSON.
-- The same bytes cut into other chunks give the same valid frames; only their ``t``
-  and the cuts between invalid frames may differ (as long as no value reaches
-  ``max_value_bytes``).
+  garbage, the one with the ``{`` after it (or the close).
+
+The guarantee: for any bytes, fed whole or cut into chunks anywhere (and whatever
+``eager_bytes``), the frames are the same: the same ``raw`` bytes in the same order,
+the same validity, values and ``error`` texts. Only ``t`` and ``injected`` follow the
+events. This holds as long as no value or run of garbage reaches ``max_value_bytes``:
+past it, where it is cut depends on the chunk that crossed the limit.
 
 Speed: a chunk that is exactly one object (maybe followed by a newline), or that
 completes the buffered start of one, is parsed with one call to the C scanner. The
@@ -79,17 +86,12 @@ _LITERAL_PREFIXES: Final = frozenset(
     for i in range(1, len(word))
 )
 _NUMBER_TAILS: Final = frozenset({".", "e", "E", "e+", "e-", "E+", "E-"})
-_LITERALS: Final = _LITERAL_PREFIXES | {"true", "false", "null"}
-_number_prefix = re.compile(
-    r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]*)?|\.|[eE][+-]?[0-9]*)?)?"
-).fullmatch
 # A number cut short: what only more digits can complete.
 _unfinished_number = re.compile(
     r"-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+[eE][+-]?|\.|[eE][+-]?)"
 ).fullmatch
 _TOO_DEEP: Final = "Too deeply nested"
 _CLOSED: Final = "connection closed in the middle of a value"
-_CONTINUED: Final = "not JSON: continues the garbage before it"
 
 _REASONS: Final = {
     "Expecting value": "expected a value",
@@ -272,11 +274,6 @@ def _viable(text: str, failure: _Failure) -> bool:
     return False
 
 
-def _scalar_prefix(token: str) -> bool:
-    """Whether more bytes could still make ``token`` a number or a literal."""
-    return token in _LITERALS or _number_prefix(token) is not None
-
-
 def _unfinished_scalar(token: str) -> bool:
     return token in _LITERAL_PREFIXES or _unfinished_number(token) is not None
 
@@ -386,8 +383,9 @@ class _Stream:
 
     ``pending`` holds the start of a value not yet complete (its first byte is not
     whitespace), or the first bytes of a character the next chunk finishes.
-    ``garbage`` is set when the last chunk ended inside garbage: the next bytes up to
-    a ``{`` continue it (it is then their invalid frame's error). ``carry`` is whether
+    ``garbage`` is set while ``pending`` holds garbage (or the rest of a value that
+    overflowed): the bytes up to the next ``{`` continue it; it is their invalid
+    frame's error. ``carry`` is whether
     an injected event contributed to ``pending``.
     """
 
@@ -528,14 +526,19 @@ class Framer:
                 frames.append(Frame(t, conn, side, raw, None, why, inj))
 
         if st.garbage is not None:
-            # The garbage the last chunk ended in goes on up to the next '{'.
-            i = data.find(b"{")
+            # Held garbage goes on up to the next '{' (or the close): where it ends
+            # depends on the bytes only, never on where a chunk stopped.
+            i = data.find(b"{") if eof is None else len(data)
             if i < 0:
-                invalid(data, st.garbage, injected)
+                st.pending = bytes(st.pending) + data
+                st.carry = st.carry or injected
+                self._overflow(st, frames, t)
                 return frames
-            invalid(data[:i], st.garbage, injected)
-            st.garbage = None
+            invalid(bytes(st.pending) + data[:i], st.garbage, st.carry or injected)
+            st.garbage, st.pending, st.carry = None, b"", False
             data = data[i:]
+            if not data:
+                return frames
         elif (
             eof is None
             and len(st.pending) + len(data) > self.eager_bytes
@@ -628,8 +631,8 @@ class Framer:
             else:
                 m = _token(text, pos)
                 end = m.end() if m else pos
-                if end == n and eof is None and _scalar_prefix(text[pos:end]):
-                    rest_from = pos  # a number or literal may go on
+                if end == n and eof is None:
+                    rest_from = pos  # a number, a literal or a word of garbage may go on
                     break
                 if end == pos:
                     failure = _Failure("Expecting value", pos)
@@ -654,12 +657,14 @@ class Framer:
             why = _describe(failure, text, pos)
             i = text.find("{", max(failure.pos, pos + 1))
             if i < 0:
-                # Shown now, not when the '{' that ends it comes; what follows in the
-                # next chunks up to that '{' is more of it.
-                invalid(_encode(text[pos:]) + held, why, inj)
-                held = b""
-                if eof is None:
-                    st.garbage = _CONTINUED
+                if eof is not None:
+                    invalid(_encode(text[pos:]) + held, why, inj)
+                    held = b""
+                else:
+                    # Held until the '{' that ends it (or the close), so that the frame
+                    # is the same however the bytes were chunked.
+                    st.garbage = why
+                    rest_from = pos
                 break
             region = _encode(text[pos:i])
             invalid(region, why, inj)
@@ -682,6 +687,10 @@ class Framer:
         if len(st.pending) <= limit:
             return
         raw = bytes(st.pending).strip(_WS_BYTES)
+        if st.garbage is not None:  # garbage: shown in pieces of the limit, not held
+            frames.append(Frame(t, st.conn, st.side, raw, None, st.garbage, st.carry))
+            st.pending, st.carry = b"", False
+            return
         why = f"value longer than {limit} bytes without ending"
         st.garbage = f"not JSON: rest of a value longer than {limit} bytes"
         frames.append(Frame(t, st.conn, st.side, raw, None, why, st.carry))
