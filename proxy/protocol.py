@@ -736,13 +736,17 @@ def possible_callbacks(raw: bytes) -> set[int]:
 
 
 def _may_repeat_keys(raw: bytes, value: Any) -> bool:
-    """A cheap test that never misses a duplicate key: each key has its ':', so a value
-    that lost one to a duplicate re-serialises with fewer ':' than ``raw`` has. Only a
-    \\u escape (which may spell ':') or a value orjson cannot write needs the scan."""
+    """A cheap test that never misses a duplicate key. ``value`` written back compactly
+    is usually ``raw`` itself (then every key survived). Otherwise: each key has its
+    ':', so a value that lost one to a duplicate is written with fewer ':' than ``raw``
+    has; only a \\u escape (which may spell ':') or a value orjson cannot write needs
+    the scan."""
     try:
         again = _dumps(value)
     except _DumpError:
         return True
+    if again == raw:
+        return False
     return raw.count(b":") != again.count(b":") or b"\\u" in raw
 
 

@@ -86,14 +86,16 @@ scalars = (
 )
 
 
-def write(node: Any, ensure_ascii: bool) -> str:
+def write(node: Any, ensure_ascii: bool, sep: str = "") -> str:
+    """``node`` as JSON text, objects pair by pair; ``sep`` after each ',' and ':'."""
     if isinstance(node, tuple):  # an object as its pairs
-        inner = ",".join(
-            f"{json.dumps(k, ensure_ascii=ensure_ascii)}:{write(v, ensure_ascii)}" for k, v in node
+        inner = f",{sep}".join(
+            f"{json.dumps(k, ensure_ascii=ensure_ascii)}:{sep}{write(v, ensure_ascii, sep)}"
+            for k, v in node
         )
         return "{" + inner + "}"
     if isinstance(node, list):
-        return "[" + ",".join(write(v, ensure_ascii) for v in node) + "]"
+        return "[" + f",{sep}".join(write(v, ensure_ascii, sep) for v in node) + "]"
     return json.dumps(node, ensure_ascii=ensure_ascii)
 
 
@@ -116,9 +118,15 @@ def repeats(node: Any) -> bool:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(keys, nodes), max_size=5).map(tuple), st.booleans())
-def test_the_warning_comes_exactly_when_a_key_repeats(top: tuple[Any, ...], ascii_: bool) -> None:
-    raw = write(top, ascii_).encode()
+@given(
+    st.lists(st.tuples(keys, nodes), max_size=5).map(tuple),
+    st.booleans(),
+    st.sampled_from(["", " ", "\n "]),
+)
+def test_the_warning_comes_exactly_when_a_key_repeats(
+    top: tuple[Any, ...], ascii_: bool, sep: str
+) -> None:
+    raw = write(top, ascii_, sep).encode()
     msg = decoded(raw)
     assert bool(dup_notes(msg)) == repeats(top)
     assert bool(duplicate_keys(raw)) == repeats(top)
