@@ -754,9 +754,14 @@ def _duplicate_annotation(msg: Message, raw: bytes) -> None:
     found = duplicate_keys(raw)
     if not found:
         return
+    # Bounded: a hostile frame may repeat thousands of keys thousands of times.
     keys = "; ".join(
-        f"{path} ({len(vs)} values: {', '.join(_json(v, 40) for v in vs)})" for path, vs in found
+        f"{path} ({len(vs)} values: {', '.join(_json(v, 40) for v in vs[:3])}"
+        f"{', …' if len(vs) > 3 else ''})"
+        for path, vs in found[:5]
     )
+    if len(found) > 5:
+        keys += f"; and {len(found) - 5} more"
     text = (
         f"duplicate key{'s' if len(found) > 1 else ''} {keys}. Shown with the last value of "
         "each, as Python's json reads it; which one the outlet's parser keeps is unknown"

@@ -130,3 +130,14 @@ def test_the_warning_comes_exactly_when_a_key_repeats(
     msg = decoded(raw)
     assert bool(dup_notes(msg)) == repeats(top)
     assert bool(duplicate_keys(raw)) == repeats(top)
+
+
+def test_a_frame_full_of_duplicates_gets_one_bounded_warning() -> None:
+    pairs = ",".join(f'"k{i % 50}":{i}' for i in range(20_000))
+    raw = (
+        '{"packetID":123456,"payload":{"callbackName":9,"callbackArgs":{' + pairs + "}}}"
+    ).encode()
+    (text,) = dup_notes(decoded(raw))
+    assert len(text) < 1000
+    assert text.startswith("duplicate keys payload.callbackArgs.k0 (400 values: 0, 50, 100, …); ")
+    assert "; and 45 more." in text
