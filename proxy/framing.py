@@ -16,7 +16,7 @@ streaming splitter with these rules:
   that garbage *inside* an object may let one of its nested objects come out as a
   frame of its own, which the decoder then flags. Garbage is held until the ``{``
   that ends it or the close (so its frame never depends on where a chunk stopped);
-  a run of it longer than ``max_value_bytes`` is shown in pieces of that size.
+  a run of it longer than ``max_value_bytes`` is shown in pieces of about that size.
 - A value with invalid UTF-8 inside (but otherwise well formed) is one invalid frame
   covering the whole value, so the stream stays in step.
 - At most ``max_value_bytes`` (plus one chunk) are buffered for one value; past that
@@ -86,6 +86,18 @@ _LITERAL_PREFIXES: Final = frozenset(
     for i in range(1, len(word))
 )
 _NUMBER_TAILS: Final = frozenset({".", "e", "E", "e+", "e-", "E+", "E-"})
+# Words that may still grow into a value, or into a longer word (NaN -> NaNnull).
+_WORD_PREFIXES: Final = _LITERAL_PREFIXES | {
+    "true",
+    "false",
+    "null",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+}
+_number_prefix = re.compile(
+    r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]*)?|\.|[eE][+-]?[0-9]*)?)?"
+).fullmatch
 # A number cut short: what only more digits can complete.
 _unfinished_number = re.compile(
     r"-|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+[eE][+-]?|\.|[eE][+-]?)"
@@ -274,6 +286,14 @@ def _viable(text: str, failure: _Failure) -> bool:
     return False
 
 
+def _may_go_on(token: str) -> bool:
+    """Whether the word ``token``, at the end of the bytes so far, may be cut short: a
+    number or a literal (maybe unfinished), or NaN/Infinity, which more letters would
+    make one longer word of garbage. Any other word is garbage from a fixed byte on,
+    whatever follows."""
+    return token in _WORD_PREFIXES or _number_prefix(token) is not None
+
+
 def _unfinished_scalar(token: str) -> bool:
     return token in _LITERAL_PREFIXES or _unfinished_number(token) is not None
 
@@ -385,8 +405,7 @@ class _Stream:
     whitespace), or the first bytes of a character the next chunk finishes.
     ``garbage`` is set while ``pending`` holds garbage (or the rest of a value that
     overflowed): the bytes up to the next ``{`` continue it; it is their invalid
-    frame's error. ``carry`` is whether
-    an injected event contributed to ``pending``.
+    frame's error. ``carry`` is whether an injected event contributed to ``pending``.
     """
 
     __slots__ = ("carry", "conn", "garbage", "pending", "side", "structure")
@@ -530,7 +549,9 @@ class Framer:
             # depends on the bytes only, never on where a chunk stopped.
             i = data.find(b"{") if eof is None else len(data)
             if i < 0:
-                st.pending = bytes(st.pending) + data
+                if type(st.pending) is bytes:
+                    st.pending = bytearray(st.pending)  # appended to in place: linear
+                st.pending += data
                 st.carry = st.carry or injected
                 self._overflow(st, frames, t)
                 return frames
@@ -631,8 +652,8 @@ class Framer:
             else:
                 m = _token(text, pos)
                 end = m.end() if m else pos
-                if end == n and eof is None:
-                    rest_from = pos  # a number, a literal or a word of garbage may go on
+                if end == n and eof is None and _may_go_on(text[pos:end]):
+                    rest_from = pos
                     break
                 if end == pos:
                     failure = _Failure("Expecting value", pos)
@@ -708,13 +729,13 @@ class JsonError(ValueError):
 
 
 def parse_json(data: bytes | str) -> Any:
-    """The one JSON reader for bytes from the wire or a file (a WebSocket message, a
-    trace line): exactly the values a frame may hold, so every reader accepts and
-    refuses the same things, and refuses with a reason (:class:`JsonError`) instead
-    of raising something else: no NaN or Infinity, no number beyond a double, no
-    integer longer than Python converts (``sys.get_int_max_str_digits``; never
-    changed, it is process-wide), no invalid UTF-8, no nesting beyond the recursion
-    limit. Integers stay exact; duplicate keys keep the last value."""
+    """The one JSON reader for a whole message from the wire (a WebSocket message):
+    exactly the values a frame may hold, so every reader accepts and refuses the same
+    things, and refuses with a reason (:class:`JsonError`) instead of raising
+    something else: no NaN or Infinity, no number beyond a double, no integer longer
+    than Python converts (``sys.get_int_max_str_digits``; never changed, it is
+    process-wide), no invalid UTF-8, no nesting beyond the recursion limit. Integers
+    stay exact; duplicate keys keep the last value."""
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     value, why = _one_value(data, True)
