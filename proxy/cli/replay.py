@@ -119,7 +119,9 @@ def _register_send(subs: Any) -> None:
             "capture; and print how the new replies differ from the recorded ones, "
             "ignoring packetIDs, cb11 sensor readings and timestamps. Callbacks that "
             "restart, reset, update or calibrate (5, 6, 7, 21, 24, 25, 26, 28) are skipped "
-            "unless --allow-destructive. Exit code 0: no differences; 1: differences; "
+            "unless --allow-destructive, and so is a request whose duplicate keys hide one "
+            "(the outlet may keep another duplicate than the one shown). Exit code 0: no "
+            "differences; 1: differences; "
             "2: errors."
         ),
     )
@@ -167,7 +169,8 @@ def _register_send(subs: Any) -> None:
     p.add_argument(
         "--allow-destructive",
         action="store_true",
-        help="also send restarts, resets, firmware updates and calibrations",
+        help="also send restarts, resets, firmware updates and calibrations, and requests "
+        "whose duplicate keys hide one",
     )
     p.add_argument(
         "--ignore-sn", action="store_true", help="do not report a different serial number"

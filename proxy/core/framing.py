@@ -6,29 +6,36 @@ streaming splitter with these rules:
 
 - Whitespace (space, tab, CR, LF) between values belongs to no frame; ``raw`` is
   exactly the bytes of one value.
-- Any JSON value is a frame (the decoder judges whether it is a message). A number or
-  a literal (``5``, ``true``) that reaches the end of the bytes seen so far might go
-  on, so it waits for the next byte or for the close.
+- Any JSON value is a frame (the decoder judges whether it is a message). A word at
+  the end of the bytes seen so far (a number, a literal, or garbage: ``NaN`` may be
+  the start of ``NaNnull``) might go on, so it waits for the next byte or the close.
 - Bytes that cannot start or continue a value make an ``invalid`` frame. The splitter
   resynchronises on the next ``{`` at or after the first bad character (and after the
   frame's first byte): the invalid frame is everything before that ``{``, less
   trailing whitespace. Objects after garbage are therefore never lost; the price is
   that garbage *inside* an object may let one of its nested objects come out as a
-  frame of its own, which the decoder then flags. Garbage is shown with the chunk it
-  came in, not held until the ``{`` that ends it: when a chunk ends inside garbage,
-  the next chunks' bytes up to that ``{`` make further invalid frames.
+  frame of its own, which the decoder then flags. Garbage is held until the ``{``
+  that ends it or the close (so its frame never depends on where a chunk stopped);
+  a run of it longer than ``max_value_bytes`` is shown in pieces of about that size.
 - A value with invalid UTF-8 inside (but otherwise well formed) is one invalid frame
   covering the whole value, so the stream stays in step.
 - At most ``max_value_bytes`` (plus one chunk) are buffered for one value; past that
   the bytes so far become an invalid frame and the rest, up to the next ``{``, is
   garbage.
 - ``NaN`` and ``Infinity``, which Python's json accepts, are not JSON: invalid frame.
+  So is a number too large for a double (``1e999``), and an integer longer than
+  Python's ``int()`` converts (``sys.get_int_max_str_digits()``, 4300 digits by
+  default; it is process-wide, so it is never changed here): valid JSON, but its
+  frame is invalid with the reason, never an exception. Every other integer is exact.
 - A frame's ``t`` is that of the event that completed it: for a value, the one with
   its last byte (for a number or literal, the byte after it, or the close); for
-  garbage, the one that showed it is not JSON.
-- The same bytes cut into other chunks give the same valid frames; only their ``t``
-  and the cuts between invalid frames may differ (as long as no value reaches
-  ``max_value_bytes``).
+  garbage, the one with the ``{`` after it (or the close).
+
+The guarantee: for any bytes, fed whole or cut into chunks anywhere (and whatever
+``eager_bytes``), the frames are the same: the same ``raw`` bytes in the same order,
+the same validity, values and ``error`` texts. Only ``t`` and ``injected`` follow the
+events. This holds as long as no value or run of garbage reaches ``max_value_bytes``:
+past it, where it is cut depends on the chunk that crossed the limit.
 
 Speed: a chunk that is exactly one object (maybe followed by a newline), or that
 completes the buffered start of one, is parsed with one call to the C scanner. The
@@ -79,7 +86,15 @@ _LITERAL_PREFIXES: Final = frozenset(
     for i in range(1, len(word))
 )
 _NUMBER_TAILS: Final = frozenset({".", "e", "E", "e+", "e-", "E+", "E-"})
-_LITERALS: Final = _LITERAL_PREFIXES | {"true", "false", "null"}
+# Words that may still grow into a value, or into a longer word (NaN -> NaNnull).
+_WORD_PREFIXES: Final = _LITERAL_PREFIXES | {
+    "true",
+    "false",
+    "null",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+}
 _number_prefix = re.compile(
     r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]*)?|\.|[eE][+-]?[0-9]*)?)?"
 ).fullmatch
@@ -89,7 +104,6 @@ _unfinished_number = re.compile(
 ).fullmatch
 _TOO_DEEP: Final = "Too deeply nested"
 _CLOSED: Final = "connection closed in the middle of a value"
-_CONTINUED: Final = "not JSON: continues the garbage before it"
 
 _REASONS: Final = {
     "Expecting value": "expected a value",
@@ -139,6 +153,17 @@ def _finite_float(text: str) -> float:
     if value in (math.inf, -math.inf):
         raise _NonStandardConstant(f"{text} is too large for a number")
     return value
+
+
+# Python's int() refuses decimal strings longer than sys.get_int_max_str_digits()
+# (4300 by default; process-wide, so never changed here): the strict scanner's
+# ValueError for such an integer is turned into an invalid frame with this reason.
+_int_limit = re.compile(r"Exceeds the limit \((\d+) digits\).*value has (\d+) digits").search
+
+
+def _skip_int(text: str) -> int:
+    """parse_int for the scanner that only finds where a value ends: no conversion."""
+    return 0
 
 
 def _make_scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
@@ -192,7 +217,7 @@ _OrjsonError: Final = orjson.JSONDecodeError
 _scan: Final = _make_scanner(
     json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 )
-_scan_lenient: Final = _make_scanner(json.JSONDecoder())
+_scan_lenient: Final = _make_scanner(json.JSONDecoder(parse_int=_skip_int))
 
 
 class _Failure:
@@ -214,13 +239,19 @@ def _after_error(exc: Exception, text: str, pos: int) -> _Failure | tuple[int, s
         return _Failure(exc.msg, exc.pos)
     if isinstance(exc, RecursionError):
         return _Failure(_TOO_DEEP, len(text))
-    if not isinstance(exc, _NonStandardConstant):
+    if isinstance(exc, _NonStandardConstant):
+        why = f"not JSON: {exc.args[0]}"
+    elif type(exc) is ValueError:  # int() refused a long integer
+        m = _int_limit(str(exc))
+        digits = f"{m.group(2)} digits, more than the {m.group(1)}" if m else "too many digits"
+        why = f"not decoded: an integer of {digits} Python converts"
+    else:
         raise exc
     try:
         _, end = _scan_lenient(text, pos)
     except Exception as again:
         return _after_error(again, text, pos)
-    return end, f"not JSON: {exc.args[0]}"
+    return end, why
 
 
 def _parse_value(text: str, pos: int) -> tuple[Any, int, str | None] | _Failure:
@@ -255,9 +286,12 @@ def _viable(text: str, failure: _Failure) -> bool:
     return False
 
 
-def _scalar_prefix(token: str) -> bool:
-    """Whether more bytes could still make ``token`` a number or a literal."""
-    return token in _LITERALS or _number_prefix(token) is not None
+def _may_go_on(token: str) -> bool:
+    """Whether the word ``token``, at the end of the bytes so far, may be cut short: a
+    number or a literal (maybe unfinished), or NaN/Infinity, which more letters would
+    make one longer word of garbage. Any other word is garbage from a fixed byte on,
+    whatever follows."""
+    return token in _WORD_PREFIXES or _number_prefix(token) is not None
 
 
 def _unfinished_scalar(token: str) -> bool:
@@ -369,9 +403,9 @@ class _Stream:
 
     ``pending`` holds the start of a value not yet complete (its first byte is not
     whitespace), or the first bytes of a character the next chunk finishes.
-    ``garbage`` is set when the last chunk ended inside garbage: the next bytes up to
-    a ``{`` continue it (it is then their invalid frame's error). ``carry`` is whether
-    an injected event contributed to ``pending``.
+    ``garbage`` is set while ``pending`` holds garbage (or the rest of a value that
+    overflowed): the bytes up to the next ``{`` continue it; it is their invalid
+    frame's error. ``carry`` is whether an injected event contributed to ``pending``.
     """
 
     __slots__ = ("carry", "conn", "garbage", "pending", "side", "structure")
@@ -511,14 +545,21 @@ class Framer:
                 frames.append(Frame(t, conn, side, raw, None, why, inj))
 
         if st.garbage is not None:
-            # The garbage the last chunk ended in goes on up to the next '{'.
-            i = data.find(b"{")
+            # Held garbage goes on up to the next '{' (or the close): where it ends
+            # depends on the bytes only, never on where a chunk stopped.
+            i = data.find(b"{") if eof is None else len(data)
             if i < 0:
-                invalid(data, st.garbage, injected)
+                if type(st.pending) is bytes:
+                    st.pending = bytearray(st.pending)  # appended to in place: linear
+                st.pending += data
+                st.carry = st.carry or injected
+                self._overflow(st, frames, t)
                 return frames
-            invalid(data[:i], st.garbage, injected)
-            st.garbage = None
+            invalid(bytes(st.pending) + data[:i], st.garbage, st.carry or injected)
+            st.garbage, st.pending, st.carry = None, b"", False
             data = data[i:]
+            if not data:
+                return frames
         elif (
             eof is None
             and len(st.pending) + len(data) > self.eager_bytes
@@ -611,8 +652,8 @@ class Framer:
             else:
                 m = _token(text, pos)
                 end = m.end() if m else pos
-                if end == n and eof is None and _scalar_prefix(text[pos:end]):
-                    rest_from = pos  # a number or literal may go on
+                if end == n and eof is None and _may_go_on(text[pos:end]):
+                    rest_from = pos
                     break
                 if end == pos:
                     failure = _Failure("Expecting value", pos)
@@ -637,12 +678,14 @@ class Framer:
             why = _describe(failure, text, pos)
             i = text.find("{", max(failure.pos, pos + 1))
             if i < 0:
-                # Shown now, not when the '{' that ends it comes; what follows in the
-                # next chunks up to that '{' is more of it.
-                invalid(_encode(text[pos:]) + held, why, inj)
-                held = b""
-                if eof is None:
-                    st.garbage = _CONTINUED
+                if eof is not None:
+                    invalid(_encode(text[pos:]) + held, why, inj)
+                    held = b""
+                else:
+                    # Held until the '{' that ends it (or the close), so that the frame
+                    # is the same however the bytes were chunked.
+                    st.garbage = why
+                    rest_from = pos
                 break
             region = _encode(text[pos:i])
             invalid(region, why, inj)
@@ -665,6 +708,10 @@ class Framer:
         if len(st.pending) <= limit:
             return
         raw = bytes(st.pending).strip(_WS_BYTES)
+        if st.garbage is not None:  # garbage: shown in pieces of the limit, not held
+            frames.append(Frame(t, st.conn, st.side, raw, None, st.garbage, st.carry))
+            st.pending, st.carry = b"", False
+            return
         why = f"value longer than {limit} bytes without ending"
         st.garbage = f"not JSON: rest of a value longer than {limit} bytes"
         frames.append(Frame(t, st.conn, st.side, raw, None, why, st.carry))
@@ -673,31 +720,51 @@ class Framer:
 
 def _ws_frame(event: Data, fast: bool = True) -> Frame:
     """A WebSocket message is one frame, valid only if it is exactly one JSON value."""
-    data = event.data
-    why: str | None
+    value, why = _one_value(event.data, fast)
+    return Frame(event.t, event.conn, event.side, event.data, value, why, event.injected)
+
+
+class JsonError(ValueError):
+    """Bytes that are not exactly one JSON value this tool decodes; the text says why."""
+
+
+def parse_json(data: bytes | str) -> Any:
+    """The one JSON reader for a whole message from the wire (a WebSocket message):
+    exactly the values a frame may hold, so every reader accepts and refuses the same
+    things, and refuses with a reason (:class:`JsonError`) instead of raising
+    something else: no NaN or Infinity, no number beyond a double, no integer longer
+    than Python converts (``sys.get_int_max_str_digits``; never changed, it is
+    process-wide), no invalid UTF-8, no nesting beyond the recursion limit. Integers
+    stay exact; duplicate keys keep the last value."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    value, why = _one_value(data, True)
+    if why is not None:
+        raise JsonError(why)
+    return value
+
+
+def _one_value(data: bytes, fast: bool) -> tuple[Any, str | None]:
+    """(value, None) if ``data`` is exactly one JSON value, else (None, why)."""
     try:
         if fast and not _long_digits(data):
-            value = _loads(data)
-            return Frame(event.t, event.conn, event.side, data, value, None, event.injected)
+            return _loads(data), None
     except _OrjsonError:
         pass  # say precisely what is wrong with it, below
     try:
         text = data.decode()
     except UnicodeDecodeError as e:
-        why = f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
-        return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
+        return None, f"invalid UTF-8: byte 0x{data[e.start]:02X} at byte {e.start}"
     start = _skip_ws(text, 0)
     if start == len(text):
-        return Frame(event.t, event.conn, event.side, data, None, "empty message", event.injected)
+        return None, "empty message"
     parsed = _parse_value(text, start)
     if not isinstance(parsed, _Failure):
         value, end, why = parsed
         end = _skip_ws(text, end)
         if end == len(text):
-            return Frame(event.t, event.conn, event.side, data, value, why, event.injected)
+            return (None if why else value), why
         parsed = _Failure("Extra data", end)
     if _viable(text, parsed):
-        why = "not JSON: the message ends in the middle of a value"
-    else:
-        why = _describe(parsed, text, 0)
-    return Frame(event.t, event.conn, event.side, data, None, why, event.injected)
+        return None, "not JSON: the message ends in the middle of a value"
+    return None, _describe(parsed, text, 0)

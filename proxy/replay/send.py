@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections import Counter
@@ -25,7 +24,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from proxy.core.errors import UserError
 from proxy.core.events import Close, Closer, Data, Event, Open, Transport, is_utf8
-from proxy.core.framing import Framer
+from proxy.core.framing import Framer, parse_json
+from proxy.core.protocol import name_of, possible_callbacks
 from proxy.replay.script import (
     DESTRUCTIVE,
     MISSING,
@@ -181,7 +181,7 @@ class _WsLink(_Link):
                 data = message.encode() if isinstance(message, str) else message
                 self.record(Data(time.time(), self.cid, "outlet", data, isinstance(message, str)))
                 with contextlib.suppress(ValueError):
-                    self._message(json.loads(data))
+                    self._message(parse_json(data))
         except ConnectionClosed:
             pass
         finally:
@@ -323,10 +323,12 @@ class _Sender:
         prev: tuple[float, float] | None = None  # (recorded t, live time) of the last sent
         for i, req in enumerate(script.requests, 1):
             head = f"[{i}/{total}] {req.label()} ({req.name})"
-            if req.callback in DESTRUCTIVE and not opts.allow_destructive:
-                self.result.skipped.append(req)
-                self.say(f"{head}: skipped, destructive (--allow-destructive sends it)")
-                continue
+            if not opts.allow_destructive:
+                why = _destructive(req)
+                if why is not None:
+                    self.result.skipped.append(req)
+                    self.say(f"{head}: skipped, {why} (--allow-destructive sends it)")
+                    continue
             if prev is not None:
                 wait = prev[1] + (req.t - prev[0]) / opts.speed - loop.time()
                 if wait > 0:
@@ -405,6 +407,19 @@ async def send_replay(
     Raises UserError when the outlet cannot be reached or the capture has no requests.
     """
     return await _Sender(script, options, on_line).run()
+
+
+def _destructive(req: RecordedRequest) -> str | None:
+    """Why sending ``req`` may restart, reset, update or recalibrate the outlet, if it
+    may: its callback, or one its duplicate keys hide (the outlet's parser may keep
+    another ``payload`` or ``callbackName`` than the one this tool shows)."""
+    if req.callback in DESTRUCTIVE:
+        return "destructive"
+    hidden = sorted(possible_callbacks(req.raw) & DESTRUCTIVE)
+    if not hidden:
+        return None
+    names = ", ".join(f"cb{c} ({name_of(c)})" for c in hidden)
+    return f"destructive: its duplicate keys hide {names}, which the outlet may act on"
 
 
 def _why(exc: BaseException) -> str:

@@ -31,7 +31,7 @@ from websockets.http11 import Request, Response
 from proxy.core import protocol
 from proxy.core.errors import UserError, listen_failure
 from proxy.core.events import Close, Data, Open, Transport
-from proxy.core.framing import Frame, Framer
+from proxy.core.framing import Frame, Framer, parse_json
 from proxy.replay.script import (
     Action,
     Matcher,
@@ -332,9 +332,9 @@ class ReplayServer:
                 data = message.encode() if isinstance(message, str) else message
                 frame = Frame(0.0, str(live.number), "app", data, None)
                 try:
-                    frame.value = json.loads(data)
+                    frame.value = parse_json(data)
                 except ValueError as exc:
-                    frame.error = f"not JSON: {exc}"
+                    frame.error = str(exc)
                 self._on_frame(live, frame)
         except ConnectionClosed:
             pass
@@ -534,7 +534,7 @@ class ReplayServer:
 
 def _packet_id_of(raw: bytes) -> Any:
     try:
-        value = json.loads(raw)
+        value = parse_json(raw)
     except ValueError:
         return None
     return value.get("packetID") if isinstance(value, dict) else None

@@ -54,7 +54,7 @@ from websockets.http11 import Request, Response
 
 from proxy.core.errors import listen_failure
 from proxy.core.events import Data, Open
-from proxy.core.framing import Framer
+from proxy.core.framing import Framer, parse_json
 from proxy.sim.state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
 
 Revision = Literal["A", "B"]
@@ -482,7 +482,7 @@ class OutletSimulator:
             async for message in conn:
                 text = message if isinstance(message, str) else message.decode(errors="replace")
                 try:
-                    value = json.loads(text)
+                    value = parse_json(text)
                 except ValueError:
                     continue
                 self._dispatch(client, value)

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from proxy.core.events import Data, Open
-from proxy.core.framing import Framer
+from proxy.core.framing import Framer, parse_json
 
 Outcome = Literal["succeeded", "failed", "refused", "timeout"]
 TargetName = Literal["outlet", "deco"]
@@ -172,7 +172,7 @@ class _WsLink(_Link):
         try:
             async for message in self.conn:
                 try:
-                    self._post(json.loads(message))
+                    self._post(parse_json(message))
                 except ValueError:
                     continue
         except ConnectionClosed:

@@ -12,6 +12,7 @@ import binascii
 import math
 import os
 import stat
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final, Literal
@@ -248,7 +249,8 @@ META_TAGS: Final = ("$bytes", "$float", "$int", "$str", "$tuple", "$map", "$dict
 """Header metadata keeps its types through both formats (a round trip changes nothing).
 
 A value the format cannot hold as itself is written as a one-key map naming its type:
-``{"$bytes": BASE64}`` and ``{"$float": "nan"|"inf"|"-inf"}`` in a trace (JSON has no
+``{"$bytes": BASE64}`` and ``{"$float": "nan"|"inf"|"-inf"|"nan:0x<64-bit pattern>"}``
+(a NaN other than the usual one keeps its exact bits) in a trace (JSON has no
 bytes and no NaN), ``{"$int": DIGITS}`` and ``{"$str": UTF-8 BYTES WITH SURROGATES}`` in
 a capture (msgpack holds 64-bit integers and valid UTF-8 only), ``{"$tuple": [...]}`` in
 both. Entries whose keys are not strings go in a list of pairs under ``"$map"`` beside
@@ -314,6 +316,29 @@ def _utf8(text: str) -> bool:
     return True
 
 
+_QUIET_NAN: Final = struct.pack(">d", math.nan)
+
+
+def _nonfinite_text(value: float) -> str:
+    """``inf``, ``-inf``, ``nan``, or ``nan:0x...`` for a NaN with other bits."""
+    bits = struct.pack(">d", value)
+    if math.isnan(value) and bits != _QUIET_NAN:
+        return f"nan:0x{bits.hex()}"
+    return repr(value)
+
+
+def _nonfinite(text: str) -> float | None:
+    if text in ("nan", "inf", "-inf"):
+        return float(text)
+    if text.startswith("nan:0x") and len(text) == 22:
+        try:
+            value: float = struct.unpack(">d", bytes.fromhex(text[6:]))[0]
+        except ValueError:
+            return None
+        return value if math.isnan(value) else None
+    return None
+
+
 def _encode(value: object, fmt: MetaFormat) -> Any:
     if value is None or isinstance(value, bool):
         return value
@@ -323,7 +348,7 @@ def _encode(value: object, fmt: MetaFormat) -> Any:
         return int(value)
     if isinstance(value, float):
         if fmt == "json" and not math.isfinite(value):
-            return {"$float": repr(float(value))}
+            return {"$float": _nonfinite_text(float(value))}
         return float(value)
     if isinstance(value, str):
         if fmt == "msgpack" and not _utf8(value):
@@ -401,8 +426,8 @@ def _untag(tag: str, inner: Any) -> Any:
         return dict(pairs)  # TypeError for an unhashable key: kept as it is
     if tag == "$bytes" and isinstance(inner, str):
         return base64.b64decode(inner, validate=True)
-    if tag == "$float" and inner in ("nan", "inf", "-inf"):
-        return float(inner)
+    if tag == "$float" and isinstance(inner, str) and (number := _nonfinite(inner)) is not None:
+        return number
     if tag == "$int" and isinstance(inner, str) and inner.lstrip("-").isdigit():
         return int(inner)
     if tag == "$str" and isinstance(inner, bytes | str):

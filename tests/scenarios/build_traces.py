@@ -385,15 +385,15 @@ def tcp_framing_abuse() -> Trace:
     tr.raw("c1", "app", ok1 + "\r\n")  # msg 0
     tr.raw("c1", "outlet", 'GARBAGE{"sn":"' + SN + '","packetID":111111,"PUBACK":1,')  # msg 1
     tr.raw("c1", "outlet", '"payload":{"callbackName":9,"callbackArgs":[1,1]}}5 ')  # msgs 2, 3
-    tr.raw_b64("c1", "outlet", "//4K")  # msg 4: bytes ff fe \n: invalid UTF-8
-    tr.raw("c1", "app", '{"packetID":222222,"payload":{"callbackName":12}}{"packetID":2')  # msg 5
-    tr.raw("c1", "app", '22223,"payload":{"callbackName":15}}\n')  # msg 6
+    tr.raw_b64("c1", "outlet", "//4K")  # msg 6 (garbage until the next "{"): invalid UTF-8
+    tr.raw("c1", "app", '{"packetID":222222,"payload":{"callbackName":12}}{"packetID":2')  # msg 4
+    tr.raw("c1", "app", '22223,"payload":{"callbackName":15}}\n')  # msg 5
     tr.raw(
         "c1",
         "outlet",
         '{"sn":"' + SN + '","packetID":222223,"payload":{"callbackName":15,"callbackArgs":[0,',
     )
-    tr.close("c1", "outlet")  # msg 7: cut mid-value; then msg 5 and 6 go unanswered
+    tr.close("c1", "outlet")  # msg 7: cut mid-value; then msg 4 and 5 go unanswered
     return tr
 
 

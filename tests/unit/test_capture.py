@@ -861,3 +861,20 @@ def test_metadata_nested_too_deeply_is_left_out_and_the_events_read(tmp_path: Pa
     ]
     with pytest.raises(ValueError, match="nests more than 200 levels"):
         write_capture(tmp_path / "w.invcap", {"x": deep}, [])
+
+
+@pytest.mark.parametrize(
+    "bits", ["7ff8000000000000", "fff8000000000000", "7ff8000000000001", "7ff0000000000001"]
+)
+def test_every_nan_in_metadata_keeps_its_bits_through_a_trace(tmp_path: Path, bits: str) -> None:
+    import struct
+
+    nan = struct.unpack(">d", bytes.fromhex(bits))[0]
+    a, t, b = tmp_path / "a.invcap", tmp_path / "t.jsonl", tmp_path / "b.invcap"
+    write_capture(a, {"x": nan}, [], stamp=False)
+    with read_capture(a) as loaded:
+        write_trace(t, loaded.meta, loaded.events)
+    with read_trace(t) as traced:
+        assert struct.pack(">d", traced.meta["x"]).hex() == bits
+        write_capture(b, traced.meta, traced.events, stamp=False)
+    assert b.read_bytes() == a.read_bytes()

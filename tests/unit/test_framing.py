@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy.core.events import Close, Data, Event, Open, Side
-from proxy.core.framing import Frame, Framer
+from proxy.core.framing import Frame, Framer, JsonError, parse_json
 
 
 def feed_all(framer: Framer, events: Sequence[Event]) -> list[Frame]:
@@ -178,29 +178,30 @@ def test_garbage_position_is_reported_in_bytes_of_the_frame() -> None:
     assert (frames[1].raw, frames[1].value) == (b'{"b":2}', {"b": 2})
 
 
-def test_garbage_is_shown_at_once_and_runs_on_to_the_next_brace() -> None:
+def test_garbage_runs_on_to_the_next_brace_and_comes_out_whole() -> None:
     framer = Framer()
-    frames = framer.feed(Data(1.0, "c1", "outlet", b"\x01\x02 abc"))
-    assert summary(frames) == [(1.0, b"\x01\x02 abc", None, False)]
-    assert frames[0].error == "not JSON: unexpected '\\x01' at byte 0 (expected a value)"
-    # Up to the next '{' the stream is still out of step: more garbage, whatever it is.
-    frames = framer.feed(Data(2.0, "c1", "outlet", b' 12 "x" '))
-    frames += framer.feed(Data(3.0, "c1", "outlet", b'ghi{"ok":true}'))
+    # Until a '{' (or the close) nothing says where the garbage ends: it is held, so
+    # that the frame is the same however the bytes were cut.
+    assert framer.feed(Data(1.0, "c1", "outlet", b"\x01\x02 abc")) == []
+    assert framer.feed(Data(2.0, "c1", "outlet", b' 12 "x" ')) == []
+    assert framer.buffered() == len(b'\x01\x02 abc 12 "x" ')
+    frames = framer.feed(Data(3.0, "c1", "outlet", b'ghi{"ok":true}'))
     assert summary(frames) == [
-        (2.0, b'12 "x"', None, False),
-        (3.0, b"ghi", None, False),
+        (3.0, b'\x01\x02 abc 12 "x" ghi', None, False),
         (3.0, b'{"ok":true}', {"ok": True}, True),
     ]
-    assert frames[0].error == frames[1].error == "not JSON: continues the garbage before it"
+    assert frames[0].error == "not JSON: unexpected '\\x01' at byte 0 (expected a value)"
+    assert framer.buffered() == 0
+    # The close ends garbage too.
+    assert framer.feed(Data(4.0, "c1", "outlet", b" junk ")) == []
+    assert summary(framer.feed(Close(5.0, "c1"))) == [(5.0, b"junk", None, False)]
 
 
-def test_a_word_that_cannot_become_a_number_or_literal_is_garbage_at_once() -> None:
+def test_a_word_at_the_end_of_the_data_waits_it_may_go_on() -> None:
     framer = Framer()
-    assert summary(framer.feed(Data(1.0, "c1", "outlet", b"hello"))) == [
-        (1.0, b"hello", None, False)
-    ]
-    frames = framer.feed(Data(2.0, "c1", "outlet", b'{"a":1}-1'))  # -1 might be -12...
-    assert summary(frames) == [(2.0, b'{"a":1}', {"a": 1}, True)]
+    assert framer.feed(Data(1.0, "c1", "outlet", b"NaN")) == []  # NaNnull is one word
+    frames = framer.feed(Data(2.0, "c1", "outlet", b'null{"a":1}-1'))  # -1 might be -12...
+    assert summary(frames) == [(2.0, b"NaNnull", None, False), (2.0, b'{"a":1}', {"a": 1}, True)]
     assert framer.feed(Data(3.0, "c1", "outlet", b"\n")) == [Frame(3.0, "c1", "outlet", b"-1", -1)]
 
 
@@ -704,38 +705,30 @@ fragments = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
-    st.lists(fragments, max_size=25),
+    st.lists(fragments | st.binary(max_size=30), max_size=25),
     st.lists(st.integers(0, 10_000), max_size=20),
     st.sampled_from([0, 1 << 16]),
 )
+@example([b'NaNnull{"a":1}'], list(range(15)), 1 << 16)
+@example([b"Infinity", b"x {", b'"k":1}'], [8, 9], 0)
 def test_any_bytes_give_the_same_frames_however_chunked(
     parts: list[bytes], points: list[int], eager: int
 ) -> None:
-    # Below max_value_bytes the chunking changes only when frames come out (t) and
-    # how a run of garbage is cut: it is shown chunk by chunk.
+    # Below max_value_bytes the chunking changes only when frames come out (t): the
+    # frames themselves (bytes, validity, value, reason) are the same.
     data = b"".join(parts)
     whole = tcp([data], eager_bytes=eager)
     pieces = tcp(cut(data, points), eager_bytes=eager)
-    assert outline(data, pieces) == outline(data, whole)
-
-
-def outline(data: bytes, frames: Sequence[Frame]) -> list[tuple[int, int, Any]]:
-    """Each valid frame's span in ``data`` and value; each run of adjacent invalid
-    frames as one span with value ``...``."""
-    spans: list[tuple[int, int, Any]] = []
-    pos = 0
-    for f in frames:
-        start = data.index(f.raw, pos)
-        pos = start + len(f.raw)
-        if f.error is None:
-            spans.append((start, pos, f.value))
-        elif spans and spans[-1][2] is ... and not data[spans[-1][1] : start].strip(_WS):
-            spans[-1] = (spans[-1][0], pos, ...)
-        else:
-            spans.append((start, pos, ...))
-    return spans
+    assert [(f.raw, typed(f.value), f.error) for f in pieces] == [
+        (f.raw, typed(f.value), f.error) for f in whole
+    ]
+    byte_by_byte = tcp([data[i : i + 1] for i in range(len(data))], eager_bytes=eager)
+    assert [(f.raw, typed(f.value), f.error) for f in byte_by_byte] == [
+        (f.raw, typed(f.value), f.error) for f in whole
+    ]
+    assert_reassembles(data, whole)
 
 
 _WS = b" \t\r\n"
@@ -781,6 +774,8 @@ tricky = st.sampled_from(
         b"[" * 1100 + b"]" * 1100,
         b'{"x":[1,2}',
         b'{"a":1}}',
+        b'{"long":' + b"1" * 4400 + b"}",
+        b"-" + b"2" * 4400,
     ]
 )
 
@@ -827,3 +822,52 @@ def test_a_number_too_large_for_a_double_is_an_invalid_frame() -> None:
         frames += framer.feed(Close(0.2, "c1", "outlet"))
         assert [f.error for f in frames] == ["not JSON: 1e999 is too large for a number"]
         assert frames[0].raw.strip() == raw
+
+
+LONG = b"9" * 4301  # one digit more than int() converts by default
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' + LONG + b"}",
+        b"[" + b"-" + LONG + b",1]",
+        LONG,
+        b'{"a":' + LONG + b',"b":NaN}',
+    ],
+)
+def test_an_integer_longer_than_int_converts_is_an_invalid_frame_however_chunked(
+    raw: bytes,
+) -> None:
+    """int() raised from inside the scanner, out of feed(): every reader died on it."""
+    data = raw + b'\n{"after":1}\n'
+    for chunks in ([data], [data[i : i + 1000] for i in range(0, len(data), 1000)]):
+        frames = tcp(chunks)
+        assert [(f.raw, f.value, f.error is None) for f in frames] == [
+            (raw, None, False),
+            (b'{"after":1}', {"after": 1}, True),
+        ]
+        assert frames[0].error == (
+            "not decoded: an integer of 4301 digits, more than the 4300 Python converts"
+        )
+    ws = Framer()
+    ws.feed(Open(0.0, "w", "ws", "a:1", "b:2"))
+    (frame,) = ws.feed(Data(1.0, "w", "app", raw))
+    assert frame.error is not None and "4301 digits" in frame.error
+    with pytest.raises(JsonError, match="4301 digits"):
+        parse_json(raw)
+
+
+def test_parse_json_refuses_what_a_frame_cannot_hold_with_a_reason() -> None:
+    assert parse_json(b' {"a":[1,2.5,"\xc3\xa9"]}\n') == {"a": [1, 2.5, "é"]}
+    assert parse_json("123456789012345678901234567890") == 123456789012345678901234567890
+    for bad, why in [
+        (b'{"a":NaN}', "NaN is not a JSON value"),
+        (b"[1e999]", "too large for a number"),
+        (b'"\xff"', "invalid UTF-8"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"a":1} {"b":2}', "extra data"),
+        (b"", "empty message"),
+    ]:
+        with pytest.raises(JsonError, match=why):
+            parse_json(bad)
