@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy import protocol
 from proxy.events import Close, Data, Event, Open, Transport
@@ -101,6 +101,15 @@ def fmt_t(t: float) -> str:
     if t > 1e9:
         return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1000):03d}"
     return f"t={t:.3f}s"
+
+
+class Counts(NamedTuple):
+    """Totals for the summary line (a bounded analysis counts what it forgot)."""
+
+    messages: int
+    connections: int
+    links: int
+    invalid: int
 
 
 @dataclass(slots=True)
@@ -296,6 +305,15 @@ class Analysis:
     def session_of(self, msg_id: int) -> OtaSession | None:
         """The OTA session this message belongs to, if any."""
         return self._session_by_msg.get(msg_id)
+
+    def counts(self) -> Counts:
+        """How many messages, connections, links and invalid frames there were."""
+        return Counts(
+            messages=len(self.messages),
+            connections=len(self.connections),
+            links=len(self.links),
+            invalid=sum(1 for m in self.messages if m.kind == "invalid"),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The ``analyze --json`` document (DESIGN 4.4)."""

@@ -112,11 +112,12 @@ def plural(n: int, word: str) -> str:
 
 
 def summary(analysis: Analysis) -> Iterator[str]:
-    n_inv = sum(1 for m in analysis.messages if m.kind == "invalid")
+    counts = analysis.counts()
+    n_inv = counts.invalid
     yield (
-        f"{plural(len(analysis.messages), 'message')} on "
-        f"{plural(len(analysis.connections), 'connection')}, "
-        f"{plural(len(analysis.links), 'link')}, {plural(len(analysis.sessions), 'OTA update')}"
+        f"{plural(counts.messages, 'message')} on "
+        f"{plural(counts.connections, 'connection')}, "
+        f"{plural(counts.links, 'link')}, {plural(len(analysis.sessions), 'OTA update')}"
         + (f", {plural(n_inv, 'invalid frame')}" if n_inv else "")
     )
     if not analysis.sessions:

@@ -1,0 +1,310 @@
+"""Bounded memory for a long-running headless proxy.
+
+``run --headless`` prints each timeline row once and never looks at it again; the
+capture on disk is the permanent record. A :class:`BoundedAnalysis` therefore forgets
+what its printer has shown and what can no longer change: only what is still "open"
+stays (requests waiting for their reply, OTA updates still running, recent OTA pushes
+that a copy may match), so memory is bounded by what is open, not by history.
+
+What a forgotten message leaves behind is counted, not kept: the summary still
+reports every message, link, connection and invalid frame. OTA sessions are kept
+whole (the summary lists every one); they are as many as the updates a person ran.
+
+The TUI and ``analyze`` keep the full history in a plain :class:`~proxy.analysis.Analysis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, overload
+
+from proxy.analysis import FINAL_OUTCOMES, Analysis, Counts
+from proxy.model import Link, Message, Row, RowKind
+
+# Forget at most this often (in new messages), so that the cost of working out what is
+# still open is spread over many messages; a burst of large frames forgets sooner.
+COMPACT_EVERY = 1024
+COMPACT_BYTES = 1 << 20
+
+
+class ForgottenError(LookupError):
+    """A message, row or annotation the bounded analysis has already let go of."""
+
+
+class Tail[T]:
+    """A list indexed from 0 that can forget its oldest items; ``len`` counts them all."""
+
+    __slots__ = ("_base", "_items")
+
+    def __init__(self) -> None:
+        self._base = 0
+        self._items: list[T] = []
+
+    @property
+    def base(self) -> int:
+        """The index of the oldest item still held."""
+        return self._base
+
+    def append(self, item: T) -> None:
+        self._items.append(item)
+
+    def __len__(self) -> int:
+        return self._base + len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        base = self._base
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1 or (start < base and start < stop):
+                raise ForgottenError(f"items below {base} are forgotten")
+            return self._items[start - base : stop - base]
+        i = index + len(self) if index < 0 else index
+        if i < base:
+            raise ForgottenError(f"item {index} is forgotten (items below {base} are)")
+        return self._items[i - base]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items)
+
+    def forget_before(self, index: int) -> list[T]:
+        """Drop the items below ``index``; returns them."""
+        k = min(index, len(self)) - self._base
+        if k <= 0:
+            return []
+        gone = self._items[:k]
+        del self._items[:k]
+        self._base += k
+        return gone
+
+
+class MessageWindow:
+    """``Analysis.messages`` with history forgotten: ``window[i].id == i`` for every
+    message still held (the recent ones, and older ones something still refers to);
+    ``len`` counts every message ever added, so new ids stay consecutive."""
+
+    __slots__ = ("_kept", "_recent", "raw_bytes")
+
+    def __init__(self) -> None:
+        self._recent: Tail[Message] = Tail()
+        self._kept: dict[int, Message] = {}
+        # bytes of the raw frames held (an upper bound until the next compaction)
+        self.raw_bytes = 0
+
+    def append(self, msg: Message) -> None:
+        self._recent.append(msg)
+        self.raw_bytes += len(msg.raw)
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def __getitem__(self, index: int) -> Message:
+        if index >= self._recent.base or index < 0:
+            return self._recent[index]
+        msg = self._kept.get(index)
+        if msg is None:
+            raise ForgottenError(f"message {index} is forgotten")
+        return msg
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and (
+            self._recent.base <= index < len(self._recent) or index in self._kept
+        )
+
+    def __iter__(self) -> Iterator[Message]:
+        """The messages still held, in id order."""
+        for i in sorted(self._kept):
+            yield self._kept[i]
+        yield from self._recent
+
+    def held(self) -> int:
+        return len(self._kept) + len(self._recent) - self._recent.base
+
+    def forget_before(self, index: int, keep: set[int]) -> list[Message]:
+        """Forget the messages below ``index`` except those in ``keep``; returns them."""
+        kept = {i: m for i, m in self._kept.items() if i in keep}
+        gone = [m for i, m in self._kept.items() if i not in keep]
+        for msg in self._recent.forget_before(index):
+            if msg.id in keep:
+                kept[msg.id] = msg
+            else:
+                gone.append(msg)
+        self._kept = kept
+        self.raw_bytes = sum(len(m.raw) for m in self)
+        return gone
+
+
+class RowWindow:
+    """``Analysis.rows`` (a :class:`~proxy.model.RowList`) that forgets printed rows."""
+
+    __slots__ = ("_messages", "_rows")
+
+    def __init__(self, messages: MessageWindow) -> None:
+        self._messages = messages
+        # a message id, or the connection row itself (few)
+        self._rows: Tail[int | Row] = Tail()
+
+    def add_message(self, msg_id: int) -> None:
+        self._rows.append(msg_id)
+
+    def add_connection(self, t: float, kind: RowKind, conn: str) -> None:
+        self._rows.append(Row(t, kind, conn, -1))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        if isinstance(index, slice):
+            return [self._row(r) for r in self._rows[index]]
+        return self._row(self._rows[index])
+
+    def _row(self, ref: int | Row) -> Row:
+        if isinstance(ref, Row):
+            return ref
+        msg = self._messages[ref]
+        return Row(msg.t, "message", msg.conn, ref)
+
+    def __iter__(self) -> Iterator[Row]:
+        return (self._row(r) for r in self._rows)
+
+    def forget_before(self, index: int) -> list[Row]:
+        """Drop the rows below ``index``; returns the connection rows among them."""
+        return [r for r in self._rows.forget_before(index) if isinstance(r, Row)]
+
+
+class BoundedAnalysis(Analysis):
+    """An :class:`Analysis` for a view that shows each row once, then forgets it.
+
+    Identical results (the same rows, links, annotations and sessions as they are
+    made), but a printer calls :meth:`forget_printed` with how far it got and
+    everything shown that nothing open refers to is dropped: the message (its raw
+    bytes and arguments), its row, its links and, once its close is shown, a closed
+    connection. Reading a forgotten message raises :class:`ForgottenError`.
+
+    Kept: requests still waiting for a reply, the messages of every OTA update that
+    can still change (open, or not yet settled, or with activity within two stall
+    windows), and the OTA pushes a copy may still match.
+    """
+
+    def __init__(self, *, compact_every: int = COMPACT_EVERY, **options: Any) -> None:
+        super().__init__(**options)
+        self.compact_every = compact_every
+        # the same attributes, as windows (typed here: Analysis declares them as lists)
+        self._window = MessageWindow()
+        self._row_window = RowWindow(self._window)
+        self._link_tail: Tail[Link] = Tail()
+        self._late_tail: Tail[tuple[int, int]] = Tail()
+        self.messages = self._window  # type: ignore[assignment]
+        self.rows = self._row_window  # type: ignore[assignment]
+        self.links = self._link_tail  # type: ignore[assignment]
+        self.late_annotations = self._late_tail  # type: ignore[assignment]
+        self._links_by_msg: dict[int, list[Link]] = {}
+        self._forgotten_connections = 0
+        self._forgotten_invalid = 0
+        self._compacted_at = 0  # len(messages) at the last compaction
+        self._raw_at = 0  # raw bytes held right after it
+
+    # ---------------------------------------------------------------- the same API
+
+    def _link(self, src: int, dst: int, relation: Any, reason: str) -> None:
+        link = Link(src, dst, relation, reason)
+        self._link_tail.append(link)
+        by_msg = self._links_by_msg
+        by_msg.setdefault(src, []).append(link)
+        if dst != src:
+            by_msg.setdefault(dst, []).append(link)
+
+    def links_of(self, msg_id: int) -> list[Link]:
+        """Every link that starts or ends at this message while it is held."""
+        return list(self._links_by_msg.get(msg_id, ()))
+
+    def counts(self) -> Counts:
+        held = super().counts()
+        return Counts(
+            messages=held.messages,
+            connections=held.connections + self._forgotten_connections,
+            links=held.links,
+            invalid=held.invalid + self._forgotten_invalid,
+        )
+
+    # ---------------------------------------------------------------- forgetting
+
+    def retained_bytes(self) -> int:
+        """Bytes of raw frames the analysis still holds (the rest is forgotten)."""
+        return self._window.raw_bytes
+
+    def retained_messages(self) -> int:
+        """How many messages are still held in memory."""
+        return self._window.held()
+
+    def forget_printed(self, rows: int, messages: int, late: int) -> None:
+        """A view has shown the first ``rows`` rows, every message below id ``messages``
+        and the first ``late`` late annotations: let go of what nothing open needs.
+
+        The work is done once per ``compact_every`` new messages (or a megabyte of
+        new raw frames), so it costs a constant per message on average.
+        """
+        window = self._window
+        grown = len(window) - self._compacted_at
+        if grown < self.compact_every and window.raw_bytes - self._raw_at < COMPACT_BYTES:
+            return
+        self._compact(rows, messages, late)
+
+    def _pinned(self) -> set[int]:
+        """Ids of the messages the analysis may still read or annotate."""
+        pinned = {p.msg_id for p in self._pending.values()}
+        pinned.update(seen[0] for seen in self._recent_pushes.values())
+        open_sessions = {id(s) for s in self._open.values()}
+        recent = (self.last_t or 0.0) - 2 * self.stall_window
+        for session in self.sessions:
+            if (
+                id(session) in open_sessions
+                or session.outcome not in FINAL_OUTCOMES | {"stalled"}
+                or session.last_activity >= recent
+            ):
+                pinned.update(session.messages)
+                if session.request is not None:
+                    pinned.add(session.request)
+                pinned.update(session.last_by_conn.values())
+        return pinned
+
+    def _compact(self, rows: int, messages: int, late: int) -> None:
+        window, late_tail, links = self._window, self._late_tail, self._link_tail
+        row_window = self._row_window
+        # A message stays while its row, or a late remark about it, is still to be shown.
+        horizon = messages
+        for msg_id, _ in late_tail[late:]:
+            horizon = min(horizon, msg_id)
+        late_tail.forget_before(late)
+        for row in row_window.forget_before(rows):
+            info = self.connections.get(row.conn)
+            if row.kind == "close" and info is not None and info.closed is not None:
+                del self.connections[row.conn]
+                self._forgotten_connections += 1
+        gone = window.forget_before(horizon, self._pinned())
+        by_msg = self._links_by_msg
+        by_session = self._session_by_msg
+        for msg in gone:
+            by_msg.pop(msg.id, None)
+            by_session.pop(msg.id, None)
+            if msg.kind == "invalid":
+                self._forgotten_invalid += 1
+        i = links.base
+        while i < len(links) and links[i].dst < horizon:
+            i += 1
+        links.forget_before(i)
+        if len(self._strings) > 256:
+            self._strings.clear()  # only shares equal serials between messages
+        self._compacted_at = len(window)
+        self._raw_at = window.raw_bytes
