@@ -110,6 +110,7 @@ class Counts(NamedTuple):
     connections: int
     links: int
     invalid: int
+    sessions: int
 
 
 @dataclass(slots=True)
@@ -313,7 +314,12 @@ class Analysis:
             connections=len(self.connections),
             links=len(self.links),
             invalid=sum(1 for m in self.messages if m.kind == "invalid"),
+            sessions=len(self.sessions),
         )
+
+    def numbered_sessions(self) -> list[tuple[int, OtaSession]]:
+        """The OTA sessions held, each with its number (1 for the first update)."""
+        return list(enumerate(self.sessions, 1))
 
     def to_json(self) -> dict[str, Any]:
         """The ``analyze --json`` document (DESIGN 4.4)."""

@@ -117,10 +117,17 @@ def summary(analysis: Analysis) -> Iterator[str]:
     yield (
         f"{plural(counts.messages, 'message')} on "
         f"{plural(counts.connections, 'connection')}, "
-        f"{plural(counts.links, 'link')}, {plural(len(analysis.sessions), 'OTA update')}"
+        f"{plural(counts.links, 'link')}, {plural(counts.sessions, 'OTA update')}"
         + (f", {plural(n_inv, 'invalid frame')}" if n_inv else "")
     )
-    if not analysis.sessions:
+    if not counts.sessions:
         yield "No OTA update in this capture."
-    for i, session in enumerate(analysis.sessions):
-        yield from format_session(analysis, i, session)
+    numbered = analysis.numbered_sessions()
+    if len(numbered) < counts.sessions:
+        yield (
+            f"{plural(counts.sessions - len(numbered), 'earlier finished OTA update')} not "
+            "listed (a long-running headless proxy keeps the latest ones; `invisproxy "
+            "analyze` on the capture lists them all)"
+        )
+    for number, session in numbered:
+        yield from format_session(analysis, number - 1, session)

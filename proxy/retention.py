@@ -7,8 +7,9 @@ stays (requests waiting for their reply, OTA updates still running, recent OTA p
 that a copy may match), so memory is bounded by what is open, not by history.
 
 What a forgotten message leaves behind is counted, not kept: the summary still
-reports every message, link, connection and invalid frame. OTA sessions are kept
-whole (the summary lists every one); they are as many as the updates a person ran.
+reports every message, link, connection, invalid frame and OTA update. It lists the
+latest ``keep_sessions`` finished updates (and every one that can still change); the
+older ones are counted only.
 
 The TUI and ``analyze`` keep the full history in a plain :class:`~proxy.analysis.Analysis`.
 """
@@ -19,12 +20,14 @@ from collections.abc import Iterator
 from typing import Any, overload
 
 from proxy.analysis import FINAL_OUTCOMES, Analysis, Counts
-from proxy.model import Link, Message, Row, RowKind
+from proxy.model import Link, Message, OtaSession, Row, RowKind
 
 # Forget at most this often (in new messages), so that the cost of working out what is
 # still open is spread over many messages; a burst of large frames forgets sooner.
 COMPACT_EVERY = 1024
 COMPACT_BYTES = 1 << 20
+# finished OTA updates the summary still lists (each ~2 KB with its message ids)
+KEEP_SESSIONS = 100
 
 
 class ForgottenError(LookupError):
@@ -197,9 +200,16 @@ class BoundedAnalysis(Analysis):
     windows), and the OTA pushes a copy may still match.
     """
 
-    def __init__(self, *, compact_every: int = COMPACT_EVERY, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        compact_every: int = COMPACT_EVERY,
+        keep_sessions: int = KEEP_SESSIONS,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self.compact_every = compact_every
+        self.keep_sessions = keep_sessions
         # the same attributes, as windows (typed here: Analysis declares them as lists)
         self._window = MessageWindow()
         self._row_window = RowWindow(self._window)
@@ -212,6 +222,9 @@ class BoundedAnalysis(Analysis):
         self._links_by_msg: dict[int, list[Link]] = {}
         self._forgotten_connections = 0
         self._forgotten_invalid = 0
+        self._forgotten_sessions = 0
+        # each session's number (1 for the first), by id(); kept for the sessions held
+        self._session_numbers: dict[int, int] = {}
         self._compacted_at = 0  # len(messages) at the last compaction
         self._raw_at = 0  # raw bytes held right after it
 
@@ -236,7 +249,24 @@ class BoundedAnalysis(Analysis):
             connections=held.connections + self._forgotten_connections,
             links=held.links,
             invalid=held.invalid + self._forgotten_invalid,
+            sessions=held.sessions + self._forgotten_sessions,
         )
+
+    def numbered_sessions(self) -> list[tuple[int, OtaSession]]:
+        self._number_sessions()
+        return [(self._session_numbers[id(s)], s) for s in self.sessions]
+
+    def _number_sessions(self) -> None:
+        """Number the sessions added since the last call (they are at the end)."""
+        numbers = self._session_numbers
+        new = 0
+        for session in reversed(self.sessions):
+            if id(session) in numbers:
+                break
+            new += 1
+        first = len(numbers) + self._forgotten_sessions + 1
+        for offset, session in enumerate(self.sessions[len(self.sessions) - new :]):
+            numbers[id(session)] = first + offset
 
     # ---------------------------------------------------------------- forgetting
 
@@ -261,23 +291,46 @@ class BoundedAnalysis(Analysis):
             return
         self._compact(rows, messages, late)
 
-    def _pinned(self) -> set[int]:
+    def _live_sessions(self) -> list[bool]:
+        """For each session: whether it can still change (open, not settled, or active
+        within two stall windows)."""
+        open_sessions = {id(s) for s in self._open.values()}
+        recent = (self.last_t or 0.0) - 2 * self.stall_window
+        return [
+            id(session) in open_sessions
+            or session.outcome not in FINAL_OUTCOMES | {"stalled"}
+            or session.last_activity >= recent
+            for session in self.sessions
+        ]
+
+    def _pinned(self, live: list[bool]) -> set[int]:
         """Ids of the messages the analysis may still read or annotate."""
         pinned = {p.msg_id for p in self._pending.values()}
         pinned.update(seen[0] for seen in self._recent_pushes.values())
-        open_sessions = {id(s) for s in self._open.values()}
-        recent = (self.last_t or 0.0) - 2 * self.stall_window
-        for session in self.sessions:
-            if (
-                id(session) in open_sessions
-                or session.outcome not in FINAL_OUTCOMES | {"stalled"}
-                or session.last_activity >= recent
-            ):
+        for session, is_live in zip(self.sessions, live, strict=True):
+            if is_live:
                 pinned.update(session.messages)
                 if session.request is not None:
                     pinned.add(session.request)
                 pinned.update(session.last_by_conn.values())
         return pinned
+
+    def _drop_old_sessions(self, live: list[bool]) -> None:
+        """Keep the latest ``keep_sessions`` settled sessions and every live one."""
+        settled = live.count(False)
+        if settled <= self.keep_sessions:
+            return
+        self._number_sessions()
+        drop = settled - self.keep_sessions
+        kept = []
+        for session, is_live in zip(self.sessions, live, strict=True):
+            if not is_live and drop > 0:
+                drop -= 1
+                del self._session_numbers[id(session)]
+                self._forgotten_sessions += 1
+            else:
+                kept.append(session)
+        self.sessions[:] = kept
 
     def _compact(self, rows: int, messages: int, late: int) -> None:
         window, late_tail, links = self._window, self._late_tail, self._link_tail
@@ -292,7 +345,9 @@ class BoundedAnalysis(Analysis):
             if row.kind == "close" and info is not None and info.closed is not None:
                 del self.connections[row.conn]
                 self._forgotten_connections += 1
-        gone = window.forget_before(horizon, self._pinned())
+        live = self._live_sessions()
+        gone = window.forget_before(horizon, self._pinned(live))
+        self._drop_old_sessions(live)
         by_msg = self._links_by_msg
         by_session = self._session_by_msg
         for msg in gone:

@@ -229,3 +229,32 @@ def test_when_the_printer_runs_does_not_change_the_log(
     full = headless_log(Analysis(**options), events, flushes)
     bounded = BoundedAnalysis(compact_every=compact_every, **options)
     assert headless_log(bounded, events, flushes) == full
+
+
+def refused_updates(n: int) -> list[Event]:
+    """``n`` outlet updates, each refused at once (PUBACK 0), a minute apart."""
+    events: list[Event] = [Open(0.0, "a", "tcp", "127.0.0.1:5000", "10.0.0.5:3333")]
+    for i in range(n):
+        t = 60.0 * (i + 1)
+        pid = 1000 + i
+        request = b'{"packetID":%d,"payload":{"callbackName":21,"callbackArgs":[1,0]}}\n' % pid
+        events.append(Data(t, "a", "app", request))
+        events.append(Data(t + 0.01, "a", "outlet", b'{"sn":"x","packetID":%d,"PUBACK":0}\n' % pid))
+    return events
+
+
+def test_old_finished_updates_are_counted_not_listed() -> None:
+    events = refused_updates(50)
+    full_log = headless_log(Analysis(stall_window=1.0), events)
+    bounded = BoundedAnalysis(compact_every=1, keep_sessions=3, stall_window=1.0)
+    log = headless_log(bounded, events)
+    assert len(bounded.sessions) <= 4
+    assert bounded.counts().sessions == 50
+    # the timeline is the same; the summary lists the last updates under their numbers
+    summary_at = full_log.index("100 messages on 1 connection")
+    assert log[:summary_at] == full_log[:summary_at]
+    assert "100 messages on 1 connection, 50 links, 50 OTA updates" in log
+    assert "earlier finished OTA updates not listed" in log
+    assert "OTA 50: outlet update, method wifi, requested by #98" in log
+    assert "OTA 1:" in full_log and "OTA 1:" not in log
+    assert log[log.index("OTA 48:") :] == full_log[full_log.index("OTA 48:") :]
