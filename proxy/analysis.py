@@ -533,7 +533,10 @@ class Analysis:
             if previous is not None:
                 self._unanswered(previous, f"packetID {pid} was reused by message {msg.id}")
             self._pending[key] = pending
-            self._pending_order.append(pending)
+            order = self._pending_order
+            while order and self._pending.get(order[0].key) is not order[0]:
+                order.popleft()  # answered (as in _tick): do not keep them for a whole timeout
+            order.append(pending)
             if msg.t + self.reply_timeout < self._deadline:
                 self._deadline = msg.t + self.reply_timeout
         if msg.callback == 21:

@@ -63,8 +63,10 @@ def rss() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def make(bounded: bool) -> Analysis:
-    return BoundedAnalysis() if bounded else Analysis()
+def make(bounded: bool, reply_timeout: float = 30.0) -> Analysis:
+    if bounded:
+        return BoundedAnalysis(reply_timeout=reply_timeout)
+    return Analysis(reply_timeout=reply_timeout)
 
 
 def analysis_phase(n: int, bounded: bool, every: int) -> dict[str, Any]:
@@ -111,9 +113,11 @@ def big_value(analysis: Analysis, printer: HeadlessPrinter) -> dict[str, int]:
     return {"before": before, "held": held, "after": after, "retained_bytes": retained}
 
 
-async def relay_phase(pairs: int, bounded: bool, per_conn: int) -> dict[str, Any]:
+async def relay_phase(
+    pairs: int, bounded: bool, per_conn: int, reply_timeout: float
+) -> dict[str, Any]:
     peer = await Peer.start()
-    analysis = make(bounded)
+    analysis = make(bounded, reply_timeout)
     printer = HeadlessPrinter(analysis)
     samples: list[tuple[int, int]] = []
     with (
@@ -181,13 +185,14 @@ async def tui_phase(n: int) -> dict[str, Any]:
 
 
 def child(phase: str, n: int) -> None:
-    bounded = not phase.endswith("-full")
+    bounded = "-full" not in phase
     if phase == "tui":
         result = asyncio.run(tui_phase(n))
     elif phase.startswith("analysis"):
         result = analysis_phase(n, bounded, every=100_000 if n >= 200_000 else max(n // 10, 1))
     else:
-        result = asyncio.run(relay_phase(n, bounded, per_conn=2_000))
+        timeout = float(phase.split(":")[1]) if ":" in phase else 30.0
+        result = asyncio.run(relay_phase(n, bounded, 2_000, timeout))
     print(json.dumps(result))
 
 

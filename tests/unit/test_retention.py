@@ -258,3 +258,33 @@ def test_old_finished_updates_are_counted_not_listed() -> None:
     assert "OTA 50: outlet update, method wifi, requested by #98" in log
     assert "OTA 1:" in full_log and "OTA 1:" not in log
     assert log[log.index("OTA 48:") :] == full_log[full_log.index("OTA 48:") :]
+
+
+def test_answered_requests_are_not_kept_for_the_reply_timeout() -> None:
+    """A flood of answered requests, all within one reply timeout, holds nothing."""
+    analysis = BoundedAnalysis(compact_every=256)
+    analysis.feed(Open(0.0, "a", "tcp", "127.0.0.1:5000", "10.0.0.5:3333"))
+
+    def pairs(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            t = 1.0 + i * 1e-5  # 10,000 pairs in 0.1 s: far inside the 30 s timeout
+            analysis.feed(Data(t, "a", "app", b'{"packetID":%d,"payload":{"callbackName":9}}' % i))
+            analysis.feed(Data(t, "a", "outlet", push(i, 9, [1, 1])))
+            if i % 50 == 0:  # as if printed (formatting them would only slow the test)
+                analysis.forget_printed(
+                    len(analysis.rows), len(analysis.messages), len(analysis.late_annotations)
+                )
+
+    pairs(0, 2000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        pairs(2000, 10_000)
+        gc.collect()
+        grown, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert analysis.counts().links == 12_000
+    # at most one compaction's worth of messages (~0.2 MB); 2.4 MB when each answered
+    # request waited for its timeout
+    assert grown < 1_000_000
