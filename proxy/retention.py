@@ -100,11 +100,12 @@ class MessageWindow:
         self.raw_bytes = 0
 
     def append(self, msg: Message) -> None:
-        self._recent.append(msg)
+        self._recent._items.append(msg)  # once per message: no call through Tail
         self.raw_bytes += len(msg.raw)
 
     def __len__(self) -> int:
-        return len(self._recent)
+        recent = self._recent
+        return recent._base + len(recent._items)
 
     def __getitem__(self, index: int) -> Message:
         if index >= self._recent.base or index < 0:
@@ -153,7 +154,7 @@ class RowWindow:
         self._rows: Tail[int | Row] = Tail()
 
     def add_message(self, msg_id: int) -> None:
-        self._rows.append(msg_id)
+        self._rows._items.append(msg_id)
 
     def add_connection(self, t: float, kind: RowKind, conn: str) -> None:
         self._rows.append(Row(t, kind, conn, -1))
