@@ -308,7 +308,7 @@ class Analysis:
         return self._session_by_msg.get(msg_id)
 
     def counts(self) -> Counts:
-        """How many messages, connections, links and invalid frames there were."""
+        """How many messages, connections, links, invalid frames and OTA updates there were."""
         return Counts(
             messages=len(self.messages),
             connections=len(self.connections),
