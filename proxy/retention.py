@@ -16,10 +16,11 @@ The TUI and ``analyze`` keep the full history in a plain :class:`~proxy.analysis
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, overload
 
-from proxy.analysis import FINAL_OUTCOMES, Analysis, Counts
+from proxy.analysis import COPY_WINDOW, FINAL_OUTCOMES, Analysis, Counts
 from proxy.model import Link, Message, OtaSession, Row, RowKind
 
 # Forget at most this often (in new messages), so that the cost of working out what is
@@ -126,6 +127,18 @@ class MessageWindow:
             yield self._kept[i]
         yield from self._recent
 
+    def first_at_or_after(self, t: float) -> int:
+        """The id of the first recent message at ``t`` or later (ids are in time order)."""
+        items, base = self._recent._items, self._recent._base
+        lo, hi = 0, len(items)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if items[mid].t < t:
+                lo = mid + 1
+            else:
+                hi = mid
+        return base + lo
+
     def held(self) -> int:
         return len(self._kept) + len(self._recent) - self._recent.base
 
@@ -196,9 +209,13 @@ class BoundedAnalysis(Analysis):
     bytes and arguments), its row, its links and, once its close is shown, a closed
     connection. Reading a forgotten message raises :class:`ForgottenError`.
 
-    Kept: requests still waiting for a reply, the messages of every OTA update that
-    can still change (open, or not yet settled, or with activity within two stall
-    windows), and the OTA pushes a copy may still match.
+    Kept: every message inside the analysis' longest look back (``lookback``: the
+    stall window, 60 s by default), so a rule may look
+    back that far; older ones only while something refers to them: requests still
+    waiting for a reply, the messages of every OTA update that
+    can still change or be read (open, not yet settled, with activity within two stall
+    windows, or the newest of its outlet and target), the OTA pushes a copy may still
+    match, and the connections those messages were on.
     """
 
     def __init__(
@@ -209,6 +226,10 @@ class BoundedAnalysis(Analysis):
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        # How far back in time the analysis' rules may read messages nothing pins (a
+        # refusal's app is watched for a stall window, a copy matched within its
+        # window); requests waiting for a reply are pinned instead.
+        self.lookback = max(self.stall_window, COPY_WINDOW)
         self.compact_every = compact_every
         self.keep_sessions = keep_sessions
         # the same attributes, as windows (typed here: Analysis declares them as lists)
@@ -224,10 +245,14 @@ class BoundedAnalysis(Analysis):
         self._forgotten_connections = 0
         self._forgotten_invalid = 0
         self._forgotten_sessions = 0
+        # closed connections whose close row was shown, still held
+        self._closed_shown: set[str] = set()
         # each session's number (1 for the first), by id(); kept for the sessions held
         self._session_numbers: dict[int, int] = {}
         self._compacted_at = 0  # len(messages) at the last compaction
         self._raw_at = 0  # raw bytes held right after it
+        self._compacted_clock = -math.inf  # and the clock then
+        self._clock = -math.inf  # the latest time advance() was given
 
     # ---------------------------------------------------------------- the same API
 
@@ -283,22 +308,37 @@ class BoundedAnalysis(Analysis):
         """A view has shown the first ``rows`` rows, every message below id ``messages``
         and the first ``late`` late annotations: let go of what nothing open needs.
 
-        The work is done once per ``compact_every`` new messages (or a megabyte of
-        new raw frames), so it costs a constant per message on average.
+        The work (linear in what is held) is done once the messages held have grown
+        by half (at least ``compact_every``), their raw bytes have doubled (at least a
+        megabyte more), or, while a megabyte or more is held, once a second of the
+        clock, so it costs a constant per message on average.
         """
         window = self._window
         grown = len(window) - self._compacted_at
-        if grown < self.compact_every and window.raw_bytes - self._raw_at < COMPACT_BYTES:
+        raw = window.raw_bytes
+        clock = max(self.last_t or 0.0, self._clock)
+        if (
+            grown < max(self.compact_every, window.held() // 2)
+            and raw - self._raw_at < max(COMPACT_BYTES, self._raw_at)
+            and (raw < COMPACT_BYTES or clock - self._compacted_clock < 1.0)
+        ):
             return
         self._compact(rows, messages, late)
 
+    def advance(self, now: float) -> None:
+        super().advance(now)
+        self._clock = max(self._clock, now)  # time passes for forgetting too
+
     def _live_sessions(self) -> list[bool]:
-        """For each session: whether it can still change (open, not settled, or active
-        within two stall windows)."""
+        """For each session: whether it can still change or be read (open, not settled,
+        active within two stall windows, or the newest of its outlet and target, which
+        the next request or a closing app is compared with)."""
         open_sessions = {id(s) for s in self._open.values()}
+        newest = {id(s) for s in {(s.outlet_addr, s.target): s for s in self.sessions}.values()}
         recent = (self.last_t or 0.0) - 2 * self.stall_window
         return [
             id(session) in open_sessions
+            or id(session) in newest
             or session.outcome not in FINAL_OUTCOMES | {"stalled"}
             or session.last_activity >= recent
             for session in self.sessions
@@ -336,19 +376,29 @@ class BoundedAnalysis(Analysis):
     def _compact(self, rows: int, messages: int, late: int) -> None:
         window, late_tail, links = self._window, self._late_tail, self._link_tail
         row_window = self._row_window
-        # A message stays while its row, or a late remark about it, is still to be shown.
-        horizon = messages
+        # A message stays while its row, or a late remark about it, is still to be shown,
+        # and while it is inside the analysis' longest window (a rule may look back that
+        # far: a refusal's stall window, a copy, a reply).
+        clock = max(self.last_t or 0.0, self._clock)
+        horizon = min(messages, window.first_at_or_after(clock - self.lookback))
         for msg_id, _ in late_tail[late:]:
             horizon = min(horizon, msg_id)
         late_tail.forget_before(late)
         for row in row_window.forget_before(rows):
-            info = self.connections.get(row.conn)
-            if row.kind == "close" and info is not None and info.closed is not None:
-                del self.connections[row.conn]
-                self._forgotten_connections += 1
+            if row.kind == "close":
+                self._closed_shown.add(row.conn)
         live = self._live_sessions()
         gone = window.forget_before(horizon, self._pinned(live))
         self._drop_old_sessions(live)
+        # A closed connection whose close was shown goes once no message held is on it
+        # (the analysis reads a held request's connection: who asked, from where).
+        in_use = {m.conn for m in window}
+        for conn in [c for c in self._closed_shown if c not in in_use]:
+            self._closed_shown.discard(conn)
+            info = self.connections.get(conn)
+            if info is not None and info.closed is not None:
+                del self.connections[conn]
+                self._forgotten_connections += 1
         by_msg = self._links_by_msg
         by_session = self._session_by_msg
         for msg in gone:
@@ -364,3 +414,4 @@ class BoundedAnalysis(Analysis):
             self._strings.clear()  # only shares equal serials between messages
         self._compacted_at = len(window)
         self._raw_at = window.raw_bytes
+        self._compacted_clock = clock
