@@ -293,3 +293,18 @@ def test_answered_requests_are_not_kept_for_the_reply_timeout() -> None:
     # the look back's 800 pairs and what came since the last compaction: 1.5 MB
     # measured; 3.5 MB when each answered request waited for its timeout
     assert grown < 2_400_000
+
+
+def test_a_closed_connection_stays_while_a_held_message_is_on_it() -> None:
+    """The analysis reads a held request's connection (who asked, from where)."""
+    events = list(load_events(ROOT / "tests/scenarios/revb_outlet_tcp.jsonl").events)
+    analysis = BoundedAnalysis(compact_every=1, stall_window=1.0, reply_timeout=0.5)
+    printer = HeadlessPrinter(analysis, echo=False)
+    for event in events:
+        analysis.feed(event)
+        printer(event)
+    assert analysis.retained_messages() < len(analysis.messages)  # it did forget
+    request = analysis.sessions[0].request
+    assert request is not None and analysis.messages[request].conn == "c1"
+    assert "c1" in analysis.connections
+    assert analysis.connections["c1"].closed is not None
