@@ -127,14 +127,15 @@ def _live_proxy(
 
 async def _serve_headless(args: argparse.Namespace, warning: str | None) -> int:
     from proxy.core import report
-    from proxy.core.analysis import Analysis
+    from proxy.core.retention import BoundedAnalysis
     from proxy.mitm.live import HeadlessPrinter
 
     await _check_outlet(args.outlet)
     logging.basicConfig(level=logging.WARNING, format="invisproxy run: %(message)s")
     # mitmproxy's own log lines repeat, in its words, what we report in ours
     logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
-    analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
+    # the capture is the record: the printed log forgets what it showed (flat memory)
+    analysis = BoundedAnalysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
     printer = HeadlessPrinter(analysis)
     live = _live_proxy(args, analysis.feed, printer)
     await live.start()

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 from proxy.core import protocol
 from proxy.core.events import Close, Data, Event, Open, Transport, time_label
@@ -124,6 +124,16 @@ def fmt_t(t: float) -> str:
     synthetic traces (whose clock starts near 0). Total (never raises, for any float):
     every time in a reason goes through :func:`proxy.core.events.time_label`."""
     return time_label(t)
+
+
+class Counts(NamedTuple):
+    """Totals for the summary line (a bounded analysis counts what it forgot)."""
+
+    messages: int
+    connections: int
+    links: int
+    invalid: int
+    sessions: int
 
 
 @dataclass(slots=True)
@@ -338,6 +348,20 @@ class Analysis:
     def session_of(self, msg_id: int) -> OtaSession | None:
         """The OTA session this message belongs to, if any."""
         return self._session_by_msg.get(msg_id)
+
+    def counts(self) -> Counts:
+        """How many messages, connections, links, invalid frames and OTA updates there were."""
+        return Counts(
+            messages=len(self.messages),
+            connections=len(self.connections),
+            links=len(self.links),
+            invalid=sum(1 for m in self.messages if m.kind == "invalid"),
+            sessions=len(self.sessions),
+        )
+
+    def numbered_sessions(self) -> list[tuple[int, OtaSession]]:
+        """The OTA sessions held, each with its number (1 for the first update)."""
+        return list(enumerate(self.sessions, 1))
 
     def to_json(self) -> dict[str, Any]:
         """The ``analyze --json`` document (DESIGN 4.4)."""
@@ -556,7 +580,10 @@ class Analysis:
             if previous is not None:
                 self._unanswered(previous, f"packetID {pid} was reused by message {msg.id}")
             self._pending[key] = pending
-            self._pending_order.append(pending)
+            order = self._pending_order
+            while order and self._pending.get(order[0].key) is not order[0]:
+                order.popleft()  # answered (as in _tick): do not keep them for a whole timeout
+            order.append(pending)
             if msg.t + self.reply_timeout < self._deadline:
                 self._deadline = msg.t + self.reply_timeout
         if msg.callback == 21:

@@ -111,14 +111,22 @@ def plural(n: int, word: str) -> str:
 
 
 def summary(analysis: Analysis) -> Iterator[str]:
-    n_inv = sum(1 for m in analysis.messages if m.kind == "invalid")
+    counts = analysis.counts()
+    n_inv = counts.invalid
     yield (
-        f"{plural(len(analysis.messages), 'message')} on "
-        f"{plural(len(analysis.connections), 'connection')}, "
-        f"{plural(len(analysis.links), 'link')}, {plural(len(analysis.sessions), 'OTA update')}"
+        f"{plural(counts.messages, 'message')} on "
+        f"{plural(counts.connections, 'connection')}, "
+        f"{plural(counts.links, 'link')}, {plural(counts.sessions, 'OTA update')}"
         + (f", {plural(n_inv, 'invalid frame')}" if n_inv else "")
     )
-    if not analysis.sessions:
+    if not counts.sessions:
         yield "No OTA update in this capture."
-    for i, session in enumerate(analysis.sessions):
-        yield from format_session(analysis, i, session)
+    numbered = analysis.numbered_sessions()
+    if len(numbered) < counts.sessions:
+        yield (
+            f"{plural(counts.sessions - len(numbered), 'earlier finished OTA update')} not "
+            "listed (a long-running headless proxy keeps the latest ones; `invisproxy "
+            "analyze` on the capture lists them all)"
+        )
+    for number, session in numbered:
+        yield from format_session(analysis, number - 1, session)

@@ -47,7 +47,8 @@ def open_capture(path: Path, meta: Mapping[str, Any], *, make_folder: bool) -> C
 class HeadlessPrinter:
     """Prints every new timeline row (message, open, close) of an analysis fed elsewhere.
 
-    Called as a sink it ignores the event and prints what is new.
+    Called as a sink it ignores the event and prints what is new. Given a
+    ``BoundedAnalysis`` it tells it what has been printed, so memory stays flat.
     """
 
     def __init__(self, analysis: Analysis, echo: bool = True) -> None:
@@ -56,6 +57,9 @@ class HeadlessPrinter:
         self.printed = 0  # rows
         self.messages_printed = 0  # message ids below this are printed
         self.late_printed = 0
+        self._forget: Callable[[int, int, int], None] | None = getattr(
+            analysis, "forget_printed", None
+        )
 
     def __call__(self, event: Event) -> None:
         self.flush()
@@ -83,6 +87,9 @@ class HeadlessPrinter:
         self.late_printed = len(late)
         if lines and self.echo:
             print("\n".join(lines), flush=True)
+        if self._forget is not None:
+            # shown now: a bounded analysis may let go of it (proxy/retention.py)
+            self._forget(self.printed, self.messages_printed, self.late_printed)
 
 
 class LiveProxy:
