@@ -398,6 +398,55 @@ class _Structure:
         return None
 
 
+_escape_pair = re.compile(rb"\\.", re.DOTALL).sub
+_plain_string = re.compile(rb'"[^"]*"').sub
+
+
+class JsonBoundary:
+    """Whether a byte stream sits between top-level JSON values, chunk after chunk.
+
+    The relay asks it before injecting a message ("is it safe to insert a whole value
+    here?"), so it runs on every forwarded chunk: regex and count() passes only, no
+    parse. Depth clamps at 0 so stray closers in garbage cannot wedge it; a top-level
+    scalar split across chunks is not tracked (the protocol sends objects). It shares
+    the string scanning of :class:`_Structure`, which finds where one value ends.
+    """
+
+    __slots__ = ("depth", "escape", "in_string")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.escape = False
+
+    @property
+    def at_boundary(self) -> bool:
+        return self.depth == 0 and not self.in_string
+
+    def feed(self, data: bytes) -> None:
+        pos = 0
+        if self.in_string:
+            start = 1 if self.escape else 0
+            self.escape = False
+            m = _string_rest(data, start)
+            assert m is not None  # the pattern matches the empty string
+            if m.group(1) is None:  # still inside the string; maybe a lone "\\" at the end
+                self.escape = m.end() == len(data) - 1
+                return
+            self.in_string = False
+            pos = m.end()
+        rest = _escape_pair(b"", data[pos:]) if b"\\" in data else data[pos:]
+        if rest.count(b'"') % 2:  # ends inside a string: keep only what precedes it
+            self.in_string = True
+            self.escape = rest.endswith(b"\\")
+            rest = rest[: rest.rfind(b'"')]
+        if b'"' in rest:
+            rest = _plain_string(b"", rest)
+        opened = rest.count(b"{") + rest.count(b"[")
+        closed = rest.count(b"}") + rest.count(b"]")
+        self.depth = max(0, self.depth + opened - closed)
+
+
 class _Stream:
     """Splitter state for one (connection, side) of a TCP connection.
 

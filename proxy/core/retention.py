@@ -300,6 +300,10 @@ class BoundedAnalysis(Analysis):
         """Bytes of raw frames the analysis still holds (the rest is forgotten)."""
         return self._window.raw_bytes
 
+    def holds(self, msg_id: int) -> bool:
+        """Whether message ``msg_id`` is still in memory (not forgotten)."""
+        return msg_id in self._window
+
     def retained_messages(self) -> int:
         """How many messages are still held in memory."""
         return self._window.held()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -42,6 +41,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.utils.human import format_address
 
 from proxy.core.events import Close, Closer, Data, Event, Open, Side, Transport, is_utf8
+from proxy.core.framing import JsonBoundary
 
 logger = logging.getLogger(__name__)
 
@@ -60,59 +60,10 @@ DEFER_MAX: Final = 0.05
 DRAIN_SLICE: Final = 0.0002
 """A delivery gives the event loop back to the relay after this long, then goes on
 (a reply arriving meanwhile waits at most this, plus one event's work)."""
-_STRING_BODY: Final = re.compile(rb'(?:[^"\\]|\\.)*', re.DOTALL)
-_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
-_PLAIN_STRING: Final = re.compile(rb'"[^"]*"')
 
 
 class InjectError(ValueError):
     """An injection that cannot be done now (unknown or closed connection, mid-object)."""
-
-
-class _JsonBoundary:
-    """Whether a byte stream currently sits between top-level JSON values.
-
-    It tracks nesting depth, in-string and escape across chunks, only to answer "is it
-    safe to insert a whole JSON value here?". Depth clamps at 0 so stray closers in
-    garbage cannot wedge it; a top-level scalar split across chunks is not tracked (the
-    protocol sends objects).
-    """
-
-    __slots__ = ("depth", "escape", "in_string")
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.in_string = False
-        self.escape = False
-
-    @property
-    def at_boundary(self) -> bool:
-        return self.depth == 0 and not self.in_string
-
-    def feed(self, data: bytes) -> None:
-        # Regex and count() passes only: this runs for every chunk, in the forwarding path.
-        pos = 0
-        if self.in_string:
-            start = 1 if self.escape else 0
-            self.escape = False
-            body = _STRING_BODY.match(data, start)
-            assert body is not None  # the pattern matches the empty string
-            end = body.end()
-            if end >= len(data) - 1 and (end == len(data) or data[end] == 0x5C):
-                self.escape = end == len(data) - 1  # a lone backslash at the very end
-                return
-            self.in_string = False
-            pos = end + 1
-        rest = _ESCAPE.sub(b"", data[pos:]) if b"\\" in data else data[pos:]
-        if rest.count(b'"') % 2:  # ends inside a string: keep only what precedes it
-            self.in_string = True
-            self.escape = rest.endswith(b"\\")
-            rest = rest[: rest.rfind(b'"')]
-        if b'"' in rest:
-            rest = _PLAIN_STRING.sub(b"", rest)
-        opened = rest.count(b"{") + rest.count(b"[")
-        closed = rest.count(b"}") + rest.count(b"]")
-        self.depth = max(0, self.depth + opened - closed)
 
 
 class _Conn:
@@ -131,9 +82,9 @@ class _Conn:
         self.closed = False
         self.flow: tcp.TCPFlow | http.HTTPFlow | None = None
         # per data source side: is the stream between JSON values (TCP injection safety)
-        self.boundary: dict[Side, _JsonBoundary] = {
-            "app": _JsonBoundary(),
-            "outlet": _JsonBoundary(),
+        self.boundary: dict[Side, JsonBoundary] = {
+            "app": JsonBoundary(),
+            "outlet": JsonBoundary(),
         }
         # bytes objects handed to inject.tcp whose echo through tcp_message is still due
         self.injected: deque[bytes] = deque()

@@ -18,13 +18,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 
-from proxy.core.events import Data, Event, Open
+from proxy.core.events import Data, Event, Open, Side
 from proxy.store.capture import CaptureWriter, capture_record, read_capture
 from proxy.store.trace import read_trace, write_trace
 
@@ -39,7 +40,7 @@ def make_events(n: int) -> list[Event]:
         Open(0.0, f"c{c}", "tcp", f"127.0.0.1:{50000 + c}", "10.0.0.5:3333") for c in range(4)
     ]
     for i in range(n - len(events)):
-        side = "app" if i % 2 == 0 else "outlet"
+        side: Side = "app" if i % 2 == 0 else "outlet"
         chunk = (
             json.dumps(
                 {
@@ -185,7 +186,7 @@ def run_resync(megabytes: float = 10.0) -> dict[str, float]:
         for how in ("every", "alternate", "long"):
             bad = Path(tmp) / f"{how}.invcap"
             bad.write_bytes(damage(raw, how))
-            seconds, (count, problems) = timed(lambda bad=bad: read(bad))
+            seconds, (count, problems) = timed(partial(read, bad))
             assert problems > 0 and count >= 200
             figures[how] = seconds
             print(

@@ -46,17 +46,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from bench_analysis import generate
-from bench_relay import Peer
 
 from proxy.core.analysis import Analysis
 from proxy.core.events import Close, Data, Open
 from proxy.core.retention import BoundedAnalysis
 from proxy.mitm.live import HeadlessPrinter
 from proxy.mitm.relay import Relay
+from tests.bench.bench_analysis import generate
+from tests.bench.bench_relay import Peer
 
 MB = 1 << 20
 
@@ -72,7 +70,9 @@ def rss() -> int:
 
 def make(bounded: bool, window: float | None = None) -> Analysis:
     """The analysis, with the stall window and reply timeout ``window`` if given."""
-    options = {} if window is None else {"stall_window": window, "reply_timeout": window}
+    options: dict[str, Any] = (
+        {} if window is None else {"stall_window": window, "reply_timeout": window}
+    )
     return BoundedAnalysis(**options) if bounded else Analysis(**options)
 
 
@@ -182,7 +182,7 @@ async def tui_phase(n: int) -> dict[str, Any]:
         async with app.run_test(size=(160, 50)):
             tl = app.timeline
             while not (
-                app._finished and tl.view.complete and len(tl.view) == len(app.analysis.rows)
+                app.feeder.finished and tl.view.complete and len(tl.view) == len(app.analysis.rows)
             ):
                 await asyncio.sleep(0.01)  # polling the load, as bench_tui.py does
             gc.collect()
@@ -224,7 +224,7 @@ def report(name: str, result: dict[str, Any]) -> float:
     (n0, r0), (n1, r1) = samples[1], samples[-1]
     # the second half: past the warm-up (the bounded analysis' look back filling)
     nh, rh = samples[len(samples) // 2]
-    per = (r1 - rh) / max(n1 - nh, 1)
+    per = float(r1 - rh) / max(n1 - nh, 1)
     print(
         f"  final / first sample ({n0:,} messages): {r1 / r0:.3f}; final / middle sample "
         f"({nh:,} messages): {r1 / rh:.3f}, growth {per:.1f} bytes per message from there"
@@ -233,7 +233,7 @@ def report(name: str, result: dict[str, Any]) -> float:
         print(f"  messages still held at the end: {result['held']:,}")
     if "sessions" in result:
         print(f"  OTA updates held at the end (the summary lists them): {result['sessions']:,}")
-    return per
+    return float(per)
 
 
 def main(messages: int, baseline: int, relay: int, tui: int) -> int:

@@ -27,13 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench_analysis import generate
 from textual import events
 
 from proxy.store.capture import write_capture
+from tests.bench.bench_analysis import generate
 from tui.app import InvisApp
 from tui.sources import FileSource
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RelayFactory
-from relay_support import WAIT, EventLog, TcpOutlet, echo
 from websockets.asyncio.client import connect
 
 from proxy.cli.main import main
@@ -23,6 +21,8 @@ from proxy.replay.script import build_script
 from proxy.replay.serve import ReplayServer, ServeOptions
 from proxy.sim.outlet import OutletSimulator, SimConfig
 from proxy.store.recording import load_events
+from tests.integration.conftest import RelayFactory
+from tests.integration.relay_support import WAIT, EventLog, TcpOutlet, echo
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = 5000

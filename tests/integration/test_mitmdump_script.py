@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import websockets
-from relay_support import WAIT, TcpOutlet, echo
 
 from proxy.core.events import Close, Data, Open
 from proxy.store.capture import read_capture
+from tests.integration.relay_support import WAIT, TcpOutlet, echo
 
 ADDON = Path(__file__).resolve().parents[2] / "proxy" / "addon.py"
 MITMDUMP = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -52,7 +52,7 @@ async def _mitmdump(tmp_path: Path, mode: str, capture: Path) -> tuple[Any, int,
 async def _stop(proc: Any, lines: list[str]) -> str:
     proc.send_signal(signal.SIGTERM)
     rest, _ = await asyncio.wait_for(proc.communicate(), WAIT)
-    return "\n".join(lines) + "\n" + rest.decode(errors="replace")
+    return "\n".join(lines) + "\n" + bytes(rest).decode(errors="replace")
 
 
 async def test_mitmdump_tcp_records_a_capture_and_shows_decoded_messages(tmp_path: Path) -> None:

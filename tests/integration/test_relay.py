@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 import websockets
-from relay_support import (
+
+from proxy.core.events import Close, Data, Open, is_utf8
+from proxy.mitm.addon import InjectError
+from proxy.mitm.relay import Relay, RelayError
+from tests.integration.relay_support import (
     WAIT,
     EventLog,
     TcpOutlet,
@@ -20,10 +24,6 @@ from relay_support import (
     random_json_messages,
     write_in_random_chunks,
 )
-
-from proxy.core.events import Close, Data, Open, is_utf8
-from proxy.mitm.addon import InjectError
-from proxy.mitm.relay import Relay, RelayError
 
 RelayFactory = Callable[..., Any]
 
@@ -198,7 +198,7 @@ async def test_messages_skip_mitmproxy_hooks_but_are_all_recorded(
         log = EventLog()
         relay = await make_relay(outlet_tcp_port=outlet.port, outlet_ws_port=ws_port, sinks=[log])
         counter = _HookCounter()
-        ctx.master.addons.add(counter)
+        ctx.master.addons.add(counter)  # type: ignore[no-untyped-call]
         assert relay.tcp_address is not None and relay.ws_address is not None
         reader, writer = await asyncio.open_connection(*relay.tcp_address)
         for i in range(3):

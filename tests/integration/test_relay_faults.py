@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 import websockets
-from relay_support import (
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from proxy.core.events import Close, Data, Open
+from proxy.store.capture import read_capture
+from tests.integration.relay_support import (
     WAIT,
     EventLog,
     TcpOutlet,
@@ -23,10 +27,6 @@ from relay_support import (
     random_json_messages,
     write_in_random_chunks,
 )
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
-from proxy.core.events import Close, Data, Open
-from proxy.store.capture import read_capture
 
 RelayFactory = Callable[..., Any]
 
@@ -185,7 +185,8 @@ async def test_websocket_outlet_unreachable_and_abrupt_drop(make_relay: RelayFac
     with pytest.raises((InvalidHandshake, OSError, EOFError)):
         await websockets.connect(url, open_timeout=WAIT)
     close = await log.wait_closed("c1")
-    assert log.of("c1")[0].transport == "ws"  # type: ignore[union-attr]
+    opened = log.of("c1")[0]
+    assert isinstance(opened, Open) and opened.transport == "ws"
     assert close.by == "proxy" and (close.error or "").startswith("outlet unreachable:")
 
     async def handler(ws: Any) -> None:

@@ -50,7 +50,7 @@ def exact(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     """Events with ``t`` compared bit for bit (== would equate 0.0 and -0.0)."""
     out = []
     for e in events:
-        fields = tuple(getattr(e, name) for name in e.__slots__)  # type: ignore[union-attr]
+        fields = tuple(getattr(e, name) for name in e.__slots__)
         out.append((type(e).__name__, e.t.hex(), *fields))
     return out
 
@@ -511,7 +511,7 @@ def record_offsets_prefix(path: Path) -> int:
 
 # --- round trips --------------------------------------------------------------------------
 
-texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 times = st.floats(0.0, T_MAX, exclude_max=True, width=64)  # every time a reader accepts
 
 
@@ -779,7 +779,7 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
-        return a.hex() == b.hex()
+        return bool(a.hex() == b.hex())
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):

@@ -817,7 +817,7 @@ def test_a_number_too_large_for_a_double_is_an_invalid_frame() -> None:
     raw = b'{"payload":{"callbackName":9,"callbackArgs":[1e999,0]}}'
     for transport in ("tcp", "ws"):
         framer = Framer()
-        framer.feed(Open(0.0, "c1", transport, "a:1", "b:2"))  # type: ignore[arg-type]
+        framer.feed(Open(0.0, "c1", transport, "a:1", "b:2"))
         frames = framer.feed(Data(0.1, "c1", "outlet", raw + b"\n"))
         frames += framer.feed(Close(0.2, "c1", "outlet"))
         assert [f.error for f in frames] == ["not JSON: 1e999 is too large for a number"]

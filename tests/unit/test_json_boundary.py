@@ -1,4 +1,5 @@
-"""The addon's JSON boundary tracker, which decides when a TCP injection is safe."""
+"""The relay's JSON boundary tracker (in the core framer), which decides when a TCP
+injection is safe."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.mitm.addon import _JsonBoundary
+from proxy.core.framing import JsonBoundary
 
 # json.dumps turns these into escapes (\\ \" \n) and bracket look-alikes inside strings
 TRICKY = st.sampled_from(list('x\\"{}[]ü\n'))
@@ -32,7 +33,7 @@ def test_at_boundary_exactly_between_objects(
     for part in parts:
         pos += len(part)
         ends |= {pos, pos - len(sep.encode())}
-    tracker, pos, i = _JsonBoundary(), 0, 0
+    tracker, pos, i = JsonBoundary(), 0, 0
     while pos < len(stream):
         chunk = stream[pos : pos + cuts[i % len(cuts)]]
         i += 1
@@ -44,10 +45,9 @@ def test_at_boundary_exactly_between_objects(
 
 
 def test_stray_closers_in_garbage_do_not_wedge_it() -> None:
-    tracker = _JsonBoundary()
-    tracker.feed(b"]]}} garbage ")
-    assert tracker.at_boundary
-    tracker.feed(b'{"a": "}')
-    assert not tracker.at_boundary
-    tracker.feed(b'"}')
-    assert tracker.at_boundary
+    tracker = JsonBoundary()
+    seen = []
+    for chunk in (b"]]}} garbage ", b'{"a": "}', b'"}'):
+        tracker.feed(chunk)
+        seen.append(tracker.at_boundary)
+    assert seen == [True, False, True]
