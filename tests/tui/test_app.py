@@ -203,7 +203,7 @@ async def test_plain_text_search_falls_back_from_a_bad_expression() -> None:
         await loaded(pilot)
         await pilot.press("slash", *"WWW partition (", "enter")
         # "(" alone is not an expression: searched as text, and nothing has it
-        assert app._search is not None
+        assert app.search is not None
         await pilot.press("slash")
         await pilot.press("ctrl+u")
         await pilot.press(*"WWW partition", "enter")
@@ -518,7 +518,7 @@ async def test_refused_reconnects_read_short_and_keep_the_whole_error() -> None:
         row = app.analysis.rows[app.timeline.current_row_index]
         assert row.kind == "close" and app.analysis.connections[row.conn].error
         await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
-        body = str(app.detail._body.render())
+        body = str(app.detail.body.render())
         assert "[Errno 111] Connect call failed" in body
 
 
