@@ -23,6 +23,7 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -145,7 +146,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self.timeline.border_title = "Timeline"
         self.query_bar.hide()
         self.ota.display = False
-        self._fit_detail()
+        self._fit_detail(self.size)
         self._feed_task = asyncio.get_running_loop().create_task(self._feed_loop())
         self.set_interval(TICK, self._tick)
         self.source.start(self.feeder)
@@ -214,7 +215,8 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self.detail_sync.refresh(force=False)
         self._update_status()
 
-    def _update_status(self) -> None:
+    def _update_status(self, width: int | None = None) -> None:
+        """Show the status line, fitted to the terminal's ``width`` (default: now)."""
         tl = self.timeline
         feeder = self.feeder
         parts = status.status_parts(
@@ -232,7 +234,8 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             rate=feeder.rate() if feeder.progress else "",
             problems=len(feeder.problems) if feeder.finished else 0,
         )
-        text = status.SEPARATOR.join(p.text for p in parts)
+        width = self.size.width if width is None else width
+        text = status.fit(parts, width - self.status.styles.gutter.width)
         if text != self._status_text:
             self._status_text = text
             self.status.update(text, layout=False)
@@ -313,13 +316,13 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             self.detail_sync.refresh(force=True)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._fit_detail()
-        self._update_status()
+        # Textual stores the new size only after this handler: ``self.size`` is stale.
+        self._fit_detail(event.size)
+        self._update_status(event.size.width)
 
-    def _fit_detail(self) -> None:
+    def _fit_detail(self, size: Size) -> None:
         if self._detail_auto:
-            width, height = self.size
-            self._show_detail(width >= WIDE or height >= DETAIL_MIN_HEIGHT)
+            self._show_detail(size.width >= WIDE or size.height >= DETAIL_MIN_HEIGHT)
 
     # -- what is on show: the filter and the OTA session --------------------------
 

@@ -4,7 +4,7 @@ Cut at its end, a line too long for 80 columns loses what is on the right, and t
 where "redact: OFF" sits (copies then hold credentials). So each part has a rank: when
 the line does not fit, the least important part takes its compact form, then goes,
 then the next one; parts marked ``keep`` never go, and a long filter or progress text
-is cut with "…" last. "redact: OFF" is kept, in full, whatever the width.
+is cut with "…" last. The redaction state always stays: "redact: OFF" in full.
 """
 
 from __future__ import annotations
@@ -45,31 +45,35 @@ def fit(parts: Sequence[Part], width: int) -> str:
     Only when the kept parts alone are wider than ``width`` is the result wider (the
     widget then cuts it); an elastic part is never cut below one cell.
     """
+    return SEPARATOR.join(t for t in fitted(parts, width) if t is not None)
+
+
+def fitted(parts: Sequence[Part], width: int) -> list[str | None]:
+    """What :func:`fit` shows of each part: its text, short form or cut, None if dropped."""
     texts: list[str | None] = [p.text for p in parts]
 
-    def line() -> str:
-        return SEPARATOR.join(t for t in texts if t is not None)
+    def cells() -> int:
+        return cell_len(SEPARATOR.join(t for t in texts if t is not None))
 
-    if cell_len(line()) <= width:
-        return line()
+    if cells() <= width:
+        return texts
     for i in sorted(range(len(parts)), key=lambda i: parts[i].rank):
         part = parts[i]
         if part.short is not None:
             texts[i] = part.short
-            if cell_len(line()) <= width:
-                return line()
+            if cells() <= width:
+                return texts
         if not part.keep:
             texts[i] = None
-            if cell_len(line()) <= width:
-                return line()
+            if cells() <= width:
+                return texts
     elastic = [i for i, p in enumerate(parts) if p.elastic and texts[i] is not None]
     for i in sorted(elastic, key=lambda i: -cell_len(texts[i] or "")):
         text = texts[i] or ""
-        excess = cell_len(line()) - width
-        texts[i] = crop(text, max(cell_len(text) - excess, 1))
-        if cell_len(line()) <= width:
+        texts[i] = crop(text, max(cell_len(text) - (cells() - width), 1))
+        if cells() <= width:
             break
-    return line()
+    return texts
 
 
 def status_parts(
@@ -111,7 +115,7 @@ def status_parts(
             parts.append(Part(f"⏸ paused{new} (End/F)", 40, f"⏸{new}", keep=True))
     parts.append(Part(f"time: {time_mode}", 10))
     if redacting:
-        parts.append(Part("redact: on", 20, "redact ✓"))
+        parts.append(Part("redact: on", 20, "redact ✓", keep=True))
     else:
         parts.append(Part("redact: OFF", 100, keep=True))
     if progress:

@@ -102,6 +102,18 @@ async def test_detail_starts_hidden_on_short_narrow_screens_and_d_toggles_it(
         assert app.detail.display is not shown
 
 
+async def test_the_detail_follows_each_resize_until_the_user_chooses() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert not app.detail.display
+        # taller than DETAIL_MIN_HEIGHT: shown; back to 80x24: hidden again
+        await pilot.resize_terminal(80, 40)
+        await wait_until(pilot, lambda: app.detail.display)
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: not app.detail.display)
+
+
 async def test_selection_stays_on_screen_when_the_detail_opens() -> None:
     app = scenario_app("revb_outlet_tcp")
     async with app.run_test(size=SIZE) as pilot:
