@@ -8,7 +8,8 @@ few repaints. ``feeder.loaded`` is set once a finite source is all on the analys
 The app wires the widgets to the controllers that do the work and is where Textual
 finds the actions of :mod:`tui.commands`: :mod:`tui.navigation` (jumps, marks, search),
 :mod:`tui.query` (the filter and search input), :mod:`tui.exporting` (copy, exports,
-redaction), :mod:`tui.playback` and :mod:`tui.status` (the status line).
+redaction), :mod:`tui.playback`, :mod:`tui.selection` (the detail following the
+cursor) and :mod:`tui.status` (the status line, fitted to the width).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 TICK = 1 / 20  # repaint at most this often
 VIEW_BUDGET = 0.015  # seconds of filtering per tick
-SEARCH_BUDGET = 0.25
+SEARCH_BUDGET = 0.25  # seconds a search may take per key while it is typed
 PANEL_EVERY = 5  # ticks between side-panel refreshes while loading
 WIDE = 120  # columns from which the detail sits beside the timeline
 # Below WIDE the panes stack; on a screen shorter than this the detail starts hidden
