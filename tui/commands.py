@@ -6,8 +6,10 @@ Keys (Textual bindings), the command palette and the help screen are all made fr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from textual.app import SystemCommand
 from textual.binding import Binding
 
 
@@ -200,6 +202,22 @@ def bindings() -> list[Binding]:
         for c in COMMANDS
         if c.key is not None
     ]
+
+
+def palette(
+    run_action: Callable[[str], Awaitable[object]], *, playing: bool
+) -> Iterator[SystemCommand]:
+    """The command palette's entries; playback commands only while playing."""
+    for command in COMMANDS:
+        if playing or not command.playback:
+            yield SystemCommand(command.title, command.help, _runner(run_action, command.action))
+
+
+def _runner(run_action: Callable[[str], Awaitable[object]], action: str) -> Callable[[], object]:
+    async def run() -> None:
+        await run_action(action)
+
+    return run
 
 
 def help_rows(playing: bool) -> list[tuple[str, str, str]]:

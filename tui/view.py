@@ -12,7 +12,15 @@ from bisect import bisect_left
 from collections.abc import Sequence
 
 from proxy.core.filter import Filter, TextOf
-from proxy.core.model import Message, Row
+from proxy.core.model import Message, OtaSession, Row
+
+
+def session_messages(session: OtaSession) -> frozenset[int]:
+    """An OTA update's messages with the request that started it (a view of one update)."""
+    ids = set(session.messages)
+    if session.request is not None:
+        ids.add(session.request)
+    return frozenset(ids)
 
 
 class RowView:

@@ -102,6 +102,18 @@ async def test_detail_starts_hidden_on_short_narrow_screens_and_d_toggles_it(
         assert app.detail.display is not shown
 
 
+async def test_the_detail_follows_each_resize_until_the_user_chooses() -> None:
+    app = scenario_app("reva_outlet_ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        assert not app.detail.display
+        # taller than DETAIL_MIN_HEIGHT: shown; back to 80x24: hidden again
+        await pilot.resize_terminal(80, 40)
+        await wait_until(pilot, lambda: app.detail.display)
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: not app.detail.display)
+
+
 async def test_selection_stays_on_screen_when_the_detail_opens() -> None:
     app = scenario_app("revb_outlet_tcp")
     async with app.run_test(size=SIZE) as pilot:
@@ -203,7 +215,7 @@ async def test_plain_text_search_falls_back_from_a_bad_expression() -> None:
         await loaded(pilot)
         await pilot.press("slash", *"WWW partition (", "enter")
         # "(" alone is not an expression: searched as text, and nothing has it
-        assert app._search is not None
+        assert app.search is not None
         await pilot.press("slash")
         await pilot.press("ctrl+u")
         await pilot.press(*"WWW partition", "enter")
@@ -518,7 +530,7 @@ async def test_refused_reconnects_read_short_and_keep_the_whole_error() -> None:
         row = app.analysis.rows[app.timeline.current_row_index]
         assert row.kind == "close" and app.analysis.connections[row.conn].error
         await wait_until(pilot, lambda: app.detail.row_index == app.timeline.current_row_index)
-        body = str(app.detail._body.render())
+        body = str(app.detail.body.render())
         assert "[Errno 111] Connect call failed" in body
 
 

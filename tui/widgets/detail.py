@@ -38,6 +38,11 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._body = Static("", id="detail-body")
         self.border_title = "Detail"
 
+    @property
+    def body(self) -> Static:
+        """The widget holding what the pane shows (read it to see the text)."""
+        return self._body
+
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
 

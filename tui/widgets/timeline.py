@@ -152,7 +152,7 @@ class Timeline(ScrollView, can_focus=True):
         current = self.current_row_index
         self.view = view
         self._text_cache.clear()
-        self._clear_caches()
+        self.clear_caches()
         self._seen_rows = len(view)
         self.new_rows = 0
         self._update_size()
@@ -320,17 +320,18 @@ class Timeline(ScrollView, can_focus=True):
         self.pause_follow()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._clear_caches()
+        self.clear_caches()
         self._update_size()
         self._scroll_to_cursor()  # a pane opening below must not hide the selection
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._clear_caches()
+        self.clear_caches()
 
     # -- drawing ----------------------------------------------------------------
 
-    def _clear_caches(self) -> None:
+    def clear_caches(self) -> None:
+        """Forget the rendered lines (the next paint draws them all again, cold)."""
         self._cache.clear()
         self._lines.clear()
 
