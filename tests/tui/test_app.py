@@ -73,7 +73,8 @@ async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
             assert app.timeline.related[link.dst] != ""
         assert app.timeline.related[request] == "▶"
         await pilot.press("down")
-        assert app.timeline.current_row_index == app.timeline.message_rows.row_of(request) + 1
+        row = app.timeline.message_rows.row_of(request)
+        assert row is not None and app.timeline.current_row_index == row + 1
 
 
 @pytest.mark.parametrize(

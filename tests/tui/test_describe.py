@@ -6,12 +6,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from proxy.core.model import Annotation, Connection, Message, Row
+from proxy.core.model import Annotation, Connection, Message, Row, Severity
 from tui import describe
 from tui.describe import MIN_SUMMARY, Tag
 
 
-def message(*codes: tuple[str, str]) -> Message:
+def message(*codes: tuple[str, Severity]) -> Message:
     return Message(
         7, 1.0, "c1", "tcp", "outlet", "push", 23, "OTA result", 123456, None, None,
         [1, 0], b"{}", [Annotation(code, severity, "why") for code, severity in codes],

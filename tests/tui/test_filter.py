@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.core.events import Side, Transport
 from proxy.core.filter import Filter, FilterError
-from proxy.core.model import Annotation, Message, Row
+from proxy.core.model import Annotation, Kind, Message, Row, Severity
 
 
 def msg(
@@ -13,12 +14,12 @@ def msg(
     *,
     cb: int | None = 21,
     name: str = "Perform OTA update",
-    side: str = "app",
-    kind: str = "request",
+    side: Side = "app",
+    kind: Kind = "request",
     conn: str = "c1",
     pid: object = 414883,
-    transport: str = "tcp",
-    anns: tuple[tuple[str, str], ...] = (),
+    transport: Transport = "tcp",
+    anns: tuple[tuple[str, Severity], ...] = (),
     raw: bytes = b"{}",
 ) -> Message:
     m = Message(
@@ -26,17 +27,17 @@ def msg(
         t=float(id),
         conn=conn,
         transport=transport,
-        side=side,  # type: ignore[arg-type]
+        side=side,
         kind=kind,
         callback=cb,
         name=name,
         packet_id=pid,
-        sn=None,  # type: ignore[arg-type]
+        sn=None,
         puback=None,
         args=None,
         raw=raw,
     )
-    m.annotations = [Annotation(code, sev, code) for code, sev in anns]  # type: ignore[misc]
+    m.annotations = [Annotation(code, sev, code) for code, sev in anns]
     return m
 
 
