@@ -32,6 +32,10 @@ class ListenError(Exception):
     """A listener could not bind; the text says which and why, for the user."""
 
 
+class EndpointClosed(ConnectionError):
+    """Writing failed: the app's WebSocket is gone (TCP raises its own OSError)."""
+
+
 class Endpoint:
     """The outlet's side of one app connection, whichever the transport."""
 
@@ -44,7 +48,7 @@ class Endpoint:
 
     async def write(self, data: bytes) -> None:
         """Send ``data`` as is: TCP bytes, or one WebSocket message (text when it is
-        UTF-8, binary otherwise). Raises OSError or ConnectionClosed when gone."""
+        UTF-8, binary otherwise). Raises OSError once the connection is gone."""
         raise NotImplementedError
 
     async def receive(self) -> bytes | None:
@@ -100,9 +104,13 @@ class _WsEndpoint(Endpoint):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            await self.ws.send(data)
+            message: str | bytes = data
         else:
-            await self.ws.send(text)
+            message = text
+        try:
+            await self.ws.send(message)
+        except ConnectionClosed as exc:
+            raise EndpointClosed(str(exc)) from exc
 
     def abort(self) -> None:
         self.closed = True

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from proxy.core.events import Transport
+from proxy.core.events import Side, Transport
 from proxy.core.framing import Frame
 from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
 from proxy.net.server import Endpoint, ListenError, OutletServer
@@ -55,6 +55,7 @@ class Collector:
     def __init__(self) -> None:
         self.frames: list[Frame] = []
         self.chunks: list[tuple[bytes, bool]] = []
+        self.sent: list[tuple[bytes, bool]] = []
         self.ended = asyncio.Event()
         self.changed = asyncio.Event()
 
@@ -62,8 +63,8 @@ class Collector:
         self.frames.append(frame)
         self.changed.set()
 
-    def on_chunk(self, link: OutletLink, data: bytes, text: bool) -> None:
-        self.chunks.append((data, text))
+    def on_chunk(self, link: OutletLink, side: Side, data: bytes, text: bool) -> None:
+        (self.chunks if side == "outlet" else self.sent).append((data, text))
 
     def on_end(self, link: OutletLink) -> None:
         self.ended.set()
