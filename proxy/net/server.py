@@ -147,18 +147,14 @@ class OutletServer:
     def __init__(
         self,
         handler: Handler,
-        host: str = "127.0.0.1",
-        tcp_port: int | None = 3333,
-        ws_port: int | None = 8080,
+        host: str,
+        tcp_port: int | None,
+        ws_port: int | None,
         *,
         max_value_bytes: int = 1 << 20,
     ) -> None:
-        if tcp_port is None and ws_port is None:
-            raise ValueError("both transports are off: nothing to listen on")
-        self.handler = handler
-        self.host = host
-        self.tcp_port = tcp_port
-        self.ws_port = ws_port
+        self.handler, self.host = handler, host
+        self.tcp_port, self.ws_port = tcp_port, ws_port  # the bound ports once started
         self.max_value_bytes = max_value_bytes
         self._tcp: asyncio.Server | None = None
         self._ws: WsServer | None = None
@@ -169,7 +165,10 @@ class OutletServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind both listeners, or neither: raises :class:`ListenError`."""
+        """Bind both listeners, or neither: raises :class:`ListenError` (ValueError
+        when both transports are off)."""
+        if self.tcp_port is None and self.ws_port is None:
+            raise ValueError("both transports are off: nothing to listen on")
         what = ""
         try:
             if self.tcp_port is not None:

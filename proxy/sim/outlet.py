@@ -148,9 +148,7 @@ class _Client:
     def __init__(self, sim: OutletSimulator, endpoint: Endpoint) -> None:
         self.sim = sim
         self.endpoint = endpoint
-        self.cid = endpoint.number
-        self.transport = endpoint.transport
-        self.peer = endpoint.peer
+        self.name = f"{endpoint.transport} #{endpoint.number}"
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.closed = False
         self.writer_task = asyncio.create_task(self._write_loop())
@@ -191,10 +189,10 @@ class _Client:
 
     def _wants_merge(self) -> bool:
         sim = self.sim
-        return self.transport == "tcp" and sim._wire_rng.random() < sim.config.tcp_merge
+        return self.endpoint.transport == "tcp" and sim._wire_rng.random() < sim.config.tcp_merge
 
     async def _write(self, batch: list[str]) -> None:
-        if self.transport == "ws":
+        if self.endpoint.transport == "ws":
             for text in batch:
                 await self.endpoint.write(text.encode())
             return
@@ -364,9 +362,9 @@ class OutletSimulator:
 
     def connected(self, endpoint: Endpoint) -> None:
         client = _Client(self, endpoint)
-        self._clients[client.cid] = client
+        self._clients[endpoint.number] = client
         self.connections_accepted += 1
-        self._emit(f"connected: {client.transport} #{client.cid} from {client.peer}")
+        self._emit(f"connected: {client.name} from {endpoint.peer}")
         if self._pending_sync is not None:
             packet_id, status = self._pending_sync
             self._pending_sync = None
@@ -376,7 +374,7 @@ class OutletSimulator:
             # The restart is announced once, to the first app back, not to every later one.
             self._announce_on_connect = False
             client.send(self._push(12, self.state.device_info()))
-            self._emit(f"restart announced to {client.transport} #{client.cid} (cb12 push)")
+            self._emit(f"restart announced to {client.name} (cb12 push)")
 
     def frame(self, endpoint: Endpoint, frame: Frame) -> None:
         client = self._clients.get(endpoint.number)
@@ -389,9 +387,9 @@ class OutletSimulator:
             return
         if not client.closed and not endpoint.closed:  # the app hung up: replies go first
             await client.flush(1.0)
-        if self._clients.pop(client.cid, None) is not None:
+        if self._clients.pop(endpoint.number, None) is not None:
             await client.stop()
-            self._emit(f"disconnected: {client.transport} #{client.cid}")
+            self._emit(f"disconnected: {client.name}")
 
     # --- requests -----------------------------------------------------------------
 
