@@ -205,6 +205,11 @@ class OutletLink:
             for frame in self._framer.feed(Close(0.0, cid, "outlet")):
                 self._on_frame(self, frame)
         finally:
+            self._end()
+
+    def _end(self) -> None:
+        """Once, however the connection ended (a reader cancelled before it ran too)."""
+        if not self.closed:
             self.closed = True
             if self._on_end is not None:
                 self._on_end(self)
@@ -240,3 +245,4 @@ class OutletLink:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self._end()
