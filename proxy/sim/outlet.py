@@ -28,8 +28,10 @@ Choices where the protocol notes state nothing (tags as in protocol/README §0):
   one (``Fault.times``). A request refused for its own reason (already up to date, an
   update running, the deco offline) does not use it up.
 
-The device's data and catalog are in ``sim_state.py``; this module is the clock and
-the sockets.
+The device's data and catalog are in ``state.py``; the sockets are
+:class:`~proxy.net.server.OutletServer`'s (shared with replay serve); this module is the
+clock, the restarts, the OTA timeline, and the per-connection writer that merges and
+splits TCP writes as the real outlet does.
 """
 
 from __future__ import annotations
