@@ -464,7 +464,8 @@ class OutletSimulator:
             return
         self._up = False
         self._emit(f"outlet {why}: dropping {len(self._clients)} connection(s)")
-        for client in self._clients.values():
+        # A snapshot: an app may hang up (and leave the table) while its neighbours flush.
+        for client in list(self._clients.values()):
             await client.flush(1.0)
         await self._close_listeners()
         await asyncio.sleep(down_seconds)
