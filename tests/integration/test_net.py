@@ -299,3 +299,25 @@ def test_addresses_put_ipv6_hosts_in_brackets_once() -> None:
     assert peer_text(("10.0.0.5", 80)) == "10.0.0.5:80"
     assert ws_url("::1", 80) == ws_url("[::1]", 80) == "ws://[::1]:80/ws"
     assert ws_url("outlet.local", 8080) == "ws://outlet.local:8080/ws"
+
+
+async def test_a_stopped_server_starts_again_on_the_ports_it_had() -> None:
+    """The simulator's reboot: listeners closed, then reopened where apps will look."""
+    echo = Echo()
+    server = OutletServer(echo, "127.0.0.1", 0, 0)
+    await server.start()
+    ports = (server.tcp_port, server.ws_port)
+    await server.stop()
+    await server.start()
+    try:
+        assert (server.tcp_port, server.ws_port) == ports and server.listening
+        transports: tuple[Transport, ...] = ("tcp", "ws")
+        for transport in transports:
+            got = Collector()
+            link = await open_link(server, transport, got)
+            await link.send(b'{"back":true}')
+            await got.until_frames(1)
+            assert got.frames[0].value == {"back": True}
+            await link.close()
+    finally:
+        await server.stop()
