@@ -29,6 +29,7 @@ from mitmproxy.proxy import mode_specs
 from proxy.core.errors import UserError
 from proxy.core.events import Side, Transport
 from proxy.mitm.addon import InvisAddon, Sink
+from proxy.net.peers import host_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,6 @@ STOP_TIMEOUT: Final = 5.0
 
 class RelayError(UserError):
     """The relay could not start (port in use, bad address, ...)."""
-
-
-def _format_host(host: str) -> str:
-    """A host as it goes into a mitmproxy server spec (IPv6 in brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class Relay:
@@ -105,7 +101,7 @@ class Relay:
         same address, and "port 0" twice looks like that. (mitmproxy resolves port 0
         the same way, so this adds no new race.)
         """
-        host = _format_host(self.outlet_host)
+        host = host_text(self.outlet_host)  # as it goes into a mitmproxy server spec
         listen = self.listen_host.strip("[]")
         modes: dict[Transport, str] = {}
         taken: set[int] = set()

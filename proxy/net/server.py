@@ -32,6 +32,10 @@ class ListenError(Exception):
     """A listener could not bind; the text says which and why, for the user."""
 
 
+class EndpointClosed(ConnectionError):
+    """Writing failed: the app's WebSocket is gone (TCP raises its own OSError)."""
+
+
 class Endpoint:
     """The outlet's side of one app connection, whichever the transport."""
 
@@ -44,7 +48,7 @@ class Endpoint:
 
     async def write(self, data: bytes) -> None:
         """Send ``data`` as is: TCP bytes, or one WebSocket message (text when it is
-        UTF-8, binary otherwise). Raises OSError or ConnectionClosed when gone."""
+        UTF-8, binary otherwise). Raises OSError once the connection is gone."""
         raise NotImplementedError
 
     async def receive(self) -> bytes | None:
@@ -100,9 +104,13 @@ class _WsEndpoint(Endpoint):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            await self.ws.send(data)
+            message: str | bytes = data
         else:
-            await self.ws.send(text)
+            message = text
+        try:
+            await self.ws.send(message)
+        except ConnectionClosed as exc:
+            raise EndpointClosed(str(exc)) from exc
 
     def abort(self) -> None:
         self.closed = True
@@ -139,18 +147,14 @@ class OutletServer:
     def __init__(
         self,
         handler: Handler,
-        host: str = "127.0.0.1",
-        tcp_port: int | None = 3333,
-        ws_port: int | None = 8080,
+        host: str,
+        tcp_port: int | None,
+        ws_port: int | None,
         *,
         max_value_bytes: int = 1 << 20,
     ) -> None:
-        if tcp_port is None and ws_port is None:
-            raise ValueError("both transports are off: nothing to listen on")
-        self.handler = handler
-        self.host = host
-        self.tcp_port = tcp_port
-        self.ws_port = ws_port
+        self.handler, self.host = handler, host
+        self.tcp_port, self.ws_port = tcp_port, ws_port  # the bound ports once started
         self.max_value_bytes = max_value_bytes
         self._tcp: asyncio.Server | None = None
         self._ws: WsServer | None = None
@@ -161,7 +165,10 @@ class OutletServer:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind both listeners, or neither: raises :class:`ListenError`."""
+        """Bind both listeners, or neither: raises :class:`ListenError` (ValueError
+        when both transports are off)."""
+        if self.tcp_port is None and self.ws_port is None:
+            raise ValueError("both transports are off: nothing to listen on")
         what = ""
         try:
             if self.tcp_port is not None:

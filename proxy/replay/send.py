@@ -11,7 +11,6 @@ allowed. What crossed the wire is recorded as a new capture, like any other sess
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections import Counter
@@ -19,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
 from proxy.core.errors import UserError
-from proxy.core.events import Close, Closer, Data, Event, Open, Transport, is_utf8
-from proxy.core.framing import Framer, parse_json
+from proxy.core.events import Close, Data, Event, Open, Side, Transport
+from proxy.core.framing import Frame
 from proxy.core.protocol import name_of, possible_callbacks
+from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
+from proxy.net.peers import peer_text, ws_url
 from proxy.replay.script import (
     DESTRUCTIVE,
     MISSING,
@@ -80,26 +78,53 @@ class SendResult:
 
 
 class _Link:
-    """One connection to the outlet; the reader files every message by packetID."""
+    """One connection to the outlet: the reader files every message by packetID, and
+    every chunk either way, the opening and the end go into the recording."""
 
     def __init__(self, number: int, transport: Transport, record: Callable[[Event], None]) -> None:
         self.number = number
         self.transport = transport
         self.cid = f"c{number}"
-        self.closed = False
         self.record = record
         self.by_packet_id: dict[Any, Any] = {}
         self._waiting: dict[Any, asyncio.Future[Any]] = {}
-        self.task: asyncio.Task[None] | None = None
-        self._closed_by: Closer | None = None
+        self._wire: OutletLink | None = None
+
+    @classmethod
+    async def open(
+        cls, number: int, transport: Transport, opts: SendOptions, record: Callable[[Event], None]
+    ) -> _Link:
+        """Connect (raises ValueError or one of CONNECT_ERRORS) and record the opening."""
+        link = cls(number, transport, record)
+        link._wire = wire = await OutletLink.open(
+            transport,
+            opts.outlet,
+            opts.tcp_port if transport == "tcp" else opts.ws_port,
+            timeout=opts.connect_timeout,
+            number=number,
+            on_frame=link._frame,
+            on_chunk=link._chunk,
+            on_end=link._ended,
+        )
+        # before the reader's first chunk: it starts when this task next waits
+        record(Open(time.time(), link.cid, transport, wire.local, wire.remote))
+        return link
+
+    @property
+    def closed(self) -> bool:
+        return self._wire is None or self._wire.closed
 
     def expect(self, packet_id: Any) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[packet_id] = fut
         return fut
 
-    def _message(self, value: Any) -> None:
-        if not isinstance(value, dict) or "packetID" not in value:
+    def _chunk(self, wire: OutletLink, side: Side, data: bytes, text: bool) -> None:
+        self.record(Data(time.time(), self.cid, side, data, text))
+
+    def _frame(self, wire: OutletLink, frame: Frame) -> None:
+        value = frame.value
+        if frame.error is not None or not isinstance(value, dict) or "packetID" not in value:
             return
         pid = value["packetID"]
         if isinstance(pid, list | dict):
@@ -109,97 +134,23 @@ class _Link:
         if fut is not None and not fut.done():
             fut.set_result(value)
 
-    def _ended(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.record(Close(time.time(), self.cid, self._closed_by or "outlet"))
+    def _ended(self, wire: OutletLink) -> None:
+        self.record(Close(time.time(), self.cid, "app" if wire.closed_by_app else "outlet"))
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_result(MISSING)
         self._waiting.clear()
 
     async def send(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Send one request (a TCP one ends with a newline); raises LinkClosed."""
+        if self.transport == "tcp" and not data.endswith(b"\n"):
+            data += b"\n"
+        assert self._wire is not None
+        await self._wire.send(data)
 
     async def close(self) -> None:
-        raise NotImplementedError
-
-
-class _TcpLink(_Link):
-    def __init__(
-        self,
-        number: int,
-        record: Callable[[Event], None],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        super().__init__(number, "tcp", record)
-        self.writer = writer
-        self.task = asyncio.create_task(self._read(reader))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        framer = Framer()
-        framer.feed(Open(0.0, self.cid, "tcp", "", ""))
-        try:
-            while chunk := await reader.read(65536):
-                self.record(Data(time.time(), self.cid, "outlet", chunk, is_utf8(chunk)))
-                for frame in framer.feed(Data(0.0, self.cid, "outlet", chunk)):
-                    if frame.error is None:
-                        self._message(frame.value)
-        except OSError:
-            pass
-        finally:
-            self._ended()
-
-    async def send(self, data: bytes) -> None:
-        data = data if data.endswith(b"\n") else data + b"\n"
-        self.record(Data(time.time(), self.cid, "app", data, is_utf8(data)))
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def close(self) -> None:
-        if not self.closed:
-            self._closed_by = "app"
-        self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
-        if self.task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.task), 2.0)
-            self.task.cancel()
-
-
-class _WsLink(_Link):
-    def __init__(self, number: int, record: Callable[[Event], None], ws: ClientConnection) -> None:
-        super().__init__(number, "ws", record)
-        self.ws = ws
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.ws:
-                data = message.encode() if isinstance(message, str) else message
-                self.record(Data(time.time(), self.cid, "outlet", data, isinstance(message, str)))
-                with contextlib.suppress(ValueError):
-                    self._message(parse_json(data))
-        except ConnectionClosed:
-            pass
-        finally:
-            self._ended()
-
-    async def send(self, data: bytes) -> None:
-        self.record(Data(time.time(), self.cid, "app", data, True))
-        await self.ws.send(data.decode(errors="replace"))
-
-    async def close(self) -> None:
-        if not self.closed:
-            self._closed_by = "app"
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ws.close(), 2.0)
-        if self.task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.task), 2.0)
-            self.task.cancel()
+        if self._wire is not None:
+            await self._wire.close()
 
 
 class _Sender:
@@ -235,10 +186,9 @@ class _Sender:
 
     def _where(self, transport: Transport) -> str:
         opts = self.options
-        host = f"[{opts.outlet}]" if ":" in opts.outlet else opts.outlet
         if transport == "tcp":
-            return f"{host}:{opts.tcp_port} (tcp)"
-        return f"ws://{host}:{opts.ws_port}/ws"
+            return f"{peer_text((opts.outlet, opts.tcp_port))} (tcp)"
+        return ws_url(opts.outlet, opts.ws_port)
 
     async def _open(self, transport: Transport) -> _Link:
         """Connect; the first connection fails fast, later ones wait out a reboot."""
@@ -249,7 +199,7 @@ class _Sender:
         while True:
             try:
                 link = await self._connect(transport)
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
+            except CONNECT_ERRORS as exc:
                 if loop.time() + delay > deadline:
                     raise UserError(
                         f"cannot reach the outlet at {self._where(transport)}: {_why(exc)}"
@@ -260,30 +210,13 @@ class _Sender:
             return link
 
     async def _connect(self, transport: Transport) -> _Link:
-        opts = self.options
         number = self.links + 1
-        if transport == "tcp":
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(opts.outlet, opts.tcp_port), opts.connect_timeout
-            )
-            link: _Link = _TcpLink(number, self.record, reader, writer)
-            local, remote = writer.get_extra_info("sockname"), writer.get_extra_info("peername")
-        else:
-            try:
-                ws = await connect(
-                    self._where("ws"),
-                    open_timeout=opts.connect_timeout,
-                    ping_interval=None,
-                    close_timeout=1,
-                    max_size=None,
-                )
-            except InvalidURI as exc:
-                raise UserError(f"bad outlet address {opts.outlet!r}: {exc}") from None
-            local, remote = ws.local_address, ws.remote_address
-            link = _WsLink(number, self.record, ws)
+        try:
+            link = await _Link.open(number, transport, self.options, self.record)
+        except ValueError as exc:
+            raise UserError(f"bad outlet address {self.options.outlet!r}: {exc}") from None
         self.links = number
         self.all_links.append(link)
-        self.record(Open(time.time(), link.cid, transport, _addr(local), _addr(remote)))
         return link
 
     def _packet_id(self, req: RecordedRequest) -> Any:
@@ -363,7 +296,7 @@ class _Sender:
             start = loop.time()
             try:
                 await link.send(data)
-            except (OSError, ConnectionClosed):
+            except LinkClosed:
                 if attempt == 0:  # the outlet dropped us just now: reconnect once
                     await link.close()
                     self.link = await self._open(link.transport)
@@ -430,9 +363,3 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) or type(exc).__name__
-
-
-def _addr(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)

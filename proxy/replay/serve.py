@@ -20,18 +20,13 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
-
-from websockets.asyncio.server import Server as WsServer
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from typing import Any, Literal
 
 from proxy.core import protocol
-from proxy.core.errors import UserError, listen_failure
-from proxy.core.events import Close, Data, Open, Transport
-from proxy.core.framing import Frame, Framer, parse_json
+from proxy.core.errors import UserError
+from proxy.core.events import Transport
+from proxy.core.framing import Frame, parse_json
+from proxy.net.server import Endpoint, ListenError, OutletServer
 from proxy.replay.script import (
     Action,
     Matcher,
@@ -42,7 +37,6 @@ from proxy.replay.script import (
     rewrite_packet_id,
 )
 
-WS_PATH: Final = "/ws"
 Unmatched = Literal["puback0", "silence"]
 
 
@@ -83,11 +77,12 @@ class _Item:
 class _Live:
     """One app connection; a player task sends what is due, in time order."""
 
-    def __init__(self, server: ReplayServer, number: int, transport: Transport, peer: str) -> None:
+    def __init__(self, server: ReplayServer, endpoint: Endpoint) -> None:
         self.server = server
-        self.number = number
-        self.transport = transport
-        self.peer = peer
+        self.endpoint = endpoint
+        self.number = endpoint.number
+        self.transport = endpoint.transport
+        self.peer = endpoint.peer
         self.recorded: RecordedConnection | None = None
         self.opened = asyncio.get_running_loop().time()
         self.closed = False
@@ -116,50 +111,16 @@ class _Live:
             if item.kind == "close":
                 self.server._outlet_close(self, item)
                 return
-            try:
-                await self.send(item.data)
-            except (OSError, ConnectionClosed):
+            try:  # a TCP message ends with a newline, as the outlet's do
+                await self.endpoint.write(
+                    item.data + b"\n" if self.transport == "tcp" else item.data
+                )
+            except OSError:
                 return
-
-    async def send(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
 
     def stop(self) -> None:
         self.closed = True
         self.player.cancel()
-
-
-class _TcpLive(_Live):
-    def __init__(
-        self, server: ReplayServer, number: int, peer: str, writer: asyncio.StreamWriter
-    ) -> None:
-        self.writer = writer
-        super().__init__(server, number, "tcp", peer)
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data + b"\n")
-        await self.writer.drain()
-
-    def abort(self) -> None:
-        self.writer.transport.abort()
-
-
-class _WsLive(_Live):
-    def __init__(self, server: ReplayServer, number: int, peer: str, ws: ServerConnection) -> None:
-        self.ws = ws
-        super().__init__(server, number, "ws", peer)
-
-    async def send(self, data: bytes) -> None:
-        try:
-            await self.ws.send(data.decode())
-        except UnicodeDecodeError:
-            await self.ws.send(data)
-
-    def abort(self) -> None:
-        self.ws.transport.abort()
 
 
 class ReplayServer:
@@ -182,8 +143,6 @@ class ReplayServer:
         self.options = options or ServeOptions()
         if not self.options.speed > 0:
             raise ValueError("speed must be greater than 0")
-        self.tcp_port: int | None = None
-        self.ws_port: int | None = None
         self.reports: list[RequestReport] = []
         self.failed = asyncio.Event()
         self.refused = 0
@@ -193,63 +152,28 @@ class ReplayServer:
         self._queues: dict[Transport, list[RecordedConnection]] = {
             t: [c for c in script.connections if c.transport == t] for t in ("tcp", "ws")
         }
-        self._live: dict[int, _Live] = {}
+        self._live: dict[int, _Live] = {}  # endpoint number -> its player
         self._playing: dict[str, _Live] = {}  # recorded conn -> live connection playing it
         self._fired: dict[int, tuple[float, Any]] = {}  # anchor -> (loop time, live packetID)
         self._down_until = 0.0
         self._refused_since_up = 0
-        self._numbers = itertools.count(1)
         self._seq = itertools.count()
-        self._tcp: asyncio.Server | None = None
-        self._ws: WsServer | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server = OutletServer(
+            self, self.options.host, self.options.tcp_port, self.options.ws_port
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        opts = self.options
-        if opts.tcp_port is None and opts.ws_port is None:
-            raise ValueError("both transports are off: nothing to listen on")
-        what = ""
         try:
-            if opts.tcp_port is not None:
-                what = f"TCP port {opts.tcp_port}"
-                self._tcp = await asyncio.start_server(self._handle_tcp, opts.host, opts.tcp_port)
-                self.tcp_port = self._tcp.sockets[0].getsockname()[1]
-            if opts.ws_port is not None:
-                what = f"WebSocket port {opts.ws_port}"
-                self._ws = await serve(
-                    self._handle_ws,
-                    opts.host,
-                    opts.ws_port,
-                    process_request=self._check_request,
-                    ping_interval=None,
-                )
-                self.ws_port = self._ws.sockets[0].getsockname()[1]
-        except OSError as exc:
-            await self.stop()
-            raise UserError(f"cannot listen on {opts.host} {what}: {listen_failure(exc)}") from None
+            await self._server.start()
+        except ListenError as exc:
+            raise UserError(str(exc)) from None
 
     async def stop(self) -> None:
-        tcp, ws = self._tcp, self._ws
-        self._tcp = self._ws = None
-        if tcp is not None:
-            tcp.close()
-        if ws is not None:
-            ws.close(close_connections=False)
         for live in list(self._live.values()):
             live.stop()
-            live.abort()
-        # Aborted transports end the handlers' reads; cancelling a start_server handler
-        # instead makes asyncio log the CancelledError as an unhandled exception.
-        if self._handlers:
-            await asyncio.wait(list(self._handlers), timeout=2.0)
-        if tcp is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tcp.wait_closed(), 2.0)
-        if ws is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ws.wait_closed(), 2.0)
+        await self._server.stop()
 
     async def __aenter__(self) -> ReplayServer:
         await self.start()
@@ -259,18 +183,20 @@ class ReplayServer:
         await self.stop()
 
     @property
+    def tcp_port(self) -> int | None:
+        """The port bound once started (the one asked for before); None: no TCP."""
+        return self._server.tcp_port
+
+    @property
+    def ws_port(self) -> int | None:
+        return self._server.ws_port
+
+    @property
     def ws_url(self) -> str:
-        host = self.options.host
-        host = f"[{host}]" if ":" in host else host
-        return f"ws://{host}:{self.ws_port}{WS_PATH}"
+        return self._server.ws_url
 
     def listening(self) -> str:
-        parts = []
-        if self.tcp_port is not None:
-            parts.append(f"tcp {self.options.host}:{self.tcp_port}")
-        if self.ws_port is not None:
-            parts.append(f"ws {self.ws_url}")
-        return ", ".join(parts)
+        return self._server.describe()
 
     @property
     def finished(self) -> bool:
@@ -284,61 +210,26 @@ class ReplayServer:
     def _down(self) -> bool:
         return asyncio.get_running_loop().time() < self._down_until
 
-    def _track(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
+    # the sockets' handler (proxy.net.server.Handler)
 
-    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _addr(writer.get_extra_info("peername"))
-        if self._down():
-            self._refuse(peer, "tcp")
-            writer.transport.abort()
-            return
-        self._track()
-        live = _TcpLive(self, next(self._numbers), peer, writer)
-        self._connected(live)
-        framer, cid = Framer(), str(live.number)
-        framer.feed(Open(0.0, cid, "tcp", peer, "replay"))
-        try:
-            while chunk := await reader.read(65536):
-                for frame in framer.feed(Data(0.0, cid, "app", chunk)):
-                    self._on_frame(live, frame)
-            for frame in framer.feed(Close(0.0, cid, "app")):
-                self._on_frame(live, frame)
-        except OSError:
-            pass
-        finally:
-            self._disconnected(live)
-            writer.transport.abort()
+    def refusal(self, transport: Transport, peer: str) -> str | None:
+        """While a recorded reboot is being replayed, connections are turned away."""
+        if not self._down():
+            return None
+        self._refuse(peer, transport)
+        return "outlet down (replaying a reboot)"
 
-    def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0] != WS_PATH:
-            return Response(404, "Not Found", Headers(), b"Not Found\n")
-        if self._down():
-            self._refuse(_addr(conn.remote_address), "ws")
-            return Response(
-                503, "Service Unavailable", Headers(), b"outlet down (replaying a reboot)\n"
-            )
-        return None
+    def connected(self, endpoint: Endpoint) -> None:
+        self._connected(_Live(self, endpoint))
 
-    async def _handle_ws(self, ws: ServerConnection) -> None:
-        self._track()
-        live = _WsLive(self, next(self._numbers), _addr(ws.remote_address), ws)
-        self._connected(live)
-        try:
-            async for message in ws:
-                data = message.encode() if isinstance(message, str) else message
-                frame = Frame(0.0, str(live.number), "app", data, None)
-                try:
-                    frame.value = parse_json(data)
-                except ValueError as exc:
-                    frame.error = str(exc)
-                self._on_frame(live, frame)
-        except ConnectionClosed:
-            pass
-        finally:
+    def frame(self, endpoint: Endpoint, frame: Frame) -> None:
+        live = self._live.get(endpoint.number)
+        if live is not None:
+            self._on_frame(live, frame)
+
+    async def disconnected(self, endpoint: Endpoint) -> None:
+        live = self._live.get(endpoint.number)
+        if live is not None:
             self._disconnected(live)
 
     def _refuse(self, peer: str, transport: Transport) -> None:
@@ -413,7 +304,7 @@ class ReplayServer:
             + (f"; down for {down:.3g} s" if down > 0 else "")
         )
         live.closed = True
-        live.abort()
+        live.endpoint.abort()
 
     # ------------------------------------------------------------------ requests
 
@@ -542,9 +433,3 @@ def _packet_id_of(raw: bytes) -> Any:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _addr(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)

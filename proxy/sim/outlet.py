@@ -28,8 +28,10 @@ Choices where the protocol notes state nothing (tags as in protocol/README §0):
   one (``Fault.times``). A request refused for its own reason (already up to date, an
   update running, the deco offline) does not use it up.
 
-The device's data and catalog are in ``sim_state.py``; this module is the clock and
-the sockets.
+The device's data and catalog are in ``state.py``; the sockets are
+:class:`~proxy.net.server.OutletServer`'s (shared with replay serve); this module is the
+clock, the restarts, the OTA timeline, and the per-connection writer that merges and
+splits TCP writes as the real outlet does.
 """
 
 from __future__ import annotations
@@ -46,22 +48,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
-from websockets.asyncio.server import Server as WsServer
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-
-from proxy.core.errors import listen_failure
-from proxy.core.events import Data, Open
-from proxy.core.framing import Framer, parse_json
+from proxy.core.events import Transport
+from proxy.core.framing import Frame
+from proxy.net.server import Endpoint, ListenError, OutletServer
 from proxy.sim.state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
 
 Revision = Literal["A", "B"]
 FaultKind = Literal["refuse", "fail-at", "stall-at"]
 
 DEFAULT_SERIALS: Final[dict[Revision, str]] = {"A": "0003C44076", "B": "11B27540076"}
-WS_PATH: Final = "/ws"
 _FAULT_RE: Final = re.compile(r"^(refuse)$|^(fail-at|stall-at):(\d{1,3})$")
 
 
@@ -149,13 +144,13 @@ class WireStats:
 
 
 class _Client:
-    """One connected app. Messages are queued so a reply and its push can share a write."""
+    """One connected app. Messages are queued so a reply and its push can share a write,
+    and TCP writes are merged and split here (the server writes what it is given)."""
 
-    def __init__(self, sim: OutletSimulator, cid: int, transport: str, peer: str) -> None:
+    def __init__(self, sim: OutletSimulator, endpoint: Endpoint) -> None:
         self.sim = sim
-        self.cid = cid
-        self.transport = transport
-        self.peer = peer
+        self.endpoint = endpoint
+        self.name = f"{endpoint.transport} #{endpoint.number}"
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.closed = False
         self.writer_task = asyncio.create_task(self._write_loop())
@@ -177,7 +172,7 @@ class _Client:
                     batch.append(self.queue.get_nowait())
                 try:
                     await self._write(batch)
-                except (ConnectionError, ConnectionClosed, OSError):
+                except OSError:
                     self.closed = True
                 finally:
                     for _ in batch:
@@ -195,27 +190,14 @@ class _Client:
             self.queue.task_done()
 
     def _wants_merge(self) -> bool:
-        return False
+        sim = self.sim
+        return self.endpoint.transport == "tcp" and sim._wire_rng.random() < sim.config.tcp_merge
 
     async def _write(self, batch: list[str]) -> None:
-        raise NotImplementedError
-
-    def drop(self) -> None:
-        """Vanish as a rebooting device does: no goodbye, no flush."""
-        raise NotImplementedError
-
-
-class _TcpClient(_Client):
-    def __init__(
-        self, sim: OutletSimulator, cid: int, peer: str, writer: asyncio.StreamWriter
-    ) -> None:
-        self.writer = writer
-        super().__init__(sim, cid, "tcp", peer)
-
-    def _wants_merge(self) -> bool:
-        return self.sim._wire_rng.random() < self.sim.config.tcp_merge
-
-    async def _write(self, batch: list[str]) -> None:
+        if self.endpoint.transport == "ws":
+            for text in batch:
+                await self.endpoint.write(text.encode())
+            return
         stats, rng, cfg = self.sim.stats, self.sim._wire_rng, self.sim.config
         data = ("".join(batch) + "\n").encode()
         if len(batch) > 1:
@@ -224,31 +206,18 @@ class _TcpClient(_Client):
             cut = rng.randint(1, len(data) - 2)
             stats.split += 1
             stats.writes += 1
-            self.writer.write(data[:cut])
-            await self.writer.drain()
+            await self.endpoint.write(data[:cut])
             await asyncio.sleep(cfg.split_pause)
             data = data[cut:]
         stats.writes += 1
-        self.writer.write(data)
-        await self.writer.drain()
+        await self.endpoint.write(data)
 
-    def drop(self) -> None:
+    async def stop(self) -> None:
+        """Stop writing, with whatever is queued left unsent."""
         self.closed = True
-        self.writer.transport.abort()
-
-
-class _WsClient(_Client):
-    def __init__(self, sim: OutletSimulator, cid: int, peer: str, conn: ServerConnection) -> None:
-        self.conn = conn
-        super().__init__(sim, cid, "ws", peer)
-
-    async def _write(self, batch: list[str]) -> None:
-        for text in batch:
-            await self.conn.send(text)
-
-    def drop(self) -> None:
-        self.closed = True
-        self.conn.transport.abort()
+        self.writer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.writer_task
 
 
 class OutletSimulator:
@@ -269,8 +238,6 @@ class OutletSimulator:
             firmware=dataclasses.replace(cfg.firmware),
         )
         self.stats = WireStats()
-        self.tcp_port = cfg.tcp_port
-        self.ws_port = cfg.ws_port
         self.ota_state = "idle"
         self.ota_history: list[str] = []
         self.connections_accepted = 0
@@ -279,13 +246,10 @@ class OutletSimulator:
         self._wire_rng = random.Random(f"{seed}:wire")
         self._id_rng = random.Random(f"{seed}:ids")
         self._sensor_rng = random.Random(f"{seed}:sensors")
-        self._tcp_server: asyncio.Server | None = None
-        self._ws_server: WsServer | None = None
+        self._server = OutletServer(self, cfg.host, cfg.tcp_port, cfg.ws_port)
         self._clients: dict[int, _Client] = {}
-        self._handlers: set[asyncio.Task[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ota_task: asyncio.Task[None] | None = None
-        self._next_cid = 1
         self._up = False
         self._started = False
         self._announce_on_connect = False
@@ -305,7 +269,7 @@ class OutletSimulator:
         if self.config.sensor_interval > 0:
             self._spawn(self._sensor_loop())
         self._emit(
-            f"listening: tcp {self.config.host}:{self.tcp_port}, ws {self.ws_url} "
+            f"listening: {self._server.describe()} "
             f"(rev {self.config.revision}, sn {self.state.serial}, fw {self.state.firmware.im})"
         )
         if self.config.fault is not None:
@@ -323,7 +287,6 @@ class OutletSimulator:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._close_listeners()
-        await self._drop_all(flush_timeout=0.0)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -338,9 +301,17 @@ class OutletSimulator:
         await self.stop()
 
     @property
+    def tcp_port(self) -> int:
+        """The TCP port; the one picked once started, when the config says 0."""
+        return self._server.tcp_port or 0
+
+    @property
+    def ws_port(self) -> int:
+        return self._server.ws_port or 0
+
+    @property
     def ws_url(self) -> str:
-        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
-        return f"ws://{host}:{self.ws_port}{WS_PATH}"
+        return self._server.ws_url
 
     @property
     def is_up(self) -> bool:
@@ -367,68 +338,35 @@ class OutletSimulator:
         deadline = time.monotonic() + retry_seconds
         while True:
             try:
-                await self._bind()
+                await self._server.start()
                 return
-            except SimError:
-                await self._close_listeners()
+            except ListenError as exc:
                 if time.monotonic() >= deadline:
-                    raise
+                    raise SimError(str(exc)) from exc
                 await asyncio.sleep(0.05)
 
-    async def _bind(self) -> None:
-        host = self.config.host
-        what = f"TCP port {self.tcp_port}"
-        try:
-            self._tcp_server = await asyncio.start_server(self._handle_tcp, host, self.tcp_port)
-            self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
-            what = f"WebSocket port {self.ws_port}"
-            self._ws_server = await serve(
-                self._handle_ws,
-                host,
-                self.ws_port,
-                process_request=self._check_path,
-                ping_interval=None,
-            )
-            self.ws_port = self._ws_server.sockets[0].getsockname()[1]
-        except OSError as exc:
-            raise SimError(f"cannot listen on {host} {what}: {listen_failure(exc)}") from exc
-
     async def _close_listeners(self) -> None:
-        tcp, ws = self._tcp_server, self._ws_server
-        self._tcp_server = self._ws_server = None
-        if tcp is not None:
-            tcp.close()
-        if ws is not None:
-            ws.close(close_connections=False)
-        await self._drop_all(flush_timeout=0.0)
-        if tcp is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tcp.wait_closed(), 2.0)
-        if ws is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ws.wait_closed(), 2.0)
-
-    async def _drop_all(self, flush_timeout: float) -> None:
+        """Close the listeners and drop everyone without a goodbye, as a device losing
+        power: what is still queued is lost, and nobody is reported as disconnected."""
         clients = list(self._clients.values())
-        if flush_timeout > 0:
-            await asyncio.gather(*(c.flush(flush_timeout) for c in clients))
-        for client in clients:
-            client.drop()
-        for client in clients:
-            client.writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await client.writer_task
         self._clients.clear()
+        for client in clients:
+            client.closed = True
+        await self._server.stop()
+        for client in clients:
+            await client.stop()
 
-    def _check_path(self, conn: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?", 1)[0] != WS_PATH:
-            return Response(404, "Not Found", Headers(), b"Not Found\n")
-        return None
+    # --- the sockets' handler (proxy.net.server.Handler) -----------------------------
 
-    def _register(self, client: _Client) -> None:
-        self._clients[client.cid] = client
+    def refusal(self, transport: Transport, peer: str) -> str | None:
+        """Connections are turned away while the outlet is down."""
+        return None if self._up else "outlet down (rebooting)"
+
+    def connected(self, endpoint: Endpoint) -> None:
+        client = _Client(self, endpoint)
+        self._clients[endpoint.number] = client
         self.connections_accepted += 1
-        self._emit(f"connected: {client.transport} #{client.cid} from {client.peer}")
+        self._emit(f"connected: {client.name} from {endpoint.peer}")
         if self._pending_sync is not None:
             packet_id, status = self._pending_sync
             self._pending_sync = None
@@ -438,58 +376,22 @@ class OutletSimulator:
             # The restart is announced once, to the first app back, not to every later one.
             self._announce_on_connect = False
             client.send(self._push(12, self.state.device_info()))
-            self._emit(f"restart announced to {client.transport} #{client.cid} (cb12 push)")
+            self._emit(f"restart announced to {client.name} (cb12 push)")
 
-    def _unregister(self, client: _Client) -> None:
-        if self._clients.pop(client.cid, None) is not None:
-            client.closed = True
-            client.writer_task.cancel()
-            self._emit(f"disconnected: {client.transport} #{client.cid}")
+    def frame(self, endpoint: Endpoint, frame: Frame) -> None:
+        client = self._clients.get(endpoint.number)
+        if client is not None and frame.error is None:
+            self._dispatch(client, frame.value)
 
-    def _new_cid(self) -> int:
-        cid, self._next_cid = self._next_cid, self._next_cid + 1
-        return cid
-
-    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self._up:
-            writer.transport.abort()
+    async def disconnected(self, endpoint: Endpoint) -> None:
+        client = self._clients.get(endpoint.number)
+        if client is None:  # dropped by a reboot or stop
             return
-        peer = writer.get_extra_info("peername")
-        client = _TcpClient(self, self._new_cid(), _addr(peer), writer)
-        self._register(client)
-        framer, conn = Framer(), str(client.cid)
-        framer.feed(Open(0.0, conn, "tcp", client.peer, f"{self.config.host}:{self.tcp_port}"))
-        try:
-            while chunk := await reader.read(4096):
-                for frame in framer.feed(Data(0.0, conn, "app", chunk)):
-                    if frame.error is None:
-                        self._dispatch(client, frame.value)
-        except OSError:
-            pass
-        finally:
-            if not client.closed:  # the app hung up: let queued replies go out first
-                await client.flush(1.0)
-            self._unregister(client)
-            writer.transport.abort()
-
-    async def _handle_ws(self, conn: ServerConnection) -> None:
-        if not self._up:
-            conn.transport.abort()
-            return
-        client = _WsClient(self, self._new_cid(), _addr(conn.remote_address), conn)
-        self._register(client)
-        try:
-            async for message in conn:
-                text = message if isinstance(message, str) else message.decode(errors="replace")
-                try:
-                    value = parse_json(text)
-                except ValueError:
-                    continue
-                self._dispatch(client, value)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._unregister(client)
+        if not client.closed and not endpoint.closed:  # the app hung up: replies go first
+            await client.flush(1.0)
+        if self._clients.pop(endpoint.number, None) is not None:
+            await client.stop()
+            self._emit(f"disconnected: {client.name}")
 
     # --- requests -----------------------------------------------------------------
 
@@ -562,7 +464,8 @@ class OutletSimulator:
             return
         self._up = False
         self._emit(f"outlet {why}: dropping {len(self._clients)} connection(s)")
-        for client in self._clients.values():
+        # A snapshot: an app may hang up (and leave the table) while its neighbours flush.
+        for client in list(self._clients.values()):
             await client.flush(1.0)
         await self._close_listeners()
         await asyncio.sleep(down_seconds)
@@ -750,9 +653,3 @@ class OutletSimulator:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _addr(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)

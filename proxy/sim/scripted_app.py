@@ -8,8 +8,8 @@ cb21 on the next connection, WWW and main progress, the result, the reboot, and 
 cb12 that proves the new firmware runs. Pushes sent while disconnected are lost, so
 after every reconnect it asks for cb12 itself, as the reference client re-reads state.
 
-TCP input goes through the project's :class:`~proxy.core.framing.Framer`: the outlet merges
-and splits objects across reads.
+Each connection is an :class:`~proxy.net.client.OutletLink`, which reads through the
+project's framer: the outlet merges and splits objects across TCP reads.
 """
 
 from __future__ import annotations
@@ -22,11 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
-from proxy.core.events import Data, Open
-from proxy.core.framing import Framer, parse_json
+from proxy.core.framing import Frame
+from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
 
 Outcome = Literal["succeeded", "failed", "refused", "timeout"]
 TargetName = Literal["outlet", "deco"]
@@ -85,10 +82,6 @@ class AppResult:
         return self.fw_after == self.fw_expected
 
 
-class _Disconnected(Exception):
-    pass
-
-
 @dataclass(frozen=True, slots=True)
 class _Message:
     conn: int
@@ -101,97 +94,6 @@ class _Closed:
 
 
 _Item = _Message | _Closed
-
-
-class _Link:
-    """One connection to the outlet; a reader task posts what arrives to the inbox."""
-
-    def __init__(self, number: int, inbox: asyncio.Queue[_Item]) -> None:
-        self.number = number
-        self.inbox = inbox
-        self.task: asyncio.Task[None] | None = None
-
-    async def send(self, message: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    def _post(self, value: Any) -> None:
-        if isinstance(value, dict):
-            self.inbox.put_nowait(_Message(self.number, value))
-
-
-class _TcpLink(_Link):
-    def __init__(
-        self,
-        number: int,
-        inbox: asyncio.Queue[_Item],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        super().__init__(number, inbox)
-        self.writer = writer
-        self.task = asyncio.create_task(self._read(reader))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        framer, conn = Framer(), str(self.number)
-        framer.feed(Open(0.0, conn, "tcp", "app", "outlet"))
-        try:
-            while chunk := await reader.read(4096):
-                for frame in framer.feed(Data(0.0, conn, "outlet", chunk)):
-                    if frame.error is None:
-                        self._post(frame.value)
-        except OSError:
-            pass
-        finally:
-            self.inbox.put_nowait(_Closed(self.number))
-
-    async def send(self, message: dict[str, Any]) -> None:
-        try:
-            self.writer.write((json.dumps(message) + "\n").encode())
-            await self.writer.drain()
-        except OSError as exc:
-            raise _Disconnected(str(exc)) from exc
-
-    async def close(self) -> None:
-        self.writer.transport.abort()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-
-class _WsLink(_Link):
-    def __init__(self, number: int, inbox: asyncio.Queue[_Item], conn: ClientConnection) -> None:
-        super().__init__(number, inbox)
-        self.conn = conn
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.conn:
-                try:
-                    self._post(parse_json(message))
-                except ValueError:
-                    continue
-        except ConnectionClosed:
-            pass
-        finally:
-            self.inbox.put_nowait(_Closed(self.number))
-
-    async def send(self, message: dict[str, Any]) -> None:
-        try:
-            await self.conn.send(json.dumps(message))
-        except ConnectionClosed as exc:
-            raise _Disconnected(str(exc)) from exc
-
-    async def close(self) -> None:
-        self.conn.transport.abort()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
 
 
 class ScriptedApp:
@@ -236,7 +138,7 @@ class ScriptedApp:
         self._rng = random.Random(seed)
         self._on_line = on_line
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
-        self._link: _Link | None = None
+        self._link: OutletLink | None = None
         self._connections = 0
         self._link_heard = False
         self._delay = backoff
@@ -270,7 +172,7 @@ class ScriptedApp:
                 self._finish("timeout", f"no final result within {self.timeout:g} s")
         finally:
             if self._link is not None:
-                await self._link.close()
+                await self._link.abort()
                 self._link = None
         self._say(f"outcome: {res.outcome} ({res.reason})")
         return res
@@ -306,7 +208,7 @@ class ScriptedApp:
             try:
                 await self._send(21, args, packet_id)
                 break
-            except _Disconnected:
+            except LinkClosed:
                 await self._reconnect()
         self._say(f"OTA requested: cb21 {args} packetID {packet_id}")
         self._last_activity = self._now()
@@ -325,14 +227,14 @@ class ScriptedApp:
             except TimeoutError:
                 next_poll = loop.time() + self.poll_interval
                 if self._wants_poll():
-                    with contextlib.suppress(_Disconnected):
+                    with contextlib.suppress(LinkClosed):
                         await self._send(12)
                 continue
             if isinstance(item, _Closed):
                 if self._link is not None and item.conn == self._link.number:
                     self._say("connection lost")
                     await self._reconnect()
-                    with contextlib.suppress(_Disconnected):
+                    with contextlib.suppress(LinkClosed):
                         await self._send(12)  # pushes were lost meanwhile: re-read state
                 continue
             self._observe(item)
@@ -461,7 +363,7 @@ class ScriptedApp:
         """
         quiet = self._link is not None and not self._link_heard
         if self._link is not None:
-            await self._link.close()
+            await self._link.abort()
             self._link = None
         while True:
             if quiet:
@@ -469,7 +371,7 @@ class ScriptedApp:
                 await self._pause()
             try:
                 self._link = await self._open(self._connections + 1)
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
+            except CONNECT_ERRORS as exc:
                 self._say(f"connect failed ({_short(exc)}); retrying in {self._delay:g} s")
                 await self._pause()
                 continue
@@ -486,30 +388,40 @@ class ScriptedApp:
         await asyncio.sleep(self._delay)
         self._delay = min(self.backoff_max, self._delay * 2)
 
-    async def _open(self, number: int) -> _Link:
-        if self.tcp_port is not None:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.tcp_port), self.connect_timeout
-            )
-            return _TcpLink(number, self._inbox, reader, writer)
-        assert self.ws_url is not None
+    async def _open(self, number: int) -> OutletLink:
+        def post(link: OutletLink, frame: Frame) -> None:
+            if frame.error is None and isinstance(frame.value, dict):
+                self._inbox.put_nowait(_Message(number, frame.value))
+
         try:
-            conn = await connect(
-                self.ws_url, open_timeout=self.connect_timeout, ping_interval=10, close_timeout=1
+            return await OutletLink.open(
+                "tcp" if self.tcp_port is not None else "ws",
+                self.host,
+                self.tcp_port,
+                url=self.ws_url,
+                timeout=self.connect_timeout,
+                ping_interval=10,
+                number=number,
+                on_frame=post,
+                on_end=lambda link: self._inbox.put_nowait(_Closed(number)),
             )
-        except InvalidURI as exc:
+        except ValueError as exc:
+            if self.ws_url is None:
+                raise
             raise ValueError(f"bad WebSocket URL {self.ws_url!r}: {exc}") from exc
-        return _WsLink(number, self._inbox, conn)
 
     async def _send(self, callback: int, args: Any = None, packet_id: int | None = None) -> int:
         if self._link is None:
-            raise _Disconnected("not connected")
+            raise LinkClosed("not connected")
         packet_id = packet_id if packet_id is not None else self._new_packet_id()
         payload: dict[str, Any] = {"callbackName": callback}
         if args is not None:
             payload["callbackArgs"] = args
         self.result.sent.append(Sent(self._now(), self._link.number, packet_id, callback, args))
-        await self._link.send({"packetID": packet_id, "payload": payload})
+        text = json.dumps({"packetID": packet_id, "payload": payload})
+        await self._link.send(
+            f"{text}\n".encode() if self._link.transport == "tcp" else text.encode()
+        )
         return packet_id
 
     async def _request(self, callback: int) -> dict[str, Any]:
@@ -522,7 +434,7 @@ class ScriptedApp:
                 item = await self._inbox.get()
                 if isinstance(item, _Closed):
                     if item.conn == conn:
-                        raise _Disconnected("connection closed while waiting for a reply")
+                        raise LinkClosed("connection closed while waiting for a reply")
                     continue
                 self._observe(item)
                 if item.conn == conn and item.value.get("packetID") == packet_id:
@@ -532,7 +444,7 @@ class ScriptedApp:
         for attempt in range(attempts):
             try:
                 return await self._request(callback)
-            except (_Disconnected, TimeoutError):
+            except (LinkClosed, TimeoutError):
                 if attempt == attempts - 1:
                     raise
                 await self._reconnect()

@@ -11,10 +11,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from proxy.core.events import Transport
+from proxy.core.events import Side, Transport
 from proxy.core.framing import Frame
 from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
+from proxy.net.peers import peer_text, ws_url
 from proxy.net.server import Endpoint, ListenError, OutletServer
+from proxy.sim.scripted_app import ScriptedApp
 
 
 class Echo:
@@ -22,12 +24,14 @@ class Echo:
 
     def __init__(self) -> None:
         self.down: str | None = None
+        self.refused = 0
         self.frames: list[tuple[int, Frame]] = []
         self.opened: list[Endpoint] = []
         self.ended: list[Endpoint] = []
         self.changed = asyncio.Event()
 
     def refusal(self, transport: Transport, peer: str) -> str | None:
+        self.refused += self.down is not None
         return self.down
 
     def connected(self, endpoint: Endpoint) -> None:
@@ -55,6 +59,7 @@ class Collector:
     def __init__(self) -> None:
         self.frames: list[Frame] = []
         self.chunks: list[tuple[bytes, bool]] = []
+        self.sent: list[tuple[bytes, bool]] = []
         self.ended = asyncio.Event()
         self.changed = asyncio.Event()
 
@@ -62,8 +67,8 @@ class Collector:
         self.frames.append(frame)
         self.changed.set()
 
-    def on_chunk(self, link: OutletLink, data: bytes, text: bool) -> None:
-        self.chunks.append((data, text))
+    def on_chunk(self, link: OutletLink, side: Side, data: bytes, text: bool) -> None:
+        (self.chunks if side == "outlet" else self.sent).append((data, text))
 
     def on_end(self, link: OutletLink) -> None:
         self.ended.set()
@@ -217,3 +222,102 @@ async def test_an_unreachable_outlet_raises_a_connect_error() -> None:
     free.close()
     with pytest.raises(CONNECT_ERRORS):
         await OutletLink.open("tcp", "127.0.0.1", port, on_frame=lambda link, frame: None)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_the_tap_sees_what_the_app_sends_and_the_link_knows_both_real_addresses(
+    served: tuple[OutletServer, Echo], transport: Transport
+) -> None:
+    server, echo = served
+    got = Collector()
+    link = await open_link(server, transport, got)
+    await link.send(b'{"a":1}\n')
+    await link.send(b"\xff\n")
+    await echo.until(lambda: len(echo.frames) >= 1)
+    text = transport == "ws"  # a WebSocket send is a text message; TCP says if it is UTF-8
+    assert got.sent == [(b'{"a":1}\n', True), (b"\xff\n", text)]
+    endpoint = echo.opened[0]
+    assert (link.local, link.remote) == (endpoint.peer, endpoint.local)
+    assert link.remote == peer_text(("127.0.0.1", server.tcp_port if not text else server.ws_port))
+    await link.close()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_abort_hangs_up_at_once_and_both_ends_see_it(
+    served: tuple[OutletServer, Echo], transport: Transport
+) -> None:
+    server, echo = served
+    got = Collector()
+    link = await open_link(server, transport, got)
+    await echo.until(lambda: len(echo.opened) == 1)
+    await link.abort()
+    assert link.closed and link.closed_by_app and got.ended.is_set()
+    await echo.until(lambda: len(echo.ended) == 1)
+    with pytest.raises(LinkClosed):
+        await link.send(b"{}")
+    assert got.sent == []  # nothing is reported as sent that was not
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_a_link_the_outlet_dropped_refuses_to_send_and_the_server_cannot_write(
+    served: tuple[OutletServer, Echo], transport: Transport
+) -> None:
+    server, echo = served
+    got = Collector()
+    link = await open_link(server, transport, got)
+    await echo.until(lambda: len(echo.opened) == 1)
+    endpoint = echo.opened[0]
+    endpoint.abort()  # as a rebooting outlet: no goodbye
+    await asyncio.wait_for(got.ended.wait(), 10)
+    assert not link.closed_by_app
+    with pytest.raises(LinkClosed):
+        await link.send(b"{}\n")
+    await echo.until(lambda: len(echo.ended) == 1)
+    with pytest.raises(OSError):  # one error type for both transports
+        await endpoint.write(b"{}\n")
+
+
+async def test_the_scripted_app_retries_a_websocket_refused_at_the_handshake(
+    served: tuple[OutletServer, Echo],
+) -> None:
+    server, echo = served
+    echo.down = "outlet down (rebooting)"
+    lines: list[str] = []
+    app = ScriptedApp(
+        ws_url=server.ws_url, timeout=1.0, backoff=0.01, backoff_max=0.05, on_line=lines.append
+    )
+    result = await app.run()
+    assert (result.outcome, result.reason) == ("timeout", "could not connect within 1 s")
+    assert echo.refused >= 2 and not echo.opened
+    assert any(
+        "connect failed (server rejected WebSocket connection: HTTP 503)" in x for x in lines
+    )
+
+
+def test_addresses_put_ipv6_hosts_in_brackets_once() -> None:
+    assert peer_text(("::1", 3333, 0, 0)) == "[::1]:3333"
+    assert peer_text(("10.0.0.5", 80)) == "10.0.0.5:80"
+    assert ws_url("::1", 80) == ws_url("[::1]", 80) == "ws://[::1]:80/ws"
+    assert ws_url("outlet.local", 8080) == "ws://outlet.local:8080/ws"
+
+
+async def test_a_stopped_server_starts_again_on_the_ports_it_had() -> None:
+    """The simulator's reboot: listeners closed, then reopened where apps will look."""
+    echo = Echo()
+    server = OutletServer(echo, "127.0.0.1", 0, 0)
+    await server.start()
+    ports = (server.tcp_port, server.ws_port)
+    await server.stop()
+    await server.start()
+    try:
+        assert (server.tcp_port, server.ws_port) == ports and server.listening
+        transports: tuple[Transport, ...] = ("tcp", "ws")
+        for transport in transports:
+            got = Collector()
+            link = await open_link(server, transport, got)
+            await link.send(b'{"back":true}')
+            await got.until_frames(1)
+            assert got.frames[0].value == {"back": True}
+            await link.close()
+    finally:
+        await server.stop()

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any, Literal
 
 import pytest
@@ -254,12 +255,12 @@ async def test_controls_ack_then_push_the_new_state_to_every_client(
     ]
     for control, args, pushed, expected in cases:
         pid = await actor.send(control, args)
-        seen = await actor.until(lambda m, c=pushed: is_push(m, c))
+        seen = await actor.until(partial(is_push, callback=pushed))
         reply = next(m for m in seen if m.get("packetID") == pid)
         assert reply == {"sn": sim.state.serial, "packetID": pid, "PUBACK": 1}
         push = seen[-1]
         assert six_digits(push["packetID"]) and push["packetID"] != pid
-        theirs = (await other.until(lambda m, c=pushed: is_push(m, c)))[-1]
+        theirs = (await other.until(partial(is_push, callback=pushed)))[-1]
         assert args_of(theirs) == args_of(push)
         if expected is not None:
             assert args_of(push) == expected
