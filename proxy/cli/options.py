@@ -7,10 +7,11 @@ loose values, so each flag has one name, one meaning and one type in every comma
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,7 +62,8 @@ class InvisCommand(click.Command):
             cut = args.index("--") if "--" in args else len(args)
             args = [spellings.get(a, a) for a in args[:cut]] + args[cut:]
         ctx.allow_extra_args = True  # reported below in the words of the other errors
-        rest = super().parse_args(ctx, args)
+        with _blaming(ctx):
+            rest = super().parse_args(ctx, args)
         if rest:
             raise click.UsageError(f"unrecognized arguments: {' '.join(rest)}", ctx)
         return rest
@@ -93,6 +95,10 @@ class InvisGroup(click.Group):
         kwargs.setdefault("no_args_is_help", True)
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _blaming(ctx):
+            return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they were added, not sorted
 
@@ -109,6 +115,17 @@ class SpelledFlag(click.Option):
         if record is None or not self.spelling:
             return record
         return self.spelling, record[1]
+
+
+@contextlib.contextmanager
+def _blaming(ctx: click.Context) -> Iterator[None]:
+    """Some parser errors (an option without its value) come without the command."""
+    try:
+        yield
+    except click.UsageError as exc:
+        if exc.ctx is None:
+            exc.ctx = ctx
+        raise
 
 
 def usage_error_text(exc: click.UsageError) -> str:
