@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from proxy.cli.options import POSITIVE, Choices, InvisCommand, Recording, recording_options
+from proxy.cli.options import NON_NEGATIVE, Choices, InvisCommand, Recording, recording_options
 from proxy.cli.sim import FAULT
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class DemoOptions:
     "analysis agrees with what the app experienced (succeeded and verified by default)",
 )  # fmt: skip
 @click.option(
-    "--ota-seconds", type=POSITIVE, default=12.0, metavar="S",
+    "--ota-seconds", type=NON_NEGATIVE, default=12.0, metavar="S",
     help="how long the simulated download takes (default 12)",
 )  # fmt: skip
 @click.option(
@@ -82,7 +82,9 @@ class DemoOptions:
     help="make the demo's one update go wrong: refuse, fail-at:N or stall-at:N (N = percent)",
 )  # fmt: skip
 @recording_options("a capture", "demo-YYYYmmdd-HHMMSS.invcap")
-@click.option("--seed", type=int, default=None, metavar="N", help="seed for the simulator's TCP quirks")
+@click.option(
+    "--seed", type=int, default=None, metavar="N", help="seed for the simulator's TCP quirks"
+)
 def command(
     rev: Revision,
     target: Target,

@@ -172,6 +172,9 @@ class Port(click.ParamType[int]):
     def __init__(self, listen: bool) -> None:
         self.listen = listen
 
+    def __repr__(self) -> str:
+        return f"Port(listen={self.listen})"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             number = value
@@ -198,6 +201,9 @@ class Seconds(click.ParamType[float]):
 
     def __init__(self, zero_ok: bool) -> None:
         self.zero_ok = zero_ok
+
+    def __repr__(self) -> str:
+        return f"Seconds(zero_ok={self.zero_ok})"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None

@@ -153,7 +153,9 @@ def _version(what: str, default: str, extra: str = "") -> Decorator:
         "update running, the deco offline) does not count"
     ),
 )
-@click.option("--seed", type=int, metavar="N", help="seed for packetIDs, sensor noise and TCP merges/splits")
+@click.option(
+    "--seed", type=int, metavar="N", help="seed for packetIDs, sensor noise and TCP merges/splits"
+)
 def command(
     rev: Revision,
     listener: Listener,
