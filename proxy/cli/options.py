@@ -11,7 +11,7 @@ import contextlib
 import functools
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,15 +132,24 @@ def usage_error_text(exc: click.UsageError) -> str:
     """A click usage error in the words the command line has always used."""
     if isinstance(exc, click.NoSuchOption):
         text = f"unrecognized arguments: {exc.option_name}"
-        if exc.possibilities:
-            text += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
-        return text
+        hidden = set()
+        if exc.ctx is not None:  # never suggest a deprecated name
+            params = exc.ctx.command.params
+            hidden = {o for p in params if isinstance(p, click.Option) and p.hidden for o in p.opts}
+        return text + _suggest(set(exc.possibilities or ()) - hidden)
+    if isinstance(exc, click.exceptions.NoSuchCommand):
+        return f"no such command: {exc.command_name}" + _suggest(exc.possibilities or ())
     if isinstance(exc, click.MissingParameter) and exc.param is not None:
         return f"the following arguments are required: {_param_name(exc.param)}"
     if isinstance(exc, click.BadParameter) and exc.param is not None:
         return f"argument {_param_name(exc.param)}: {exc.message}"
     message = exc.message.rstrip(".")
     return message[:1].lower() + message[1:]
+
+
+def _suggest(names: Iterable[str]) -> str:
+    shown = sorted(names)
+    return f" (did you mean {' or '.join(shown)}?)" if shown else ""
 
 
 def _param_name(param: click.Parameter) -> str:

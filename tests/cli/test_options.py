@@ -14,8 +14,11 @@ from pathlib import Path
 
 import click
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.cli.main import build_cli, main
+from proxy.cli.options import usage_error_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "captures" / "sample-deco-ota.invcap"
@@ -89,6 +92,12 @@ def test_dash_h_is_help_too(capsys: pytest.CaptureFixture[str]) -> None:
         (["demo", "--record", "x", "--no-record"], "--record and --no-record exclude each other"),
         (["view", str(SAMPLE), "--follow", "--play"], "--follow and --play exclude each other"),
         (["replay"], "usage: invisproxy replay [OPTIONS] COMMAND"),
+        (["analize"], "invisproxy: error: no such command: analize (did you mean analyze?)"),
+        (["replay", "sned"], "invisproxy replay: error: no such command: sned (did you mean send"),
+        (
+            ["replay", "send", "F", "--outlet", "h", "--tcp-prt", "1"],
+            "unrecognized arguments: --tcp-prt (did you mean --outlet-tcp-port?)\n",
+        ),
     ],
 )
 def test_usage_errors_exit_2_naming_the_command(
@@ -97,6 +106,37 @@ def test_usage_errors_exit_2_naming_the_command(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+LEAVES = [(w, c) for w, c in commands() if w and not isinstance(c, click.Group)]
+WORDS = sorted({o for _, c in LEAVES for p in c.params for o in getattr(p, "opts", [])})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(LEAVES),
+    st.lists(
+        st.one_of(
+            st.sampled_from(WORDS),
+            st.sampled_from(WORDS).map(lambda w: w + "=x"),
+            st.sampled_from(["--", "-", "--redact=all", "--redact=", "0", "-1", "nan", "A", "-x"]),
+            st.sampled_from(WORDS).map(lambda w: w[:-1]),  # a typo: suggestions
+            st.text(max_size=8),
+        ),
+        max_size=6,
+    ),
+)
+def test_any_argv_parses_or_gets_a_one_line_error(
+    leaf: tuple[str, click.Command], argv: list[str]
+) -> None:
+    """What the user types never reaches them as a traceback (only parsing runs here)."""
+    words, cmd = leaf
+    try:
+        with cmd.make_context(f"invisproxy {words}", list(argv)):
+            pass
+    except click.UsageError as exc:
+        text = usage_error_text(exc)
+        assert text and "\n" not in text.strip()
 
 
 # --- --redact and --redact=all ---------------------------------------------------------
