@@ -14,11 +14,10 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-_T = TypeVar("_T")
 Callback = Callable[..., int]
 Decorator = Callable[[Callback], Callback]
 
