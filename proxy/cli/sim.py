@@ -71,12 +71,11 @@ class _FaultTimes(click.ParamType[int | Literal["always"]]):
 FAULT = _FaultType()
 
 
-def _version(what: str, default: str, extra: str = "") -> Decorator:
-    name = what.split()[0]
+def _version(flag: str, what: str, default: str, extra: str = "") -> Decorator:
+    """A firmware version option: ``--fw 0.0.1`` and the like."""
     return click.option(
-        f"--{name}", metavar="VERSION", default=default,
-        help=f"{what[len(name) + 1 :]} (default {default}{extra})",
-    )  # fmt: skip
+        flag, metavar="VERSION", default=default, help=f"{what} (default {default}{extra})"
+    )
 
 
 @click.command(
@@ -98,14 +97,15 @@ def _version(what: str, default: str, extra: str = "") -> Decorator:
     tcp_default=DEFAULT_TCP_PORT, ws_default=DEFAULT_WS_PORT, host_alias=True, can_disable=None
 )
 @click.option("--serial", metavar="SN", help="serial number (default depends on --rev)")
-@_version("fw running outlet firmware", "0.0.1")
-@_version("fw-available outlet firmware on offer", "0.0.2")
-@_version("www-fw running web-UI partition", "0.1.2")
+@_version("--fw", "running outlet firmware", "0.0.1")
+@_version("--fw-available", "outlet firmware on offer", "0.0.2")
+@_version("--www-fw", "running web-UI partition", "0.1.2")
 @_version(
-    "www-fw-available web-UI partition on offer", "0.3.0", "; equal to --www-fw skips the WWW phase"
-)
-@_version("deco-fw running faceplate firmware", "0.5.0")
-@_version("deco-fw-available faceplate firmware on offer", "0.5.1")
+    "--www-fw-available", "web-UI partition on offer", "0.3.0",
+    "; equal to --www-fw skips the WWW phase",
+)  # fmt: skip
+@_version("--deco-fw", "running faceplate firmware", "0.5.0")
+@_version("--deco-fw-available", "faceplate firmware on offer", "0.5.1")
 @click.option(
     "--ota-seconds",
     type=NON_NEGATIVE,
