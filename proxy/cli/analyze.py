@@ -2,90 +2,56 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
-from proxy.cli.options import positive_float
+import click
+
+from proxy.cli.options import InvisCommand, Windows, analysis_options, redact_options
 from proxy.core.events import Event
 
-
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "analyze",
-        help="print the analysis of a capture or trace (timeline, links, OTA updates)",
-        description=(
-            "Decode every message of a capture (.invcap) or trace (.jsonl), link requests to "
-            "replies and OTA requests to everything they caused, and print a readable "
-            "timeline with an OTA summary, or with --json the document of DESIGN 4.4."
-        ),
-        epilog=(
-            "Exit status: 0 when every event was read, 1 when some could not be (each is "
-            "listed on stderr with its line or record; the rest is analysed), 2 on errors."
-        ),
-    )
-    p.add_argument("file", metavar="FILE", help="capture (.invcap) or trace (.jsonl)")
-    p.add_argument("--json", action="store_true", help="print the analysis as JSON")
-    p.add_argument(
-        "--summary", action="store_true", help="print only the OTA summary, not the timeline"
-    )
-    add_analysis_options(p)
-    add_redact_options(p, pseudonyms=True)
-    p.set_defaults(func=run)
+Redact = Literal["secrets", "all"] | None
 
 
-def add_redact_options(p: argparse.ArgumentParser, pseudonyms: bool) -> None:
-    """``--redact`` and ``--redact=all`` (two option strings: a bare ``--redact FILE``
-    must not take FILE as its value)."""
-    p.add_argument(
-        "--redact",
-        action="store_const",
-        const="secrets",
-        dest="redact",
-        help=(
-            "remove credentials (MQTT user and password, user:password in URLs, any "
-            "'pass'/'password' key) in every form they take (JSON escapes, numbers, "
-            "objects, duplicate keys), and list each removal by message id and field on "
-            "stderr. A message that holds one is rewritten as a whole from its decoded "
-            "form (compact JSON; chunk boundaries inside that message may move); an "
-            "invalid frame that names a secret key is cut from that key to its end. "
-            "Reads the whole capture into memory"
-        ),
-    )
-    if pseudonyms:
-        p.add_argument(
-            "--redact=all",
-            action="store_const",
-            const="all",
-            dest="redact",
-            help=(
-                "--redact, and also replace serial numbers, MAC addresses, IP addresses "
-                "(loopback excepted) and SSIDs by consistent pseudonyms (SN-1, "
-                "02:00:00:00:00:01, 198.18.0.1, SSID-1): the same original always gets "
-                "the same one, so the copy's analysis links and OTA updates are the "
-                "original's. The pseudonym table is not written anywhere"
-            ),
-        )
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    file: str
+    json: bool
+    summary: bool
+    windows: Windows
+    redact: Redact
 
 
-def add_analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--stall-window",
-        type=positive_float,
-        default=60.0,
-        metavar="S",
-        help="an update with no message for longer than S seconds is stalled (default 60)",
-    )
-    p.add_argument(
-        "--reply-timeout",
-        type=positive_float,
-        default=30.0,
-        metavar="S",
-        help="a request with no reply after S seconds is unanswered (default 30)",
-    )
+@click.command(
+    "analyze",
+    cls=InvisCommand,
+    short_help="print the analysis of a capture or trace (timeline, links, OTA updates)",
+    help=(
+        "Decode every message of a capture (.invcap) or trace (.jsonl), link requests to "
+        "replies and OTA requests to everything they caused, and print a readable "
+        "timeline with an OTA summary, or with --json one JSON document: every decoded "
+        "message, every link and every OTA update."
+    ),
+    epilog=(
+        "Exit status: 0 when every event was read, 1 when some could not be (each is "
+        "listed on stderr with its line or record; the rest is analysed), 2 on errors."
+    ),
+)
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="print the analysis as JSON")
+@click.option("--summary", is_flag=True, help="print only the OTA summary, not the timeline")
+@analysis_options
+@redact_options
+def command(file: str, as_json: bool, summary: bool, windows: Windows, redact: Redact) -> int:
+    return run(AnalyzeOptions(file, as_json, summary, windows, redact))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(command)
 
 
 def with_progress(events: Iterator[Event], label: str) -> Iterator[Event]:
@@ -106,13 +72,14 @@ def with_progress(events: Iterator[Event], label: str) -> Iterator[Event]:
         print(f"\r{label}: {count:,} events read.      ", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: AnalyzeOptions) -> int:
     from proxy.core import report
     from proxy.core.analysis import Analysis
     from proxy.store.recording import load_events
 
     source = load_events(args.file)
-    analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
+    windows = args.windows
+    analysis = Analysis(stall_window=windows.stall_window, reply_timeout=windows.reply_timeout)
     events: Iterator[Event] = with_progress(iter(source.events), args.file)
     if args.redact:
         from proxy.cli.convert import redacted
@@ -124,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in source.problems:
         print(f"invisproxy analyze: warning: {problem}", file=sys.stderr)
     out = sys.stdout
-    # DESIGN 4.5: 1 when the input had problems (they are listed above), the analysis
+    # 1 when the input had problems (they are listed above), the analysis
     # of everything else printed all the same
     status = 1 if source.problems else 0
     if args.json:

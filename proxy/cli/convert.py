@@ -7,84 +7,107 @@ so an interrupted conversion never leaves a half-written file under the real nam
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import secrets
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
-from proxy.cli.analyze import add_redact_options
+import click
+
+from proxy.cli.analyze import Redact
+from proxy.cli.options import Choices, InvisCommand, redact_options, silence_stdout
 from proxy.core.errors import UserError
 from proxy.core.events import Event
 
+Format = Literal["trace", "jsonl", "capture"]
 _MAX_SHOWN = 20
 _EXIT_PROBLEMS = 1
 
 
-def register(sub: Any) -> None:
-    imp: argparse.ArgumentParser = sub.add_parser(
-        "import",
-        help="turn a trace (JSONL) into a capture (.invcap)",
-        description=(
-            "Convert a trace (the JSONL text form of a capture, one event per line) into "
-            "a capture file that 'view', 'analyze' and 'replay' open like a recording. "
-            "Lines that cannot be read are reported with their line number and skipped; "
-            "every other event is kept."
-        ),
-        epilog=(
-            "Exit status: 0 when every line converted, 1 when the capture was written but "
-            "some lines were skipped (they are listed on stderr), 2 on errors."
-        ),
-    )
-    imp.add_argument("trace", metavar="TRACE", help="the trace file to read (JSONL)")
-    imp.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="the capture to write (default: captures/<TRACE name>.invcap)",
-    )
-    imp.add_argument("-f", "--force", action="store_true", help="replace FILE if it already exists")
-    imp.set_defaults(func=_run_import)
-
-    exp: argparse.ArgumentParser = sub.add_parser(
-        "export",
-        help="write a capture or trace out as a trace (JSONL)",
-        description=(
-            "Write the events of a capture (or a trace) as a trace: the JSONL text form "
-            "of DESIGN 4.1, one event per line, bytes as 'text' (UTF-8) or 'b64'. The "
-            "trace converts back to an identical capture with 'invisproxy import'. "
-            "--format jsonl writes decoded messages instead; --redact makes a copy safe "
-            "to share (in every format), --redact=all one safe to share publicly."
-        ),
-        epilog=(
-            "Exit status: 0 when every event was read, 1 when the output was written but "
-            "the input had problems (listed on stderr), 2 on errors."
-        ),
-    )
-    exp.add_argument("file", metavar="FILE", help="the capture (.invcap) or trace to read")
-    exp.add_argument(
-        "--format",
-        choices=("trace", "jsonl", "capture"),
-        default="trace",
-        help=(
-            "'trace' (default): raw events, lossless. 'jsonl': one decoded message per "
-            "line (the message objects of 'analyze --json', each with its links). "
-            "'capture': a .invcap file (with --redact: a shareable copy)"
-        ),
-    )
-    add_redact_options(exp, pseudonyms=True)
-    exp.add_argument(
-        "-o", "--output", metavar="OUT", help="write to OUT instead of standard output"
-    )
-    exp.add_argument("-f", "--force", action="store_true", help="replace OUT if it already exists")
-    exp.set_defaults(func=_run_export)
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    trace: str
+    output: str | None
+    force: bool
 
 
-def _run_import(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    file: str
+    format: Format
+    redact: Redact
+    output: str | None
+    force: bool
+
+
+@click.command(
+    "import",
+    cls=InvisCommand,
+    short_help="turn a trace (JSONL) into a capture (.invcap)",
+    help=(
+        "Convert a trace (the JSONL text form of a capture, one event per line) into "
+        "a capture file that 'view', 'analyze' and 'replay' open like a recording. "
+        "Lines that cannot be read are reported with their line number and skipped; "
+        "every other event is kept."
+    ),
+    epilog=(
+        "Exit status: 0 when every line converted, 1 when the capture was written but "
+        "some lines were skipped (they are listed on stderr), 2 on errors."
+    ),
+)
+@click.argument("trace", metavar="TRACE")
+@click.option(
+    "-o", "--output", metavar="FILE",
+    help="the capture to write (default: captures/<TRACE name>.invcap)",
+)  # fmt: skip
+@click.option("-f", "--force", is_flag=True, help="replace FILE if it already exists")
+def import_command(trace: str, output: str | None, force: bool) -> int:
+    return _run_import(ImportOptions(trace, output, force))
+
+
+@click.command(
+    "export",
+    cls=InvisCommand,
+    short_help="write a capture or trace out as a trace (JSONL)",
+    help=(
+        "Write the events of a capture (or a trace) as a trace: the JSONL text form "
+        "of a capture, one event per line, bytes as 'text' (UTF-8) or 'b64'. The "
+        "trace converts back to an identical capture with 'invisproxy import'. "
+        "--format jsonl writes decoded messages instead; --redact makes a copy safe "
+        "to share (in every format), --redact=all one safe to share publicly."
+    ),
+    epilog=(
+        "Exit status: 0 when every event was read, 1 when the output was written but "
+        "the input had problems (listed on stderr), 2 on errors."
+    ),
+)
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--format", "fmt", type=Choices(("trace", "jsonl", "capture")), default="trace",
+    help=(
+        "'trace' (default): raw events, lossless. 'jsonl': one decoded message per "
+        "line (the message objects of 'analyze --json', each with its links). "
+        "'capture': a .invcap file (with --redact: a shareable copy)"
+    ),
+)  # fmt: skip
+@redact_options
+@click.option("-o", "--output", metavar="OUT", help="write to OUT instead of standard output")
+@click.option("-f", "--force", is_flag=True, help="replace OUT if it already exists")
+def export_command(file: str, fmt: Format, redact: Redact, output: str | None, force: bool) -> int:
+    return _run_export(ExportOptions(file, fmt, redact, output, force))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(import_command)
+    group.add_command(export_command)
+
+
+def _run_import(args: ImportOptions) -> int:
     from proxy.store.capture import CAPTURE_KEY, DEFAULT_FOLDER, EXTENSION, CaptureWriter
     from proxy.store.recording import load_events
 
@@ -107,7 +130,7 @@ def _run_import(args: argparse.Namespace) -> int:
     return _report(args.trace, source.problems)
 
 
-def _run_export(args: argparse.Namespace) -> int:
+def _run_export(args: ExportOptions) -> int:
     from proxy.store.recording import load_events
 
     if args.format == "capture" and args.output is None:
@@ -123,7 +146,7 @@ def _run_export(args: argparse.Namespace) -> int:
             try:
                 count = _write(args.format, sys.stdout, meta, events)
             except BrokenPipeError:
-                _silence_stdout()
+                silence_stdout()
                 return _EXIT_PROBLEMS
         else:
             with _replacing(args.output, args.force) as tmp:
@@ -231,9 +254,3 @@ def _report(name: str, problems: list[Any]) -> int:
 
 def _events(n: int) -> str:
     return f"{n} event" if n == 1 else f"{n} events"
-
-
-def _silence_stdout() -> None:
-    """After a closed pipe (``export FILE | head``), keep Python's exit flush quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())

@@ -8,84 +8,100 @@ printed with ``--headless``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from proxy.cli.options import positive_float
-from proxy.cli.sim import fault
+import click
+
+from proxy.cli.options import NON_NEGATIVE, Choices, InvisCommand, Recording, recording_options
+from proxy.cli.sim import FAULT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from proxy.core.analysis import Analysis
     from proxy.mitm.live import LiveProxy
-    from proxy.sim.outlet import OutletSimulator
+    from proxy.sim.outlet import Fault, OutletSimulator
     from proxy.sim.scripted_app import AppResult
 
-
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "demo",
-        help="the whole OTA story on the built-in simulator, no hardware needed",
-        description=(
-            "Start a simulated InvisOutlet, the proxy in front of it, and a scripted app "
-            "that reads the device info, checks for updates, starts a firmware update "
-            "(cb21), reconnects when the outlet restarts, waits for the result and reads "
-            "the device info again. The TUI shows it live; --headless prints the timeline "
-            "and the analysis instead and exits 0 only if the update was seen and "
-            "correlated correctly."
-        ),
-        epilog=(
-            "revB (default) speaks raw TCP and restarts as soon as it gets cb21, answering "
-            "on the next connection; revA speaks WebSocket and acknowledges first. Both "
-            "reboot after a successful update. The demo records to captures/ unless "
-            "--no-record, so you can 'invisproxy view' it afterwards."
-        ),
-    )
-    p.add_argument("--rev", choices=("A", "B"), default="B", help="outlet revision (default B)")
-    p.add_argument(
-        "--target",
-        choices=("outlet", "deco"),
-        default="outlet",
-        help="update the outlet (default) or its InvisDeco faceplate",
-    )
-    p.add_argument(
-        "--headless",
-        action="store_true",
-        help="print the timeline and the analysis instead of the TUI; exit 0 only if the "
-        "analysis agrees with what the app experienced (succeeded and verified by default)",
-    )
-    p.add_argument(
-        "--ota-seconds",
-        type=positive_float,
-        default=12.0,
-        metavar="S",
-        help="how long the simulated download takes (default 12)",
-    )
-    p.add_argument(
-        "--fault",
-        type=fault,
-        metavar="FAULT",
-        help="make the demo's one update go wrong: refuse, fail-at:N or stall-at:N (N = percent)",
-    )
-    rec = p.add_mutually_exclusive_group()
-    rec.add_argument(
-        "--record",
-        metavar="FILE",
-        help="capture file to write (default captures/demo-YYYYmmdd-HHMMSS.invcap)",
-    )
-    rec.add_argument("--no-record", action="store_true", help="do not record a capture")
-    p.add_argument("--seed", type=int, default=None, help="seed for the simulator's TCP quirks")
-    p.set_defaults(func=run)
+Revision = Literal["A", "B"]
+Target = Literal["outlet", "deco"]
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    rev: Revision
+    target: Target
+    headless: bool
+    ota_seconds: float
+    fault: Fault | None
+    recording: Recording
+    seed: int | None
+
+
+@click.command(
+    "demo",
+    cls=InvisCommand,
+    short_help="the whole OTA story on the built-in simulator, no hardware needed",
+    help=(
+        "Start a simulated InvisOutlet, the proxy in front of it, and a scripted app "
+        "that reads the device info, checks for updates, starts a firmware update "
+        "(cb21), reconnects when the outlet restarts, waits for the result and reads "
+        "the device info again. The TUI shows it live; --headless prints the timeline "
+        "and the analysis instead and exits 0 only if the update was seen and "
+        "correlated correctly."
+    ),
+    epilog=(
+        "revB (default) speaks raw TCP and restarts as soon as it gets cb21, answering "
+        "on the next connection; revA speaks WebSocket and acknowledges first. Both "
+        "reboot after a successful update. The demo records to captures/ unless "
+        "--no-record, so you can 'invisproxy view' it afterwards."
+    ),
+)
+@click.option("--rev", type=Choices(("A", "B")), default="B", help="outlet revision (default B)")
+@click.option(
+    "--target", type=Choices(("outlet", "deco")), default="outlet",
+    help="update the outlet (default) or its InvisDeco faceplate",
+)  # fmt: skip
+@click.option(
+    "--headless", is_flag=True,
+    help="print the timeline and the analysis instead of the TUI; exit 0 only if the "
+    "analysis agrees with what the app experienced (succeeded and verified by default)",
+)  # fmt: skip
+@click.option(
+    "--ota-seconds", type=NON_NEGATIVE, default=12.0, metavar="S",
+    help="how long the simulated download takes (default 12)",
+)  # fmt: skip
+@click.option(
+    "--fault", type=FAULT, metavar="FAULT",
+    help="make the demo's one update go wrong: refuse, fail-at:N or stall-at:N (N = percent)",
+)  # fmt: skip
+@recording_options("a capture", "demo-YYYYmmdd-HHMMSS.invcap")
+@click.option(
+    "--seed", type=int, default=None, metavar="N", help="seed for the simulator's TCP quirks"
+)
+def command(
+    rev: Revision,
+    target: Target,
+    headless: bool,
+    ota_seconds: float,
+    fault: Fault | None,
+    recording: Recording,
+    seed: int | None,
+) -> int:
+    return run(DemoOptions(rev, target, headless, ota_seconds, fault, recording, seed))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(command)
+
+
+def run(args: DemoOptions) -> int:
     if args.headless:
         return asyncio.run(_demo_headless(args))
     return asyncio.run(_demo_tui(args))
@@ -95,7 +111,7 @@ def _say(text: str) -> None:
     print(f"invisproxy demo: {text}", file=sys.stderr, flush=True)
 
 
-def _stall_window(args: argparse.Namespace) -> float:
+def _stall_window(args: DemoOptions) -> float:
     """Short enough for a stall fault to show within the demo, long enough otherwise."""
     if args.fault is not None and args.fault.kind == "stall-at":
         return 8.0
@@ -103,7 +119,7 @@ def _stall_window(args: argparse.Namespace) -> float:
 
 
 async def _start(
-    args: argparse.Namespace,
+    args: DemoOptions,
     consumer: Callable[[Any], object],
     after: Callable[[Any], object] | None = None,
 ) -> tuple[OutletSimulator, LiveProxy]:
@@ -123,7 +139,8 @@ async def _start(
     )
     sim = OutletSimulator(config)
     await sim.start()
-    record = None if args.no_record else Path(args.record or default_capture_path("demo"))
+    recording = args.recording
+    record = (recording.file or default_capture_path("demo")) if recording.enabled else None
     live = LiveProxy(
         "127.0.0.1",
         consumer,
@@ -133,7 +150,7 @@ async def _start(
         tcp_port=0,
         ws_port=0,
         record=record,
-        make_folder=not args.record,
+        make_folder=recording.file is None,
         meta={"source": "invisproxy demo", "revision": args.rev, "target": args.target},
     )
     try:
@@ -144,7 +161,7 @@ async def _start(
     return sim, live
 
 
-def _app(args: argparse.Namespace, live: LiveProxy, on_line: Callable[[str], None]) -> Any:
+def _app(args: DemoOptions, live: LiveProxy, on_line: Callable[[str], None]) -> Any:
     from proxy.sim.scripted_app import ScriptedApp
 
     kwargs: dict[str, Any] = {}
@@ -190,7 +207,7 @@ def verdict(analysis: Analysis, result: AppResult) -> tuple[bool, str]:
     return True, text
 
 
-async def _demo_headless(args: argparse.Namespace) -> int:
+async def _demo_headless(args: DemoOptions) -> int:
     from proxy.core import report
     from proxy.core.analysis import Analysis
     from proxy.mitm.live import HeadlessPrinter
@@ -218,7 +235,7 @@ async def _demo_headless(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-async def _demo_tui(args: argparse.Namespace) -> int:
+async def _demo_tui(args: DemoOptions) -> int:
     from proxy.core.analysis import Analysis
     from tui.app import InvisApp
     from tui.sources import LiveSource

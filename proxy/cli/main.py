@@ -1,28 +1,46 @@
-"""The ``invisproxy`` command line: one subcommand per module in ``proxy.cli``.
+"""The ``invisproxy`` command line: a click group, one command module per subcommand.
 
-Each command module exposes ``register(subparsers)``, which adds its parser and sets
-``func`` (a callable taking the parsed namespace and returning an exit code). Heavy
-imports (mitmproxy, Textual) happen inside ``func`` so that ``--help`` stays fast.
+Each module in ``COMMAND_MODULES`` exposes ``register(group)``, which adds its
+command(s). Heavy imports (mitmproxy, Textual) happen inside the command bodies so that
+``--help`` stays fast. ``main`` returns the exit status instead of exiting: 0 ok, 1 the
+input had problems (per command), 2 usage errors and other errors.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import io
-import os
 import sys
 from collections.abc import Sequence
 
-from proxy.core.errors import UserError
+import click
+
+from proxy.cli.options import InvisGroup, silence_stdout, usage_error_text
 
 COMMAND_MODULES = ("demo", "run", "view", "analyze", "convert", "sim", "replay")
 
+PROG = "invisproxy"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="invisproxy",
-        description=(
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("invisproxy")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        text = "(version unknown: the package is not installed)"
+    click.echo(f"{PROG} {text}")
+    ctx.exit(0)
+
+
+def build_cli() -> click.Group:
+    @click.group(
+        PROG,
+        cls=InvisGroup,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        help=(
             "Protocol-debugging proxy for the InvisOutlet local API. It relays the "
             "app<->outlet traffic (raw TCP :3333 and WebSocket /ws on :80) byte for "
             "byte, decodes and annotates every message, links each request to its "
@@ -31,24 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Try 'invisproxy demo' for the whole OTA story on the built-in simulator.",
     )
-    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    @click.option(
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_print_version,
+        help="print the installed version and exit",
+    )
+    def cli() -> None:
+        """The subcommand does the work."""
+
     for name in COMMAND_MODULES:
-        module = importlib.import_module(f"proxy.cli.{name}")
-        module.register(sub)
-    return parser
-
-
-def _command_parser(
-    parser: argparse.ArgumentParser, argv: Sequence[str]
-) -> argparse.ArgumentParser:
-    """The (sub)command parser the words of ``argv`` lead to, for its usage line."""
-    current = parser
-    for word in argv:
-        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
-        if subs and word in subs[0].choices:
-            current = subs[0].choices[word]
-    return current
+        importlib.import_module(f"proxy.cli.{name}").register(cli)
+    return cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,29 +71,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        # Say which command did not understand them, with that command's usage.
-        words = sys.argv[1:] if argv is None else argv
-        _command_parser(parser, words).error(f"unrecognized arguments: {' '.join(extra)}")
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code: int = func(args)
-    except UserError as exc:
-        print(f"invisproxy {args.command}: error: {exc}", file=sys.stderr)
+        code = build_cli().main(args, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # a group without its command: its help, on stdout only for the top level
+        top = exc.ctx.parent is None
+        click.echo(exc.ctx.get_help(), file=sys.stdout if top else sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else PROG
+        if exc.ctx is not None:
+            print(exc.ctx.get_usage(), file=sys.stderr)
+            print(f"Try '{where} --help' for help.", file=sys.stderr)
+        print(f"{where}: error: {usage_error_text(exc)}", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"{PROG}: error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except click.Abort:  # Ctrl-C before a command ran
         return 130
-    except BrokenPipeError:
-        # `invisproxy analyze F | head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:  # `invisproxy --help | head`
+        silence_stdout()
         return 0
-    return code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

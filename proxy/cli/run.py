@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 import socket
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from proxy.cli.analyze import add_analysis_options
-from proxy.cli.options import listen_port, remote_port
+import click
+
+from proxy.cli.options import (
+    InvisCommand,
+    Listener,
+    Outlet,
+    Recording,
+    Windows,
+    analysis_options,
+    listener_options,
+    outlet_options,
+    recording_options,
+)
 from proxy.core.errors import UserError
 from proxy.net.listen import listen_warning
 
@@ -25,69 +35,56 @@ if TYPE_CHECKING:
     from proxy.mitm.live import HeadlessPrinter, LiveProxy
 
 
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "run",
-        help="the live proxy between an app and an outlet",
-        description=(
-            "Relay an app's traffic to an InvisOutlet byte for byte: raw TCP (the app "
-            "connects to --tcp-port instead of the outlet's 3333) and the WebSocket "
-            "(ws://LISTEN:--ws-port/ws instead of ws://OUTLET/ws). Every event is recorded "
-            "to a capture and analysed live."
-        ),
-        epilog=(
-            "Point the app at this machine instead of the outlet. The WebSocket port "
-            "defaults to 8080 because binding port 80 needs root (or CAP_NET_BIND_SERVICE); "
-            "use --ws-port 80 only if the app cannot be told another port."
-        ),
-    )
-    p.add_argument("--outlet", required=True, metavar="HOST", help="the outlet's address")
-    p.add_argument(
-        "--outlet-tcp-port", type=remote_port, default=3333, metavar="PORT",
-        help="the outlet's raw TCP port (default 3333)",
-    )  # fmt: skip
-    p.add_argument(
-        "--outlet-ws-port", type=remote_port, default=80, metavar="PORT",
-        help="the outlet's WebSocket (HTTP) port (default 80)",
-    )  # fmt: skip
-    p.add_argument(
-        "--listen-host", default="127.0.0.1", metavar="HOST",
-        help="where the proxy listens (default 127.0.0.1; any other than a loopback address "
-        "opens the outlet to the network, and the proxy warns)",
-    )  # fmt: skip
-    p.add_argument(
-        "--tcp-port", type=listen_port, default=3333, metavar="PORT",
-        help="raw TCP listen port (default 3333, 0 = any free port)",
-    )  # fmt: skip
-    p.add_argument(
-        "--ws-port", type=listen_port, default=8080, metavar="PORT",
-        help="WebSocket listen port, path /ws (default 8080; 80 needs root; 0 = any free port)",
-    )  # fmt: skip
-    p.add_argument("--no-tcp", action="store_true", help="do not relay raw TCP")
-    p.add_argument("--no-ws", action="store_true", help="do not relay the WebSocket")
-    rec = p.add_mutually_exclusive_group()
-    rec.add_argument(
-        "--record", metavar="FILE",
-        help="capture file to write (default captures/invis-YYYYmmdd-HHMMSS.invcap)",
-    )  # fmt: skip
-    rec.add_argument("--no-record", action="store_true", help="do not record a capture")
-    p.add_argument(
-        "--headless", action="store_true",
-        help="print one line per decoded message, with its links, instead of the TUI",
-    )  # fmt: skip
-    add_analysis_options(p)
-    p.set_defaults(func=run)
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    outlet: Outlet
+    listener: Listener
+    recording: Recording
+    windows: Windows
+    headless: bool
+
+
+@click.command(
+    "run",
+    cls=InvisCommand,
+    short_help="the live proxy between an app and an outlet",
+    help=(
+        "Relay an app's traffic to an InvisOutlet byte for byte: raw TCP (the app "
+        "connects to --tcp-port instead of the outlet's 3333) and the WebSocket "
+        "(ws://LISTEN:--ws-port/ws instead of ws://OUTLET/ws). Every event is recorded "
+        "to a capture and analysed live."
+    ),
+    epilog=(
+        "Point the app at this machine instead of the outlet. The WebSocket port "
+        "defaults to 8080 because binding port 80 needs root (or CAP_NET_BIND_SERVICE); "
+        "use --ws-port 80 only if the app cannot be told another port."
+    ),
+)
+@outlet_options()
+@listener_options(tcp_default=3333, ws_default=8080, host_alias=False, can_disable="relay")
+@recording_options("a capture", "invis-YYYYmmdd-HHMMSS.invcap")
+@click.option(
+    "--headless", is_flag=True,
+    help="print one line per decoded message, with its links, instead of the TUI",
+)  # fmt: skip
+@analysis_options
+def command(
+    outlet: Outlet, listener: Listener, recording: Recording, windows: Windows, headless: bool
+) -> int:
+    return run(RunOptions(outlet, listener, recording, windows, headless))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(command)
 
 
 def _say(text: str) -> None:
     print(f"invisproxy run: {text}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.no_tcp and args.no_ws:
-        raise UserError("--no-tcp and --no-ws together leave nothing to relay")
+def run(args: RunOptions) -> int:
     # the relay binds the host without brackets ([::1] -> ::1); resolve what it binds
-    warning = listen_warning(args.listen_host.strip("[]"), "the outlet through this proxy")
+    warning = listen_warning(args.listener.host.strip("[]"), "the outlet through this proxy")
     if args.headless:
         return asyncio.run(_serve_headless(args, warning))
     return asyncio.run(_serve_tui(args, warning))
@@ -103,39 +100,43 @@ async def _check_outlet(host: str) -> None:
 
 
 def _live_proxy(
-    args: argparse.Namespace,
+    args: RunOptions,
     consumer: Callable[[Event], object],
     after: Callable[[Event], object] | None = None,
 ) -> LiveProxy:
     from proxy.mitm.live import LiveProxy, default_capture_path
 
-    record = None if args.no_record else Path(args.record or default_capture_path())
+    recording = args.recording
+    record = (recording.file or default_capture_path()) if recording.enabled else None
     return LiveProxy(
-        args.outlet,
+        args.outlet.host,
         consumer,
         after=after,
-        outlet_tcp_port=args.outlet_tcp_port,
-        outlet_ws_port=args.outlet_ws_port,
-        listen_host=args.listen_host,
-        tcp_port=None if args.no_tcp else args.tcp_port,
-        ws_port=None if args.no_ws else args.ws_port,
+        outlet_tcp_port=args.outlet.tcp_port,
+        outlet_ws_port=args.outlet.ws_port,
+        listen_host=args.listener.host,
+        tcp_port=args.listener.tcp_port,
+        ws_port=args.listener.ws_port,
         record=record,
-        make_folder=not args.record,
+        make_folder=recording.file is None,
         meta={"source": "invisproxy run"},
     )
 
 
-async def _serve_headless(args: argparse.Namespace, warning: str | None) -> int:
+async def _serve_headless(args: RunOptions, warning: str | None) -> int:
     from proxy.core import report
     from proxy.core.retention import BoundedAnalysis
     from proxy.mitm.live import HeadlessPrinter
 
-    await _check_outlet(args.outlet)
+    await _check_outlet(args.outlet.host)
     logging.basicConfig(level=logging.WARNING, format="invisproxy run: %(message)s")
     # mitmproxy's own log lines repeat, in its words, what we report in ours
     logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
     # the capture is the record: the printed log forgets what it showed (flat memory)
-    analysis = BoundedAnalysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
+    windows = args.windows
+    analysis = BoundedAnalysis(
+        stall_window=windows.stall_window, reply_timeout=windows.reply_timeout
+    )
     printer = HeadlessPrinter(analysis)
     live = _live_proxy(args, analysis.feed, printer)
     await live.start()
@@ -166,21 +167,22 @@ async def _serve_headless(args: argparse.Namespace, warning: str | None) -> int:
     return 0
 
 
-async def _serve_tui(args: argparse.Namespace, warning: str | None) -> int:
+async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     from tui.app import InvisApp
     from tui.sources import LiveSource
 
-    await _check_outlet(args.outlet)
+    await _check_outlet(args.outlet.host)
     # mitmproxy logs must not scribble over the screen
     logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
-    source = LiveSource(f"live: outlet {args.outlet}")
+    source = LiveSource(f"live: outlet {args.outlet.host}")
     live = _live_proxy(args, source.push)
     await live.start()
     if warning:  # on stderr, so it is still there when the TUI's screen goes away
         _say(f"warning: {warning}")
     from proxy.core.analysis import Analysis
 
-    analysis = Analysis(stall_window=args.stall_window, reply_timeout=args.reply_timeout)
+    windows = args.windows
+    analysis = Analysis(stall_window=windows.stall_window, reply_timeout=windows.reply_timeout)
     app = InvisApp(source, title=" · ".join(live.describe()), analysis=analysis)
     try:
         await app.run_async()

@@ -2,201 +2,220 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from proxy.cli.options import listen_port, non_negative_float
+import click
+
+from proxy.cli.options import (
+    NON_NEGATIVE,
+    Choices,
+    Decorator,
+    InvisCommand,
+    Listener,
+    listener_options,
+)
 from proxy.core.errors import UserError
 from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:
     from proxy.sim.outlet import Fault, SimConfig
 
+Revision = Literal["A", "B"]
+
 DEFAULT_TCP_PORT = 3333
 DEFAULT_WS_PORT = 8080
 
 
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "sim",
-        help="run a simulated InvisOutlet (raw TCP and WebSocket /ws) with a realistic OTA",
-        description=(
-            "Run a fake InvisOutlet that answers every callback of the local API on raw TCP "
-            "and on a WebSocket at /ws, pushes sensor readings, and acts out firmware "
-            "updates the way the real device does: revA acknowledges cb21, revB restarts "
-            "at once and answers on the next connection; every outlet update ends in a "
-            "reboot. The WebSocket listens on 8080 by default, not the device's 80, "
-            "because port 80 needs root. Prints one line per connection and OTA step; "
-            "Ctrl-C stops it."
-        ),
-    )
-    p.add_argument("--rev", choices=("A", "B"), default="B", help="hardware revision (default B)")
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1; it warns if that is not loopback only)",
-    )
-    p.add_argument(
-        "--tcp-port",
-        type=listen_port,
-        default=DEFAULT_TCP_PORT,
-        metavar="PORT",
-        help=f"raw TCP port (default {DEFAULT_TCP_PORT}; 0 picks a free one)",
-    )
-    p.add_argument(
-        "--ws-port",
-        type=listen_port,
-        default=DEFAULT_WS_PORT,
-        metavar="PORT",
-        help=f"WebSocket port, path /ws (default {DEFAULT_WS_PORT}: 80 needs root; 0 = free)",
-    )
-    p.add_argument("--serial", metavar="SN", help="serial number (default depends on --rev)")
-    p.add_argument(
-        "--fw", metavar="VERSION", default="0.0.1", help="running outlet firmware (default 0.0.1)"
-    )
-    p.add_argument(
-        "--fw-available",
-        metavar="VERSION",
-        default="0.0.2",
-        help="outlet firmware on offer (default 0.0.2)",
-    )
-    p.add_argument(
-        "--www-fw",
-        metavar="VERSION",
-        default="0.1.2",
-        help="running web-UI partition (default 0.1.2)",
-    )
-    p.add_argument(
-        "--www-fw-available",
-        metavar="VERSION",
-        default="0.3.0",
-        help="web-UI partition on offer (default 0.3.0; equal to --www-fw skips the WWW phase)",
-    )
-    p.add_argument(
-        "--deco-fw",
-        metavar="VERSION",
-        default="0.5.0",
-        help="running faceplate firmware (default 0.5.0)",
-    )
-    p.add_argument(
-        "--deco-fw-available",
-        metavar="VERSION",
-        default="0.5.1",
-        help="faceplate firmware on offer (default 0.5.1)",
-    )
-    p.add_argument(
-        "--ota-seconds",
-        type=non_negative_float,
-        default=8.0,
-        metavar="S",
-        help="total time of an update's progress phases (default 8)",
-    )
-    p.add_argument(
-        "--reboot-seconds",
-        type=non_negative_float,
-        default=3.0,
-        metavar="S",
-        help="down time after a successful update or a restart (default 3)",
-    )
-    p.add_argument(
-        "--restart-seconds",
-        type=non_negative_float,
-        default=1.0,
-        metavar="S",
-        help="revB: down time of the restart that follows cb21 (default 1)",
-    )
-    p.add_argument(
-        "--sensor-interval",
-        type=non_negative_float,
-        default=5.0,
-        metavar="S",
-        help="seconds between cb11 sensor pushes; 0 turns them off (default 5)",
-    )
-    p.add_argument(
-        "--fault",
-        type=fault,
-        metavar="F",
-        help=(
-            "misbehave during the next update (only that one, unless --fault-times): "
-            "refuse, fail-at:N or stall-at:N (N in %%)"
-        ),
-    )
-    p.add_argument(
-        "--fault-times",
-        type=fault_times,
-        metavar="N|always",
-        help=(
-            "act the --fault out on the next N updates (default 1) or on every one "
-            "(always); a request refused for its own reason (already up to date, an "
-            "update running, the deco offline) does not count"
-        ),
-    )
-    p.add_argument(
-        "--seed", type=int, help="seed for packetIDs, sensor noise and TCP merges/splits"
-    )
-    p.set_defaults(func=run)
+class _FaultType(click.ParamType["Fault"]):
+    """``refuse``, ``fail-at:N`` or ``stall-at:N``, parsed by the simulator's own rules."""
+
+    name = "fault"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Fault:
+        from proxy.sim.outlet import Fault
+
+        if isinstance(value, Fault):
+            return value
+        try:
+            return Fault.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def fault(text: str) -> Fault:
-    from proxy.sim.outlet import Fault
-
-    try:
-        return Fault.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def fault_times(text: str) -> int | Literal["always"]:
+class _FaultTimes(click.ParamType[int | Literal["always"]]):
     """A count of 1 or more, or ``always``."""
-    if text.strip().lower() == "always":
-        return "always"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a count of 1 or more, or 'always': {text!r}")
-    return value
+
+    name = "count"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | Literal["always"]:
+        if isinstance(value, int):
+            number = value
+        elif str(value).strip().lower() == "always":
+            return "always"
+        else:
+            try:
+                number = int(value)
+            except ValueError:
+                number = 0
+        if number < 1:
+            self.fail(f"expected a count of 1 or more, or 'always': {value!r}", param, ctx)
+        return number
 
 
-def run(args: argparse.Namespace) -> int:
-    import asyncio
+FAULT = _FaultType()
+
+
+def _version(flag: str, what: str, default: str, extra: str = "") -> Decorator:
+    """A firmware version option: ``--fw 0.0.1`` and the like."""
+    return click.option(
+        flag, metavar="VERSION", default=default, help=f"{what} (default {default}{extra})"
+    )
+
+
+@click.command(
+    "sim",
+    cls=InvisCommand,
+    short_help="run a simulated InvisOutlet (raw TCP and WebSocket /ws) with a realistic OTA",
+    help=(
+        "Run a fake InvisOutlet that answers every callback of the local API on raw TCP "
+        "and on a WebSocket at /ws, pushes sensor readings, and acts out firmware "
+        "updates the way the real device does: revA acknowledges cb21, revB restarts "
+        "at once and answers on the next connection; every outlet update ends in a "
+        "reboot. The WebSocket listens on 8080 by default, not the device's 80, "
+        "because port 80 needs root. Prints one line per connection and OTA step; "
+        "Ctrl-C stops it."
+    ),
+)
+@click.option("--rev", type=Choices(("A", "B")), default="B", help="hardware revision (default B)")
+@listener_options(
+    tcp_default=DEFAULT_TCP_PORT, ws_default=DEFAULT_WS_PORT, host_alias=True, can_disable=None
+)
+@click.option("--serial", metavar="SN", help="serial number (default depends on --rev)")
+@_version("--fw", "running outlet firmware", "0.0.1")
+@_version("--fw-available", "outlet firmware on offer", "0.0.2")
+@_version("--www-fw", "running web-UI partition", "0.1.2")
+@_version(
+    "--www-fw-available", "web-UI partition on offer", "0.3.0",
+    "; equal to --www-fw skips the WWW phase",
+)  # fmt: skip
+@_version("--deco-fw", "running faceplate firmware", "0.5.0")
+@_version("--deco-fw-available", "faceplate firmware on offer", "0.5.1")
+@click.option(
+    "--ota-seconds",
+    type=NON_NEGATIVE,
+    default=8.0,
+    metavar="S",
+    help="total time of an update's progress phases (default 8)",
+)
+@click.option(
+    "--reboot-seconds",
+    type=NON_NEGATIVE,
+    default=3.0,
+    metavar="S",
+    help="down time after a successful update or a restart (default 3)",
+)
+@click.option(
+    "--restart-seconds",
+    type=NON_NEGATIVE,
+    default=1.0,
+    metavar="S",
+    help="revB: down time of the restart that follows cb21 (default 1)",
+)
+@click.option(
+    "--sensor-interval",
+    type=NON_NEGATIVE,
+    default=5.0,
+    metavar="S",
+    help="seconds between cb11 sensor pushes; 0 turns them off (default 5)",
+)
+@click.option(
+    "--fault",
+    type=FAULT,
+    metavar="F",
+    help=(
+        "misbehave during the next update (only that one, unless --fault-times): "
+        "refuse, fail-at:N or stall-at:N (N in %)"
+    ),
+)
+@click.option(
+    "--fault-times",
+    type=_FaultTimes(),
+    metavar="N|always",
+    help=(
+        "act the --fault out on the next N updates (default 1) or on every one "
+        "(always); a request refused for its own reason (already up to date, an "
+        "update running, the deco offline) does not count"
+    ),
+)
+@click.option(
+    "--seed", type=int, metavar="N", help="seed for packetIDs, sensor noise and TCP merges/splits"
+)
+def command(
+    rev: Revision,
+    listener: Listener,
+    serial: str | None,
+    fw: str,
+    fw_available: str,
+    www_fw: str,
+    www_fw_available: str,
+    deco_fw: str,
+    deco_fw_available: str,
+    ota_seconds: float,
+    reboot_seconds: float,
+    restart_seconds: float,
+    sensor_interval: float,
+    fault: Fault | None,
+    fault_times: int | Literal["always"] | None,
+    seed: int | None,
+) -> int:
     import dataclasses
 
     from proxy.sim.outlet import SimConfig
     from proxy.sim.state import Firmware
 
-    chosen_fault = args.fault
-    if args.fault_times is not None:
-        if chosen_fault is None:
+    if fault_times is not None:
+        if fault is None:
             raise UserError("--fault-times needs a --fault to act out")
-        times = None if args.fault_times == "always" else args.fault_times
-        chosen_fault = dataclasses.replace(chosen_fault, times=times)
-    warning = listen_warning(args.host, "the simulator")
-
+        fault = dataclasses.replace(fault, times=None if fault_times == "always" else fault_times)
+    assert listener.tcp_port is not None and listener.ws_port is not None  # no --no-tcp here
     config = SimConfig(
-        revision=args.rev,
-        host=args.host,
-        tcp_port=args.tcp_port,
-        ws_port=args.ws_port,
-        serial=args.serial,
+        revision=rev,
+        host=listener.host,
+        tcp_port=listener.tcp_port,
+        ws_port=listener.ws_port,
+        serial=serial,
         firmware=Firmware(
-            im=args.fw,
-            im_available=args.fw_available,
-            www=args.www_fw,
-            www_available=args.www_fw_available,
-            pm=args.deco_fw,
-            pm_available=args.deco_fw_available,
+            im=fw,
+            im_available=fw_available,
+            www=www_fw,
+            www_available=www_fw_available,
+            pm=deco_fw,
+            pm_available=deco_fw_available,
         ),
-        ota_seconds=args.ota_seconds,
-        reboot_seconds=args.reboot_seconds,
-        restart_seconds=args.restart_seconds,
-        sensor_interval=args.sensor_interval,
-        fault=chosen_fault,
-        seed=args.seed,
+        ota_seconds=ota_seconds,
+        reboot_seconds=reboot_seconds,
+        restart_seconds=restart_seconds,
+        sensor_interval=sensor_interval,
+        fault=fault,
+        seed=seed,
     )
+    return run(config)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(command)
+
+
+def run(config: SimConfig) -> int:
+    import asyncio
+
+    warning = listen_warning(config.host, "the simulator")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: asyncio.run already cleaned up
         asyncio.run(_serve(config, warning))
     _say("stopped")

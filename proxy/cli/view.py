@@ -2,54 +2,59 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from proxy.cli.options import positive_float
+import click
+
+from proxy.cli.options import POSITIVE, InvisCommand, stall_window_option
 from proxy.core.errors import UserError
 
 
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "view",
-        help="the TUI on a capture or trace",
-        description=(
-            "Open a capture (.invcap) or trace (.jsonl) in the timeline: decoded messages, "
-            "links between requests and what they caused, OTA updates at a glance. "
-            "Press ? inside for the keys."
-        ),
-    )
-    p.add_argument("file", type=Path, help="capture or trace to open")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--follow",
-        action="store_true",
-        help="tail a capture another process is still writing (e.g. invisproxy run)",
-    )
-    mode.add_argument(
-        "--play",
-        action="store_true",
-        help="play the capture at its recorded pace (space pauses, . steps, +/- speed)",
-    )
-    p.add_argument(
-        "--speed",
-        type=positive_float,
-        default=1.0,
-        metavar="N",
-        help="with --play: play N times faster than recorded (default 1)",
-    )
-    p.add_argument(
-        "--stall-window",
-        type=positive_float,
-        default=None,
-        metavar="S",
-        help="seconds without news before an OTA update counts as stalled (default 60)",
-    )
-    p.set_defaults(func=run)
+@dataclass(frozen=True, slots=True)
+class ViewOptions:
+    file: Path
+    follow: bool
+    play: bool
+    speed: float
+    stall_window: float | None
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command(
+    "view",
+    cls=InvisCommand,
+    short_help="the TUI on a capture or trace",
+    help=(
+        "Open a capture (.invcap) or trace (.jsonl) in the timeline: decoded messages, "
+        "links between requests and what they caused, OTA updates at a glance. "
+        "Press ? inside for the keys."
+    ),
+)
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--follow", is_flag=True,
+    help="tail a capture another process is still writing (e.g. invisproxy run)",
+)  # fmt: skip
+@click.option(
+    "--play", is_flag=True,
+    help="play the capture at its recorded pace (space pauses, . steps, +/- speed)",
+)  # fmt: skip
+@click.option(
+    "--speed", type=POSITIVE, default=1.0, metavar="N",
+    help="with --play: play N times faster than recorded (default 1)",
+)  # fmt: skip
+@stall_window_option(None)
+def command(file: str, follow: bool, play: bool, speed: float, stall_window: float | None) -> int:
+    if follow and play:
+        raise click.UsageError("--follow and --play exclude each other")
+    return run(ViewOptions(Path(file), follow, play, speed, stall_window))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(command)
+
+
+def run(args: ViewOptions) -> int:
     if args.speed != 1.0 and not args.play:
         raise UserError("--speed only makes sense with --play")
     path: Path = args.file

@@ -46,6 +46,10 @@ REDACTED: Final = protocol.REDACTED
 # the framer, which holds an object's start until a "}" comes, still cuts it when its
 # last chunk arrives (not at the next frame's "}").
 _SCRUBBED: Final = "<redacted>"
+# The scrubbed rest of an invalid frame: a quoted placeholder, then a NaN that keeps
+# the frame invalid, and the brackets still open. The framer ends a value with a NaN
+# at its closing bracket, so the scrubbed frame ends where the original did.
+_SCRUBBED_VALUE: Final = f'"{_SCRUBBED}","{_SCRUBBED}":NaN'
 _WS: Final = b" \t\r\n"
 
 
@@ -403,6 +407,29 @@ def _unescape(m: re.Match[str]) -> str:
     return {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}.get(e, e)
 
 
+def _closers(head: str) -> str:
+    """The brackets that close what ``head`` left open (at least one ``}``), so the
+    scrubbed frame ends where the framer ended the original: the framer holds an
+    unfinished value until its brackets close."""
+    stack: list[str] = []
+    in_string = escape = False
+    for c in head:
+        if in_string:
+            if escape:
+                escape = False
+            elif c == "\\":
+                escape = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            stack.append("}" if c == "{" else "]")
+        elif c in "}]" and stack:
+            stack.pop()
+    return "".join(reversed(stack)) or "}"
+
+
 def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str], int]:
     """An invalid frame's text cut at its first secret key (or credentials URL),
     every secret key that went with the cut, and where it is (else the length)."""
@@ -413,10 +440,11 @@ def _scrub(text: str, pseudo: Pseudonyms | None) -> tuple[str, list[str], int]:
     if m is not None:
         quote = text.rfind('"', 0, m.start())
         cut = quote if quote >= 0 else m.start()
-        text = text[:cut] + _SCRUBBED + "}"
+        text = text[:cut] + _SCRUBBED_VALUE + _closers(text[:cut])
         fields.append("a URL with credentials (invalid frame: scrubbed from there to its end)")
     elif keys:
-        text = text[:cut] + _dump_str(keys[0][1]) + ":" + _SCRUBBED + "}"
+        head = text[:cut] + _dump_str(keys[0][1]) + ":"
+        text = head + _SCRUBBED_VALUE + _closers(head)
     for n, (_, name) in enumerate(keys):
         if n == 0 and m is None:
             fields.append(f"{name} (invalid frame: scrubbed from this key to its end)")

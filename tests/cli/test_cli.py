@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,7 @@ from proxy.cli.main import COMMAND_MODULES, main
 def test_an_unknown_flag_is_blamed_on_the_command_that_got_it(
     argv: list[str], who: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{who}: unrecognized arguments: --bogus" in err
 
@@ -33,15 +32,14 @@ def test_an_unknown_flag_is_blamed_on_the_command_that_got_it(
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     out = capsys.readouterr().out
-    for command in ("demo", "run", "view", "analyze", "import", "export", "sim", "replay"):
-        assert f"    {command} " in out
+    listing = out.split("Commands:\n", 1)[1]
+    listed = re.findall(r"^  ([a-z]+) ", listing, flags=re.M)
+    assert listed == ["demo", "run", "view", "analyze", "import", "export", "sim", "replay"]
 
 
 @pytest.mark.parametrize("command", [c for c in COMMAND_MODULES if c != "convert"])
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main([command, "--help"])
-    assert info.value.code == 0
+    assert main([command, "--help"]) == 0
     assert f"usage: invisproxy {command}" in capsys.readouterr().out
 
 
@@ -49,7 +47,7 @@ def test_help_does_not_import_mitmproxy_or_textual() -> None:
     code = (
         "import sys\n"
         "from proxy.cli.main import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert main(['--help']) == 0\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'mitmproxy', 'textual'}))"
     )
     out = subprocess.run(
