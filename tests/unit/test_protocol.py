@@ -933,11 +933,6 @@ def test_firmware_versions_never_raises(args: Any) -> None:
 def test_redact_value_replaces_credentials_and_says_what() -> None:
     payload: dict[str, Any] = {"callbackName": 1}
     message = {"sn": "s", "packetID": 1, "PUBACK": 1, "payload": payload}
-        "sn": "s",
-        "packetID": 1,
-        "PUBACK": 1,
-        "payload": {"callbackName": 1},
-    }
     config = json.loads(json.dumps(CONFIG))
     config["sys_prefs"]["mqtt"]["mqtt_broker_url"] = "mqtts://bob:pw@broker.example:8883/x"
     payload["callbackArgs"] = config
