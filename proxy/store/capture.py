@@ -29,6 +29,7 @@ import msgpack
 
 from proxy.core.events import T_MAX, Data, Event, is_utf8
 from proxy.store.records import (
+    EventWriter,
     Loaded,
     MetaError,
     OrderCheck,
@@ -126,7 +127,7 @@ def header(
     return head
 
 
-class CaptureWriter:
+class CaptureWriter(EventWriter[bytes]):
     """Appends events to a new capture file while recording.
 
     With ``flush_each`` (the default, for live recording) every event is handed to the
@@ -148,11 +149,11 @@ class CaptureWriter:
         self.path = os.fspath(path)
         self._packer = msgpack.Packer(use_bin_type=True, strict_types=False)
         # Unbuffered: each write() is one system call, the record reaches the OS whole.
-        self._fp: BinaryIO = open(  # noqa: SIM115 - closed by close()
-            self.path, "wb" if overwrite else "xb", buffering=0 if flush_each else _READ_SIZE
+        super().__init__(
+            open(  # noqa: SIM115 - closed by close()
+                self.path, "wb" if overwrite else "xb", buffering=0 if flush_each else _READ_SIZE
+            )
         )
-        self.count = 0
-        self.closed = False
         try:
             self._emit(self._packer.pack(header(meta, stamp=stamp)))
         except BaseException:
@@ -177,22 +178,6 @@ class CaptureWriter:
         # An unbuffered file may take part of a record (disk nearly full): finish it.
         while written is not None and written < len(record):
             written += self._fp.write(memoryview(record)[written:])
-
-    def flush(self) -> None:
-        self._fp.flush()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._fp.close()
-
-    def __enter__(self) -> CaptureWriter:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def write_capture(

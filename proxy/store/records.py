@@ -15,7 +15,8 @@ import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final, Literal
+from types import TracebackType
+from typing import IO, Any, BinaryIO, Final, Literal, Self
 
 from proxy.core.errors import UserError
 from proxy.core.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Event, Open, time_ok
@@ -23,6 +24,40 @@ from proxy.core.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Ev
 EVENT_TYPES: Final = ("open", "data", "close")
 
 SourceKind = Literal["capture", "trace"]
+
+
+class EventWriter[S: (bytes, str)]:
+    """What the capture and trace writers share: the file, the count, closing once.
+
+    A writer that opened its file (``owned``) closes it; one handed an open stream
+    (stdout) only flushes it, as the stream is the caller's.
+    """
+
+    def __init__(self, fp: IO[S], *, owned: bool = True) -> None:
+        self._fp: IO[S] = fp
+        self._owned = owned
+        self.count = 0
+        self.closed = False
+
+    def flush(self) -> None:
+        self._fp.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._owned:
+            self._fp.close()
+        else:
+            self._fp.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 class SourceError(UserError):

@@ -21,11 +21,11 @@ import binascii
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import IO, Any, BinaryIO, Final
 
 from proxy.core.events import Data, Event
 from proxy.store.records import (
+    EventWriter,
     Loaded,
     MetaError,
     OrderCheck,
@@ -86,7 +86,7 @@ def _header_line(meta: Mapping[Any, Any]) -> str:
     return line
 
 
-class TraceWriter:
+class TraceWriter(EventWriter[str]):
     """Writes a trace event by event, to a path or to an open text stream (e.g. stdout).
 
     ``meta`` (JSON-compatible) becomes the header line; with ``meta=None`` no header is
@@ -101,14 +101,13 @@ class TraceWriter:
         overwrite: bool = False,
     ) -> None:
         if isinstance(target, str | os.PathLike):
-            self._fp: IO[str] = open(  # noqa: SIM115 - closed by close()
-                target, "w" if overwrite else "x", encoding="utf-8", newline="\n"
+            super().__init__(
+                open(  # noqa: SIM115 - closed by close()
+                    target, "w" if overwrite else "x", encoding="utf-8", newline="\n"
+                )
             )
-            self._owned = True
         else:
-            self._fp = target
-            self._owned = False
-        self.count = 0
+            super().__init__(target, owned=False)
         if meta is not None:
             self._fp.write(_header_line(meta))
 
@@ -126,23 +125,6 @@ class TraceWriter:
         fp.flush()
         self.count += n
         return n
-
-    def flush(self) -> None:
-        self._fp.flush()
-
-    def close(self) -> None:
-        if self._owned:
-            self._fp.close()
-        else:
-            self._fp.flush()
-
-    def __enter__(self) -> TraceWriter:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def write_trace(
