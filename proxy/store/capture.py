@@ -22,13 +22,13 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, BinaryIO, Final, NoReturn
 
 import msgpack
 
 from proxy.core.events import T_MAX, Data, Event, is_utf8
 from proxy.store.records import (
+    ClosedOnExit,
     EventWriter,
     Loaded,
     MetaError,
@@ -600,7 +600,7 @@ def _skim(buf: mmap.mmap | bytes, pos: int) -> dict[str, Any] | None:
     return rec
 
 
-class CaptureFollower:
+class CaptureFollower(ClosedOnExit):
     """Tails a capture that another process is still writing (``view --follow``).
 
     Each :meth:`poll` reads whatever was appended since the previous one and returns
@@ -681,11 +681,3 @@ class CaptureFollower:
 
     def close(self) -> None:
         self._fp.close()
-
-    def __enter__(self) -> CaptureFollower:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -26,7 +26,24 @@ EVENT_TYPES: Final = ("open", "data", "close")
 SourceKind = Literal["capture", "trace"]
 
 
-class EventWriter[S: (bytes, str)]:
+class ClosedOnExit:
+    """``with`` closes it: the context manager of the store's readers and writers, once."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class EventWriter[S: (bytes, str)](ClosedOnExit):
     """What the capture and trace writers share: the file, the count, closing once.
 
     A writer that opened its file (``owned``) closes it; one handed an open stream
@@ -50,14 +67,6 @@ class EventWriter[S: (bytes, str)]:
             self._fp.close()
         else:
             self._fp.flush()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class SourceError(UserError):
@@ -84,7 +93,7 @@ class Problem:
 
 
 @dataclass(slots=True)
-class Loaded:
+class Loaded(ClosedOnExit):
     """An opened capture or trace: its metadata, its events, and what was wrong with it.
 
     ``events`` is a one-shot iterator that streams from the file; ``problems`` fills in
@@ -104,12 +113,6 @@ class Loaded:
             close()
         if self.on_close is not None:
             self.on_close()
-
-    def __enter__(self) -> Loaded:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 Payload = Callable[[Mapping[str, Any]], tuple[bytes, bool]]
