@@ -31,14 +31,13 @@ from proxy.store.records import (
     ClosedOnExit,
     EventWriter,
     Loaded,
-    MetaError,
     OrderCheck,
     Problem,
     RecordError,
     SourceError,
-    decode_meta,
     encode_meta,
     event_from_record,
+    header_meta,
     open_source,
     record_from_event,
     went_backwards,
@@ -201,20 +200,7 @@ def check_header(obj: object, name: str, problems: list[Problem] | None = None) 
     """
     if not isinstance(obj, dict) or CAPTURE_KEY not in obj:
         raise SourceError(f"{name} is not an invisproxy capture (no capture header)")
-    version = obj[CAPTURE_KEY]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise SourceError(f"{name}: the capture header has a bad version {version!r}")
-    if version > CAPTURE_VERSION:
-        raise SourceError(
-            f"{name}: capture format version {version} is newer than this invisproxy "
-            f"understands ({CAPTURE_VERSION}); upgrade invisproxy"
-        )
-    try:
-        return decode_meta({k: v for k, v in obj.items() if k != CAPTURE_KEY})
-    except MetaError as exc:
-        if problems is not None:
-            problems.append(Problem("header", f"{exc}; left out, the events are read"))
-        return {}
+    return header_meta(obj, CAPTURE_KEY, CAPTURE_VERSION, "capture", name, "header", problems)
 
 
 @dataclass(slots=True)

@@ -328,6 +328,37 @@ def decode_meta(obj: Mapping[Any, Any]) -> dict[Any, Any]:
     return decoded if isinstance(decoded, dict) else dict(obj)  # a hand-made {"$tuple": ...}
 
 
+def header_meta(
+    header: Mapping[Any, Any],
+    key: str,
+    latest: int,
+    kind: SourceKind,
+    name: str,
+    where: str,
+    problems: list[Problem] | None,
+) -> dict[Any, Any]:
+    """The metadata of a capture's or trace's header (format key ``key``), or SourceError.
+
+    A version this code cannot read stops the opening; metadata no format can hold
+    (MetaError) is left out and reported at ``where`` in ``problems``: the events are
+    what matters.
+    """
+    version = header[key]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SourceError(f"{name}: the {kind} header has a bad version {version!r}")
+    if version > latest:
+        raise SourceError(
+            f"{name}: {kind} format version {version} is newer than this invisproxy "
+            f"understands ({latest}); upgrade invisproxy"
+        )
+    try:
+        return decode_meta({k: v for k, v in header.items() if k != key})
+    except MetaError as exc:
+        if problems is not None:
+            problems.append(Problem(where, f"{exc}; left out, the events are read"))
+        return {}
+
+
 def _check_depth(meta: object) -> None:
     """MetaError if ``meta`` nests more than META_DEPTH levels (found without recursion)."""
     stack: list[tuple[object, int]] = [(meta, 0)]

@@ -27,14 +27,13 @@ from proxy.core.events import Data, Event
 from proxy.store.records import (
     EventWriter,
     Loaded,
-    MetaError,
     OrderCheck,
     Problem,
     RecordError,
     SourceError,
-    decode_meta,
     encode_meta,
     event_from_record,
+    header_meta,
     open_source,
     record_from_event,
 )
@@ -200,19 +199,9 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
         ) from None
     problems: list[Problem] = []
     if isinstance(first, dict) and TRACE_KEY in first:
-        version = first[TRACE_KEY]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise SourceError(f"{name}: the trace header has a bad version {version!r}")
-        if version > TRACE_VERSION:
-            raise SourceError(
-                f"{name}: trace format version {version} is newer than this invisproxy "
-                f"understands ({TRACE_VERSION}); upgrade invisproxy"
-            )
-        try:
-            meta = decode_meta({k: v for k, v in first.items() if k != TRACE_KEY})
-        except MetaError as exc:
-            problems.append(Problem(f"line {lineno}", f"{exc}; left out, the events are read"))
-            meta = {}
+        meta = header_meta(
+            first, TRACE_KEY, TRACE_VERSION, "trace", name, f"line {lineno}", problems
+        )
         pending: tuple[int, object] | None = None
     elif isinstance(first, dict) and "event" in first:
         meta = {}
