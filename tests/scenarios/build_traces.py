@@ -132,6 +132,11 @@ class Trace:
         self.req(conn, pid, 12, dt=dt)
         self.reply(conn, pid, 12, device_info(im_fw, pm_fw))
 
+    def reboot(self, old: str, new: str, *, after: float = 0.01, back: float) -> None:
+        """The outlet restarts: it closes ``old``, and ``back`` s later the app is on ``new``."""
+        self.close(old, "outlet", dt=after)
+        self.open(new, self.transport[old], dt=back)
+
     def close(self, conn: str, by: str | None, dt: float = 0.01) -> None:
         self.lines.append({"t": self._at(dt), "conn": conn, "event": "close", "by": by})
 
@@ -193,8 +198,7 @@ def reva_outlet_ws() -> Trace:
     tr.result("c1", 301700, 3, 1)  # msg 12 www done
     tr.progress("c1", 301800, 1, [0, 25, 50, 75, 100])  # msgs 13-17
     tr.result("c1", 301900, 1, 1)  # msg 18 success
-    tr.close("c1", "outlet", dt=0.05)
-    tr.open("c2", "ws", dt=8.0)
+    tr.reboot("c1", "c2", after=0.05, back=8.0)
     tr.push("c2", 502211, 12, device_info("0.0.2"), dt=0.3)  # msg 19 verify
     tr.req("c2", 221042, 9, dt=0.2)  # msg 20
     tr.reply("c2", 221042, 9, [1, 0])  # msg 21
@@ -207,8 +211,7 @@ def revb_outlet_tcp() -> Trace:
     tr.open("c1", "tcp")
     tr.offer_update("c1", 221040, updates("1.2.0", "1.3.0"))  # msgs 0-1
     tr.request_update("c1", 414883, 1, 0, ack=None, dt=1.0)  # msg 2
-    tr.close("c1", "outlet", dt=0.2)
-    tr.open("c2", "tcp", dt=1.0)
+    tr.reboot("c1", "c2", after=0.2, back=1.0)
     tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync, same packetID
     tr.progress("c2", 600100, 3, [0, 50, 100])  # msgs 4-6
     tr.result("c2", 600200, 3, 1)  # msg 7
@@ -226,8 +229,7 @@ def revb_outlet_tcp() -> Trace:
     tr.raw("c2", "outlet", "\r\n" + c[:17], dt=1.0)
     tr.raw("c2", "outlet", c[17:] + "\n", dt=0.01)  # msg 10
     tr.result("c2", 600400, 1, 1)  # msg 11 success
-    tr.close("c2", "outlet", dt=0.1)
-    tr.open("c3", "tcp", dt=6.0)
+    tr.reboot("c2", "c3", after=0.1, back=6.0)
     tr.push("c3", 700001, 12, device_info("1.3.0"), dt=0.2)  # msg 12 verify
     return tr
 
@@ -286,8 +288,7 @@ def failed_revb_sync() -> Trace:
     tr = Trace("revB OTA failed: synchronous cb21 status 0")
     tr.open("c1", "tcp")
     tr.request_update("c1", 414883, 1, 0, ack=None)  # msg 0
-    tr.close("c1", "outlet")
-    tr.open("c2", "tcp", dt=2.0)
+    tr.reboot("c1", "c2", back=2.0)
     tr.push("c2", 414883, 21, [1, 0], dt=0.3)  # msg 1
     tr.push("c2", 900005, 11, sensors(), dt=2.0)  # msg 2
     return tr
@@ -321,8 +322,7 @@ def orphan_progress() -> Trace:
     tr.progress("c1", 900001, 1, [60], dt=0.5)  # msg 0
     tr.progress("c1", 900002, 1, [80, 100])  # msgs 1-2
     tr.result("c1", 900004, 1, 1, dt=1.0)  # msg 3
-    tr.close("c1", "outlet")
-    tr.open("c2", "tcp", dt=5.0)
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 900005, 12, device_info("0.0.2"), dt=0.2)  # msg 4
     return tr
 
@@ -341,8 +341,7 @@ def concurrent_outlet_and_deco() -> Trace:
     tr.progress("c1", 800005, 1, [100])  # msg 10 outlet
     tr.push("c1", 800006, 12, device_info("0.0.1", "0.5.1"), dt=1.0)  # msg 11 deco verify
     tr.result("c1", 800007, 1, 1, dt=1.0)  # msg 12 outlet success
-    tr.close("c1", "outlet")
-    tr.open("c2", "ws", dt=5.0)
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 800008, 12, device_info("0.0.2", "0.5.1"), dt=0.2)  # msg 13 outlet verify
     return tr
 
@@ -449,8 +448,7 @@ def resent_request() -> Trace:
     tr.request_update("c1", 100003, 1, 0, dt=5.0)  # msgs 3-4
     tr.progress("c1", 700001, 1, [50])  # msg 5
     tr.result("c1", 700002, 1, 1, dt=1.0)  # msg 6
-    tr.close("c1", "outlet")
-    tr.open("c2", "ws", dt=5.0)
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 700003, 12, device_info("0.0.2"), dt=0.2)  # msg 7
     return tr
 
@@ -553,8 +551,7 @@ def connection_outlives_a_close() -> Trace:
     tr.result("a", 11, 1, 1, dt=0.5)  # msg 5
     tr.close("b", None, dt=0.2)
     tr.read_device_info("a", 100102, "0.0.1", dt=0.1)  # msgs 6-7: before the reboot
-    tr.close("a", "outlet", dt=1.0)
-    tr.open("c", "ws", dt=5.0)
+    tr.reboot("a", "c", after=1.0, back=5.0)
     tr.push("c", 5, 12, device_info("0.0.2"), dt=0.5)  # msg 8
     return tr
 
@@ -597,8 +594,7 @@ def ack_with_payload() -> Trace:
     tr.result("c1", 800001, 1, 0)  # msg 4 spurious
     tr.progress("c1", 800010, 1, [0, 50, 100])  # msgs 5-7
     tr.result("c1", 800020, 1, 1)  # msg 8 success
-    tr.close("c1", "outlet")
-    tr.open("c2", "ws", dt=5.0)
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 800030, 12, device_info("0.0.2"), dt=0.2)  # msg 9 verify
     return tr
 
@@ -639,8 +635,7 @@ def app_gave_up_retry() -> Trace:
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001, updates("1.2.0", "1.3.0"))  # msgs 0-1
     tr.request_update("c1", 414883, 1, 0, ack=None, dt=1.0)  # msg 2
-    tr.close("c1", "outlet", dt=0.2)
-    tr.open("c2", "tcp", dt=1.0)
+    tr.reboot("c1", "c2", after=0.2, back=1.0)
     tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync
     tr.progress("c2", 600100, 1, [0, 40])  # msgs 4-5: the last OTA news
     for i in range(7):  # msgs 6-12
