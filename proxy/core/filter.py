@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -135,9 +135,7 @@ class _Parser:
         while (tok := self.peek()) is not None and tok.kind == "or":
             self.take()
             terms.append(self.parse_and())
-        if len(terms) == 1:
-            return terms[0]
-        return lambda row, msg, text: any(t(row, msg, text) for t in terms)
+        return _joined(terms, any)
 
     def parse_and(self) -> Predicate:
         terms = [self.parse_not()]
@@ -145,9 +143,7 @@ class _Parser:
             if tok.kind == "and":
                 self.take()
             terms.append(self.parse_not())
-        if len(terms) == 1:
-            return terms[0]
-        return lambda row, msg, text: all(t(row, msg, text) for t in terms)
+        return _joined(terms, all)
 
     def parse_not(self) -> Predicate:
         tok = self.peek()
@@ -174,6 +170,13 @@ class _Parser:
             self.take()
             return _term(tok)
         raise FilterError(f"a term is missing before {tok.text!r}", tok.pos + 1)
+
+
+def _joined(terms: list[Predicate], join: Callable[[Iterable[bool]], bool]) -> Predicate:
+    """``terms`` joined by ``any`` (or) or ``all`` (and); one term stands for itself."""
+    if len(terms) == 1:
+        return terms[0]
+    return lambda row, msg, text: join(t(row, msg, text) for t in terms)
 
 
 def _always(row: Row, msg: Message | None, text: TextOf) -> bool:

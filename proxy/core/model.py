@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Literal, Protocol, overload
 
 from proxy.core.events import Side, Transport
 
@@ -222,25 +222,32 @@ class Row:
     ref: int
 
 
-class RowList(Sequence[Row]):
-    """The timeline's rows in 8 bytes each: message rows are just message ids.
+class _Refs[R](Protocol):
+    """What a row store keeps its references in (an ``array``, a forgetting ``Tail``)."""
 
-    Reads as a list of :class:`Row`; a message's Row is only made when asked for.
-    Connection rows (few) are kept as they are.
+    def __len__(self) -> int: ...
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Iterable[R]: ...
+
+    def __iter__(self) -> Iterator[R]: ...
+
+
+class RefRows[R](Sequence[Row]):
+    """Rows kept as compact references, each made into a :class:`Row` only when read.
+
+    The stores differ in what a reference is and how it is kept (``_refs``, ``_row``);
+    reading them as a list of rows is this, once.
     """
 
-    def __init__(self, messages: Sequence[Message]) -> None:
-        self._messages = messages
-        # >= 0: a message id; < 0: -(index + 1) into _conn_rows
-        self._refs = array("q")
-        self._conn_rows: list[Row] = []
+    __slots__ = ()
+    _refs: _Refs[R]
 
-    def add_message(self, msg_id: int) -> None:
-        self._refs.append(msg_id)
-
-    def add_connection(self, t: float, kind: RowKind, conn: str) -> None:
-        self._conn_rows.append(Row(t, kind, conn, -1))
-        self._refs.append(-len(self._conn_rows))
+    def _row(self, ref: R) -> Row:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self._refs)
@@ -256,11 +263,32 @@ class RowList(Sequence[Row]):
             return [self._row(r) for r in self._refs[index]]
         return self._row(self._refs[index])
 
+    def __iter__(self) -> Iterator[Row]:
+        return (self._row(r) for r in self._refs)
+
+
+class RowList(RefRows[int]):
+    """The timeline's rows in 8 bytes each: message rows are just message ids.
+
+    Reads as a list of :class:`Row`; a message's Row is only made when asked for.
+    Connection rows (few) are kept as they are.
+    """
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self._messages = messages
+        # >= 0: a message id; < 0: -(index + 1) into _conn_rows
+        self._refs: array[int] = array("q")
+        self._conn_rows: list[Row] = []
+
+    def add_message(self, msg_id: int) -> None:
+        self._refs.append(msg_id)
+
+    def add_connection(self, t: float, kind: RowKind, conn: str) -> None:
+        self._conn_rows.append(Row(t, kind, conn, -1))
+        self._refs.append(-len(self._conn_rows))
+
     def _row(self, ref: int) -> Row:
         if ref >= 0:
             msg = self._messages[ref]
             return Row(msg.t, "message", msg.conn, ref)
         return self._conn_rows[-ref - 1]
-
-    def __iter__(self) -> Iterator[Row]:
-        return (self._row(r) for r in self._refs)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any, overload
 
 from proxy.core.analysis import COPY_WINDOW, FINAL_OUTCOMES, Analysis, Counts
-from proxy.core.model import Link, Message, OtaSession, Row, RowKind
+from proxy.core.model import Link, Message, OtaSession, RefRows, Row, RowKind
 
 # Forget at most this often (in new messages), so that the cost of working out what is
 # still open is spread over many messages; a burst of large frames forgets sooner.
@@ -156,35 +156,21 @@ class MessageWindow:
         return gone
 
 
-class RowWindow:
+class RowWindow(RefRows[int | Row]):
     """``Analysis.rows`` (a :class:`~proxy.core.model.RowList`) that forgets printed rows."""
 
-    __slots__ = ("_messages", "_rows")
+    __slots__ = ("_messages", "_refs")
 
     def __init__(self, messages: MessageWindow) -> None:
         self._messages = messages
         # a message id, or the connection row itself (few)
-        self._rows: Tail[int | Row] = Tail()
+        self._refs: Tail[int | Row] = Tail()
 
     def add_message(self, msg_id: int) -> None:
-        self._rows._items.append(msg_id)
+        self._refs._items.append(msg_id)
 
     def add_connection(self, t: float, kind: RowKind, conn: str) -> None:
-        self._rows.append(Row(t, kind, conn, -1))
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    @overload
-    def __getitem__(self, index: int) -> Row: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Row]: ...
-
-    def __getitem__(self, index: int | slice) -> Row | list[Row]:
-        if isinstance(index, slice):
-            return [self._row(r) for r in self._rows[index]]
-        return self._row(self._rows[index])
+        self._refs.append(Row(t, kind, conn, -1))
 
     def _row(self, ref: int | Row) -> Row:
         if isinstance(ref, Row):
@@ -192,12 +178,9 @@ class RowWindow:
         msg = self._messages[ref]
         return Row(msg.t, "message", msg.conn, ref)
 
-    def __iter__(self) -> Iterator[Row]:
-        return (self._row(r) for r in self._rows)
-
     def forget_before(self, index: int) -> list[Row]:
         """Drop the rows below ``index``; returns the connection rows among them."""
-        return [r for r in self._rows.forget_before(index) if isinstance(r, Row)]
+        return [r for r in self._refs.forget_before(index) if isinstance(r, Row)]
 
 
 class BoundedAnalysis(Analysis):

@@ -22,22 +22,22 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, BinaryIO, Final, NoReturn
 
 import msgpack
 
 from proxy.core.events import T_MAX, Data, Event, is_utf8
 from proxy.store.records import (
+    ClosedOnExit,
+    EventWriter,
     Loaded,
-    MetaError,
     OrderCheck,
     Problem,
     RecordError,
     SourceError,
-    decode_meta,
     encode_meta,
     event_from_record,
+    header_meta,
     open_source,
     record_from_event,
     went_backwards,
@@ -126,7 +126,7 @@ def header(
     return head
 
 
-class CaptureWriter:
+class CaptureWriter(EventWriter[bytes]):
     """Appends events to a new capture file while recording.
 
     With ``flush_each`` (the default, for live recording) every event is handed to the
@@ -148,11 +148,11 @@ class CaptureWriter:
         self.path = os.fspath(path)
         self._packer = msgpack.Packer(use_bin_type=True, strict_types=False)
         # Unbuffered: each write() is one system call, the record reaches the OS whole.
-        self._fp: BinaryIO = open(  # noqa: SIM115 - closed by close()
-            self.path, "wb" if overwrite else "xb", buffering=0 if flush_each else _READ_SIZE
+        super().__init__(
+            open(  # noqa: SIM115 - closed by close()
+                self.path, "wb" if overwrite else "xb", buffering=0 if flush_each else _READ_SIZE
+            )
         )
-        self.count = 0
-        self.closed = False
         try:
             self._emit(self._packer.pack(header(meta, stamp=stamp)))
         except BaseException:
@@ -178,22 +178,6 @@ class CaptureWriter:
         while written is not None and written < len(record):
             written += self._fp.write(memoryview(record)[written:])
 
-    def flush(self) -> None:
-        self._fp.flush()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._fp.close()
-
-    def __enter__(self) -> CaptureWriter:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 def write_capture(
     path: str | os.PathLike[str],
@@ -216,20 +200,7 @@ def check_header(obj: object, name: str, problems: list[Problem] | None = None) 
     """
     if not isinstance(obj, dict) or CAPTURE_KEY not in obj:
         raise SourceError(f"{name} is not an invisproxy capture (no capture header)")
-    version = obj[CAPTURE_KEY]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise SourceError(f"{name}: the capture header has a bad version {version!r}")
-    if version > CAPTURE_VERSION:
-        raise SourceError(
-            f"{name}: capture format version {version} is newer than this invisproxy "
-            f"understands ({CAPTURE_VERSION}); upgrade invisproxy"
-        )
-    try:
-        return decode_meta({k: v for k, v in obj.items() if k != CAPTURE_KEY})
-    except MetaError as exc:
-        if problems is not None:
-            problems.append(Problem("header", f"{exc}; left out, the events are read"))
-        return {}
+    return header_meta(obj, CAPTURE_KEY, CAPTURE_VERSION, "capture", name, "header", problems)
 
 
 @dataclass(slots=True)
@@ -615,7 +586,7 @@ def _skim(buf: mmap.mmap | bytes, pos: int) -> dict[str, Any] | None:
     return rec
 
 
-class CaptureFollower:
+class CaptureFollower(ClosedOnExit):
     """Tails a capture that another process is still writing (``view --follow``).
 
     Each :meth:`poll` reads whatever was appended since the previous one and returns
@@ -696,11 +667,3 @@ class CaptureFollower:
 
     def close(self) -> None:
         self._fp.close()
-
-    def __enter__(self) -> CaptureFollower:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -15,7 +15,8 @@ import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final, Literal
+from types import TracebackType
+from typing import IO, Any, BinaryIO, Final, Literal, Self
 
 from proxy.core.errors import UserError
 from proxy.core.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Event, Open, time_ok
@@ -23,6 +24,49 @@ from proxy.core.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Ev
 EVENT_TYPES: Final = ("open", "data", "close")
 
 SourceKind = Literal["capture", "trace"]
+
+
+class ClosedOnExit:
+    """``with`` closes it: the context manager of the store's readers and writers, once."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class EventWriter[S: (bytes, str)](ClosedOnExit):
+    """What the capture and trace writers share: the file, the count, closing once.
+
+    A writer that opened its file (``owned``) closes it; one handed an open stream
+    (stdout) only flushes it, as the stream is the caller's.
+    """
+
+    def __init__(self, fp: IO[S], *, owned: bool = True) -> None:
+        self._fp: IO[S] = fp
+        self._owned = owned
+        self.count = 0
+        self.closed = False
+
+    def flush(self) -> None:
+        self._fp.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._owned:
+            self._fp.close()
+        else:
+            self._fp.flush()
 
 
 class SourceError(UserError):
@@ -49,7 +93,7 @@ class Problem:
 
 
 @dataclass(slots=True)
-class Loaded:
+class Loaded(ClosedOnExit):
     """An opened capture or trace: its metadata, its events, and what was wrong with it.
 
     ``events`` is a one-shot iterator that streams from the file; ``problems`` fills in
@@ -69,12 +113,6 @@ class Loaded:
             close()
         if self.on_close is not None:
             self.on_close()
-
-    def __enter__(self) -> Loaded:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 Payload = Callable[[Mapping[str, Any]], tuple[bytes, bool]]
@@ -288,6 +326,37 @@ def decode_meta(obj: Mapping[Any, Any]) -> dict[Any, Any]:
     _check_depth(obj)
     decoded = _decode(dict(obj))
     return decoded if isinstance(decoded, dict) else dict(obj)  # a hand-made {"$tuple": ...}
+
+
+def header_meta(
+    header: Mapping[Any, Any],
+    key: str,
+    latest: int,
+    kind: SourceKind,
+    name: str,
+    where: str,
+    problems: list[Problem] | None,
+) -> dict[Any, Any]:
+    """The metadata of a capture's or trace's header (format key ``key``), or SourceError.
+
+    A version this code cannot read stops the opening; metadata no format can hold
+    (MetaError) is left out and reported at ``where`` in ``problems``: the events are
+    what matters.
+    """
+    version = header[key]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SourceError(f"{name}: the {kind} header has a bad version {version!r}")
+    if version > latest:
+        raise SourceError(
+            f"{name}: {kind} format version {version} is newer than this invisproxy "
+            f"understands ({latest}); upgrade invisproxy"
+        )
+    try:
+        return decode_meta({k: v for k, v in header.items() if k != key})
+    except MetaError as exc:
+        if problems is not None:
+            problems.append(Problem(where, f"{exc}; left out, the events are read"))
+        return {}
 
 
 def _check_depth(meta: object) -> None:

@@ -21,20 +21,19 @@ import binascii
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import IO, Any, BinaryIO, Final
 
 from proxy.core.events import Data, Event
 from proxy.store.records import (
+    EventWriter,
     Loaded,
-    MetaError,
     OrderCheck,
     Problem,
     RecordError,
     SourceError,
-    decode_meta,
     encode_meta,
     event_from_record,
+    header_meta,
     open_source,
     record_from_event,
 )
@@ -86,7 +85,7 @@ def _header_line(meta: Mapping[Any, Any]) -> str:
     return line
 
 
-class TraceWriter:
+class TraceWriter(EventWriter[str]):
     """Writes a trace event by event, to a path or to an open text stream (e.g. stdout).
 
     ``meta`` (JSON-compatible) becomes the header line; with ``meta=None`` no header is
@@ -101,14 +100,13 @@ class TraceWriter:
         overwrite: bool = False,
     ) -> None:
         if isinstance(target, str | os.PathLike):
-            self._fp: IO[str] = open(  # noqa: SIM115 - closed by close()
-                target, "w" if overwrite else "x", encoding="utf-8", newline="\n"
+            super().__init__(
+                open(  # noqa: SIM115 - closed by close()
+                    target, "w" if overwrite else "x", encoding="utf-8", newline="\n"
+                )
             )
-            self._owned = True
         else:
-            self._fp = target
-            self._owned = False
-        self.count = 0
+            super().__init__(target, owned=False)
         if meta is not None:
             self._fp.write(_header_line(meta))
 
@@ -126,23 +124,6 @@ class TraceWriter:
         fp.flush()
         self.count += n
         return n
-
-    def flush(self) -> None:
-        self._fp.flush()
-
-    def close(self) -> None:
-        if self._owned:
-            self._fp.close()
-        else:
-            self._fp.flush()
-
-    def __enter__(self) -> TraceWriter:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def write_trace(
@@ -218,19 +199,9 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
         ) from None
     problems: list[Problem] = []
     if isinstance(first, dict) and TRACE_KEY in first:
-        version = first[TRACE_KEY]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise SourceError(f"{name}: the trace header has a bad version {version!r}")
-        if version > TRACE_VERSION:
-            raise SourceError(
-                f"{name}: trace format version {version} is newer than this invisproxy "
-                f"understands ({TRACE_VERSION}); upgrade invisproxy"
-            )
-        try:
-            meta = decode_meta({k: v for k, v in first.items() if k != TRACE_KEY})
-        except MetaError as exc:
-            problems.append(Problem(f"line {lineno}", f"{exc}; left out, the events are read"))
-            meta = {}
+        meta = header_meta(
+            first, TRACE_KEY, TRACE_VERSION, "trace", name, f"line {lineno}", problems
+        )
         pending: tuple[int, object] | None = None
     elif isinstance(first, dict) and "event" in first:
         meta = {}

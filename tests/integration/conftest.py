@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from proxy.mitm.relay import Relay
-
-RelayFactory = Callable[..., Any]
+from tests.integration.relay_support import RelayFactory
 
 
 @pytest.fixture(scope="module")

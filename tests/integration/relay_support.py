@@ -13,6 +13,9 @@ from proxy.core.events import Close, Data, Event, Open
 WAIT = 20.0
 """Upper bound for any single wait in these tests (a loaded 2-core box is slow)."""
 
+RelayFactory = Callable[..., Any]
+"""The ``make_relay`` fixture: keyword options in, a started ``Relay`` out."""
+
 
 class EventLog:
     """A sink that keeps every event and lets a test wait for a condition on them."""
@@ -146,3 +149,20 @@ def split_points(data: Sequence[bytes]) -> list[int]:
         pos += len(chunk)
         ends.append(pos)
     return ends
+
+
+async def relay_to_outlet(
+    make_relay: RelayFactory,
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    *sinks: Callable[[Event], None],
+    **relay_options: Any,
+) -> tuple[TcpOutlet, EventLog, Any]:
+    """A started TCP outlet running ``handler`` and a relay to it whose last sink is a log.
+
+    Most relay tests open this way; ``sinks`` come before the log, as the tests order them.
+    """
+    outlet = TcpOutlet(handler)
+    await outlet.start()
+    log = EventLog()
+    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[*sinks, log], **relay_options)
+    return outlet, log, relay

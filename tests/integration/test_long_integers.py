@@ -21,8 +21,7 @@ from proxy.replay.script import build_script
 from proxy.replay.serve import ReplayServer, ServeOptions
 from proxy.sim.outlet import OutletSimulator, SimConfig
 from proxy.store.recording import load_events
-from tests.integration.conftest import RelayFactory
-from tests.integration.relay_support import WAIT, EventLog, TcpOutlet, echo
+from tests.integration.relay_support import WAIT, RelayFactory, echo, relay_to_outlet
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = 5000
@@ -81,10 +80,8 @@ def test_analyze_and_export_read_past_it(
 async def test_live_analysis_keeps_the_message_and_the_relay_forwards_it(
     make_relay: RelayFactory,
 ) -> None:
-    outlet = TcpOutlet(echo)
-    await outlet.start()
-    analysis, log = Analysis(), EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[analysis.feed, log])
+    analysis = Analysis()
+    outlet, log, relay = await relay_to_outlet(make_relay, echo, analysis.feed)
     assert relay.tcp_address is not None
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     sent = BIG + b"\n" + request(234567, 11) + b"\n"

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ from proxy.mitm.relay import Relay, RelayError
 from tests.integration.relay_support import (
     WAIT,
     EventLog,
+    RelayFactory,
     TcpOutlet,
     echo,
     random_json_messages,
+    relay_to_outlet,
     write_in_random_chunks,
 )
-
-RelayFactory = Callable[..., Any]
 
 
 async def test_tcp_relay_is_byte_exact_and_events_reproduce_both_streams(
@@ -47,10 +46,8 @@ async def test_tcp_relay_is_byte_exact_and_events_reproduce_both_streams(
         await receiver  # until the app's EOF arrives through the relay
         outlet_done.set()
 
-    outlet = TcpOutlet(outlet_side)
-    await outlet.start()
-    log, after = EventLog(), EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log], deferred_sinks=[after])
+    after = EventLog()
+    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side, deferred_sinks=[after])
     assert relay.tcp_address is not None
 
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
@@ -83,10 +80,7 @@ async def test_tcp_relay_is_byte_exact_and_events_reproduce_both_streams(
 
 async def test_tls_looking_first_bytes_are_relayed_raw(make_relay: RelayFactory) -> None:
     """0x16 0x03 starts a TLS record; the outlet speaks plain TCP, so no TLS sniffing."""
-    outlet = TcpOutlet(echo)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, echo)
     payload = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)) * 4
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     writer.write(payload)
@@ -258,10 +252,7 @@ async def test_a_failing_sink_is_logged_once_and_never_stops_forwarding(
         calls += 1
         raise RuntimeError("sink bug")
 
-    outlet = TcpOutlet(echo)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[broken, log])
+    outlet, log, relay = await relay_to_outlet(make_relay, echo, broken)
     messages = random_json_messages(random.Random(3), 200)
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     for m in messages:
@@ -300,10 +291,7 @@ async def test_tcp_injection_is_tagged_and_refused_inside_a_json_value(
             outlet_changed.clear()
             await asyncio.wait_for(outlet_changed.wait(), WAIT)
 
-    outlet = TcpOutlet(outlet_side)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
 
     writer.write(b'{"packetID":100001,"payload":{"callbackName":20}}\n{"half":')
@@ -362,10 +350,7 @@ async def test_stop_closes_listeners_and_live_connections(make_relay: RelayFacto
         await echo(reader, writer)
         outlet_eof.set()
 
-    outlet = TcpOutlet(outlet_side)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
     tcp_addr, ws_addr = relay.tcp_address, relay.ws_address
     reader, writer = await asyncio.open_connection(*tcp_addr)
     writer.write(b'{"a":1}')
@@ -442,10 +427,7 @@ async def test_a_long_lived_connection_does_not_pile_up_messages_in_mitmproxy(
             writer.write(line)
             await writer.drain()
 
-    outlet = TcpOutlet(outlet_side)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
     assert relay.tcp_address is not None
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     sent = bytearray()
@@ -460,3 +442,4 @@ async def test_a_long_lived_connection_does_not_pile_up_messages_in_mitmproxy(
         assert b"".join(e.data for e in recorded if e.side == side) == sent
     writer.close()
     await log.wait_closed("c1")
+    await outlet.stop()

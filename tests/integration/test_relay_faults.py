@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ from proxy.store.capture import read_capture
 from tests.integration.relay_support import (
     WAIT,
     EventLog,
+    RelayFactory,
     TcpOutlet,
     echo,
     random_json_messages,
+    relay_to_outlet,
     write_in_random_chunks,
 )
-
-RelayFactory = Callable[..., Any]
 
 
 async def _read_to_eof(reader: asyncio.StreamReader) -> bytes:
@@ -51,10 +50,7 @@ async def test_outlet_dropping_mid_object(make_relay: RelayFactory) -> None:
         await writer.drain()
         # returning closes the connection: FIN in the middle of the object
 
-    outlet = TcpOutlet(outlet_side)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     writer.write(b'{"packetI')
     writer.write(b"D")
@@ -79,10 +75,7 @@ async def test_app_dropping_mid_object(make_relay: RelayFactory, how: str) -> No
         finally:
             outlet_eof.set()
 
-    outlet = TcpOutlet(outlet_side)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
     _, writer = await asyncio.open_connection(*relay.tcp_address)
     writer.write(b'{"packetID":100001,"payload":{"callbackName":20}}\n{"packetID":1000')
     await writer.drain()
@@ -102,10 +95,7 @@ async def test_app_dropping_mid_object(make_relay: RelayFactory, how: str) -> No
 
 
 async def test_outlet_restarting_during_traffic(make_relay: RelayFactory) -> None:
-    outlet = TcpOutlet(echo)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, echo)
     messages = random_json_messages(random.Random(5), 400)
 
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
@@ -206,10 +196,7 @@ async def test_websocket_outlet_unreachable_and_abrupt_drop(make_relay: RelayFac
 
 
 async def test_fifty_apps_at_once(make_relay: RelayFactory) -> None:
-    outlet = TcpOutlet(echo)
-    await outlet.start()
-    log = EventLog()
-    relay = await make_relay(outlet_tcp_port=outlet.port, sinks=[log])
+    outlet, log, relay = await relay_to_outlet(make_relay, echo)
 
     async def app(i: int) -> tuple[str, bytes]:
         rng = random.Random(i)

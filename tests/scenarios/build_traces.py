@@ -89,6 +89,54 @@ class Trace:
         obj = {"sn": SN, "packetID": pid, "payload": {"callbackName": cb, "callbackArgs": args}}
         self.raw(conn, "outlet", self._encode(conn, obj), dt)
 
+    # The steps below are the protocol's recurring exchanges (README section 4), named so
+    # that each scenario reads as its story; each is exactly the req/reply/push calls it
+    # replaces, so the traces they write do not change.
+
+    def offer_update(
+        self, conn: str, pid: int, offer: dict[str, Any] | None = None, dt: float = 0.01
+    ) -> None:
+        """The app asks which updates exist (cb20) and the outlet answers: two messages."""
+        self.req(conn, pid, 20, dt=dt)
+        self.reply(conn, pid, 20, updates() if offer is None else offer)
+
+    def request_update(
+        self,
+        conn: str,
+        pid: int,
+        target: int,
+        method: int,
+        ack: int | None = 1,
+        dt: float = 0.01,
+    ) -> None:
+        """The app's cb21 [target, method], then its PUBACK ``ack`` (None: never answered)."""
+        self.req(conn, pid, 21, [target, method], dt=dt)
+        if ack is not None:
+            self.reply(conn, pid, puback=ack)
+
+    def progress(
+        self, conn: str, pid0: int, device_type: int, percents: list[int], dt: float = 1.0
+    ) -> None:
+        """cb22 pushes, one per percentage, with packetIDs counting up from ``pid0``."""
+        for i, percent in enumerate(percents):
+            self.push(conn, pid0 + i, 22, [device_type, percent], dt=dt)
+
+    def result(self, conn: str, pid: int, device_type: int, status: int, dt: float = 0.5) -> None:
+        """The outlet's cb23 [device_type, status] push (status 0 may be the spurious one)."""
+        self.push(conn, pid, 23, [device_type, status], dt=dt)
+
+    def read_device_info(
+        self, conn: str, pid: int, im_fw: str, pm_fw: str | None = "0.5.0", dt: float = 0.01
+    ) -> None:
+        """The app reads device info (cb12) and the outlet answers: two messages."""
+        self.req(conn, pid, 12, dt=dt)
+        self.reply(conn, pid, 12, device_info(im_fw, pm_fw))
+
+    def reboot(self, old: str, new: str, *, after: float = 0.01, back: float) -> None:
+        """The outlet restarts: it closes ``old``, and ``back`` s later the app is on ``new``."""
+        self.close(old, "outlet", dt=after)
+        self.open(new, self.transport[old], dt=back)
+
     def close(self, conn: str, by: str | None, dt: float = 0.01) -> None:
         self.lines.append({"t": self._at(dt), "conn": conn, "event": "close", "by": by})
 
@@ -134,11 +182,6 @@ def sensors(temp: float = 22.5) -> list[Any]:
     return [1, {"temp_valid": 1, "temp_celsius": temp, "humidity": 41, "AQI": 35}]
 
 
-def progress(tr: Trace, conn: str, device_type: int, pid0: int, steps: int = 4) -> None:
-    for i in range(steps + 1):
-        tr.push(conn, pid0 + i, 22, [device_type, i * 100 // steps], dt=1.0)
-
-
 # ---------------------------------------------------------------------- scenarios
 
 
@@ -148,17 +191,14 @@ def reva_outlet_ws() -> Trace:
     tr.open("c1", "ws")
     tr.req("c1", 221040, 12)  # 1
     tr.reply("c1", 221040, 12, device_info("0.0.1"), puback=None)  # 2 (msg 1)
-    tr.req("c1", 221041, 20)  # msg 2
-    tr.reply("c1", 221041, 20, updates())  # msg 3
-    tr.req("c1", 414883, 21, [1, 0], dt=2.0)  # msg 4
-    tr.reply("c1", 414883, puback=1)  # msg 5 ack
-    tr.push("c1", 301552, 23, [1, 0])  # msg 6 spurious
-    progress(tr, "c1", 3, 301600)  # msgs 7-11
-    tr.push("c1", 301700, 23, [3, 1])  # msg 12 www done
-    progress(tr, "c1", 1, 301800)  # msgs 13-17
-    tr.push("c1", 301900, 23, [1, 1])  # msg 18 success
-    tr.close("c1", "outlet", dt=0.05)
-    tr.open("c2", "ws", dt=8.0)
+    tr.offer_update("c1", 221041)  # msgs 2-3
+    tr.request_update("c1", 414883, 1, 0, dt=2.0)  # msgs 4-5: ack
+    tr.result("c1", 301552, 1, 0)  # msg 6 spurious
+    tr.progress("c1", 301600, 3, [0, 25, 50, 75, 100])  # msgs 7-11
+    tr.result("c1", 301700, 3, 1)  # msg 12 www done
+    tr.progress("c1", 301800, 1, [0, 25, 50, 75, 100])  # msgs 13-17
+    tr.result("c1", 301900, 1, 1)  # msg 18 success
+    tr.reboot("c1", "c2", after=0.05, back=8.0)
     tr.push("c2", 502211, 12, device_info("0.0.2"), dt=0.3)  # msg 19 verify
     tr.req("c2", 221042, 9, dt=0.2)  # msg 20
     tr.reply("c2", 221042, 9, [1, 0])  # msg 21
@@ -169,14 +209,12 @@ def revb_outlet_tcp() -> Trace:
     """revB outlet update over TCP: no ack, restart, sync cb21 on the new connection."""
     tr = Trace("revB outlet update over raw TCP")
     tr.open("c1", "tcp")
-    tr.req("c1", 221040, 20)  # msg 0
-    tr.reply("c1", 221040, 20, updates("1.2.0", "1.3.0"))  # msg 1
-    tr.req("c1", 414883, 21, [1, 0], dt=1.0)  # msg 2
-    tr.close("c1", "outlet", dt=0.2)
-    tr.open("c2", "tcp", dt=1.0)
+    tr.offer_update("c1", 221040, updates("1.2.0", "1.3.0"))  # msgs 0-1
+    tr.request_update("c1", 414883, 1, 0, ack=None, dt=1.0)  # msg 2
+    tr.reboot("c1", "c2", after=0.2, back=1.0)
     tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync, same packetID
-    progress(tr, "c2", 3, 600100, steps=2)  # msgs 4-6
-    tr.push("c2", 600200, 23, [3, 1])  # msg 7
+    tr.progress("c2", 600100, 3, [0, 50, 100])  # msgs 4-6
+    tr.result("c2", 600200, 3, 1)  # msg 7
     # the device packs two progress objects in one segment, then splits one across reads
     a = json.dumps(
         {"sn": SN, "packetID": 600301, "payload": {"callbackName": 22, "callbackArgs": [1, 0]}}
@@ -190,9 +228,8 @@ def revb_outlet_tcp() -> Trace:
     tr.raw("c2", "outlet", a + b, dt=1.0)  # msgs 8, 9
     tr.raw("c2", "outlet", "\r\n" + c[:17], dt=1.0)
     tr.raw("c2", "outlet", c[17:] + "\n", dt=0.01)  # msg 10
-    tr.push("c2", 600400, 23, [1, 1])  # msg 11 success
-    tr.close("c2", "outlet", dt=0.1)
-    tr.open("c3", "tcp", dt=6.0)
+    tr.result("c2", 600400, 1, 1)  # msg 11 success
+    tr.reboot("c2", "c3", after=0.1, back=6.0)
     tr.push("c3", 700001, 12, device_info("1.3.0"), dt=0.2)  # msg 12 verify
     return tr
 
@@ -201,15 +238,12 @@ def deco_wifi() -> Trace:
     """Deco update via its own Wi-Fi: ack, spurious [2,0], the outlet connection stays up."""
     tr = Trace("InvisDeco update via Wi-Fi")
     tr.open("c1", "tcp")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [2, 0])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3 ack
-    tr.push("c1", 800001, 23, [2, 0])  # msg 4 spurious
-    progress(tr, "c1", 2, 800010, steps=2)  # msgs 5-7
-    tr.push("c1", 800020, 23, [2, 1])  # msg 8 success
-    tr.req("c1", 100003, 12, dt=1.0)  # msg 9
-    tr.reply("c1", 100003, 12, device_info("0.0.1", pm_fw=None))  # msg 10: PM absent
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 2, 0)  # msgs 2-3: ack
+    tr.result("c1", 800001, 2, 0)  # msg 4 spurious
+    tr.progress("c1", 800010, 2, [0, 50, 100])  # msgs 5-7
+    tr.result("c1", 800020, 2, 1)  # msg 8 success
+    tr.read_device_info("c1", 100003, "0.0.1", pm_fw=None, dt=1.0)  # msgs 9-10: PM absent
     tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=12.0)  # msg 11 verify
     tr.push("c1", 800031, 11, sensors(), dt=3.0)  # msg 12
     return tr
@@ -219,14 +253,12 @@ def deco_via_outlet_mismatch() -> Trace:
     """Deco update through the outlet whose reported firmware is not the one expected."""
     tr = Trace("InvisDeco update via the outlet, wrong firmware afterwards")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates(pm="0.5.0", pm_new="0.6.0"))  # msg 1
-    tr.req("c1", 100002, 21, [2, 1])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3
-    progress(tr, "c1", 2, 800010, steps=1)  # msgs 4-5
-    tr.push("c1", 800020, 23, [2, 1])  # msg 6
-    tr.req("c1", 100003, 20, dt=65.0)  # msg 7
-    tr.reply("c1", 100003, 20, updates(pm="0.5.0", pm_new="0.6.0"))  # msg 8 verify, mismatch
+    tr.offer_update("c1", 100001, updates(pm="0.5.0", pm_new="0.6.0"))  # msgs 0-1
+    tr.request_update("c1", 100002, 2, 1)  # msgs 2-3
+    tr.progress("c1", 800010, 2, [0, 100])  # msgs 4-5
+    tr.result("c1", 800020, 2, 1)  # msg 6
+    # msgs 7-8: verify, mismatch
+    tr.offer_update("c1", 100003, updates(pm="0.5.0", pm_new="0.6.0"), dt=65.0)
     return tr
 
 
@@ -234,10 +266,8 @@ def refused() -> Trace:
     """revA answers PUBACK 0: already up to date."""
     tr = Trace("OTA refused (already up to date)")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates("0.0.2", "0.0.2"))  # msg 1
-    tr.req("c1", 100002, 21, [1, 0])  # msg 2
-    tr.reply("c1", 100002, puback=0)  # msg 3
+    tr.offer_update("c1", 100001, updates("0.0.2", "0.0.2"))  # msgs 0-1
+    tr.request_update("c1", 100002, 1, 0, ack=0)  # msgs 2-3
     tr.push("c1", 900001, 11, sensors(), dt=5.0)  # msg 4
     return tr
 
@@ -246,12 +276,10 @@ def failed_main_phase() -> Trace:
     """Progress begins, then cb23 [1, 0]: a real failure."""
     tr = Trace("OTA failed during the main phase")
     tr.open("c1", "ws")
-    tr.req("c1", 100002, 21, [1, 0])  # msg 0
-    tr.reply("c1", 100002, puback=1)  # msg 1
-    tr.push("c1", 900001, 23, [1, 0])  # msg 2 spurious
-    tr.push("c1", 900002, 22, [1, 10])  # msg 3
-    tr.push("c1", 900003, 22, [1, 30])  # msg 4
-    tr.push("c1", 900004, 23, [1, 0])  # msg 5 failure
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.result("c1", 900001, 1, 0)  # msg 2 spurious
+    tr.progress("c1", 900002, 1, [10, 30], dt=0.5)  # msgs 3-4
+    tr.result("c1", 900004, 1, 0)  # msg 5 failure
     return tr
 
 
@@ -259,9 +287,8 @@ def failed_revb_sync() -> Trace:
     """revB: the synchronous cb21 after the restart says 0."""
     tr = Trace("revB OTA failed: synchronous cb21 status 0")
     tr.open("c1", "tcp")
-    tr.req("c1", 414883, 21, [1, 0])  # msg 0
-    tr.close("c1", "outlet")
-    tr.open("c2", "tcp", dt=2.0)
+    tr.request_update("c1", 414883, 1, 0, ack=None)  # msg 0
+    tr.reboot("c1", "c2", back=2.0)
     tr.push("c2", 414883, 21, [1, 0], dt=0.3)  # msg 1
     tr.push("c2", 900005, 11, sensors(), dt=2.0)  # msg 2
     return tr
@@ -271,10 +298,8 @@ def stalled() -> Trace:
     """Progress stops at 40 % while sensor pushes go on for 90 s."""
     tr = Trace("OTA stalled at 40 %")
     tr.open("c1", "ws")
-    tr.req("c1", 100002, 21, [1, 0])  # msg 0
-    tr.reply("c1", 100002, puback=1)  # msg 1
-    tr.push("c1", 900002, 22, [1, 20], dt=1.0)  # msg 2
-    tr.push("c1", 900003, 22, [1, 40], dt=1.0)  # msg 3
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.progress("c1", 900002, 1, [20, 40])  # msgs 2-3
     for i in range(9):  # msgs 4-12, every 10 s
         tr.push("c1", 910000 + i, 11, sensors(22.0 + i / 10), dt=10.0)
     return tr
@@ -284,9 +309,8 @@ def in_progress() -> Trace:
     """The capture ends 10 s into the update."""
     tr = Trace("OTA still in progress when the capture ends")
     tr.open("c1", "ws")
-    tr.req("c1", 100002, 21, [1, 0])  # msg 0
-    tr.reply("c1", 100002, puback=1)  # msg 1
-    tr.push("c1", 900002, 22, [1, 20], dt=1.0)  # msg 2
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.progress("c1", 900002, 1, [20])  # msg 2
     tr.push("c1", 900003, 11, sensors(), dt=9.0)  # msg 3
     return tr
 
@@ -295,12 +319,10 @@ def orphan_progress() -> Trace:
     """The capture starts mid-update: no cb21 in it."""
     tr = Trace("OTA progress whose request is not in the capture")
     tr.open("c1", "tcp")
-    tr.push("c1", 900001, 22, [1, 60], dt=0.5)  # msg 0
-    tr.push("c1", 900002, 22, [1, 80], dt=1.0)  # msg 1
-    tr.push("c1", 900003, 22, [1, 100], dt=1.0)  # msg 2
-    tr.push("c1", 900004, 23, [1, 1], dt=1.0)  # msg 3
-    tr.close("c1", "outlet")
-    tr.open("c2", "tcp", dt=5.0)
+    tr.progress("c1", 900001, 1, [60], dt=0.5)  # msg 0
+    tr.progress("c1", 900002, 1, [80, 100])  # msgs 1-2
+    tr.result("c1", 900004, 1, 1, dt=1.0)  # msg 3
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 900005, 12, device_info("0.0.2"), dt=0.2)  # msg 4
     return tr
 
@@ -309,21 +331,17 @@ def concurrent_outlet_and_deco() -> Trace:
     """An outlet and a deco update at once on one connection (revA, WebSocket)."""
     tr = Trace("Outlet and deco updates at the same time")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates("0.0.1", "0.0.2", "0.5.0", "0.5.1"))  # msg 1
-    tr.req("c1", 100002, 21, [2, 1])  # msg 2 deco
-    tr.reply("c1", 100002, puback=1)  # msg 3
-    tr.req("c1", 100003, 21, [1, 0])  # msg 4 outlet
-    tr.reply("c1", 100003, puback=1)  # msg 5
-    tr.push("c1", 800001, 22, [2, 50], dt=1.0)  # msg 6 deco
-    tr.push("c1", 800002, 22, [1, 50], dt=1.0)  # msg 7 outlet
-    tr.push("c1", 800003, 22, [2, 100], dt=1.0)  # msg 8 deco
-    tr.push("c1", 800004, 23, [2, 1], dt=0.5)  # msg 9 deco success
-    tr.push("c1", 800005, 22, [1, 100], dt=1.0)  # msg 10 outlet
+    tr.offer_update("c1", 100001, updates("0.0.1", "0.0.2", "0.5.0", "0.5.1"))  # msgs 0-1
+    tr.request_update("c1", 100002, 2, 1)  # msgs 2-3: deco
+    tr.request_update("c1", 100003, 1, 0)  # msgs 4-5: outlet
+    tr.progress("c1", 800001, 2, [50])  # msg 6 deco
+    tr.progress("c1", 800002, 1, [50])  # msg 7 outlet
+    tr.progress("c1", 800003, 2, [100])  # msg 8 deco
+    tr.result("c1", 800004, 2, 1, dt=0.5)  # msg 9 deco success
+    tr.progress("c1", 800005, 1, [100])  # msg 10 outlet
     tr.push("c1", 800006, 12, device_info("0.0.1", "0.5.1"), dt=1.0)  # msg 11 deco verify
-    tr.push("c1", 800007, 23, [1, 1], dt=1.0)  # msg 12 outlet success
-    tr.close("c1", "outlet")
-    tr.open("c2", "ws", dt=5.0)
+    tr.result("c1", 800007, 1, 1, dt=1.0)  # msg 12 outlet success
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 800008, 12, device_info("0.0.2", "0.5.1"), dt=0.2)  # msg 13 outlet verify
     return tr
 
@@ -402,18 +420,16 @@ def two_apps_one_update() -> Trace:
     tr = Trace("Two apps connected during one outlet update (revA)")
     tr.open("c1", "ws")
     tr.open("c2", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [1, 0])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 1, 0)  # msgs 2-3
     pid = 700000
     for args in ([1, 0], [1, 0], [1, 50], [1, 100]):  # msgs 4-11: each pushed to c1 then c2
         cb = 23 if args == [1, 0] and pid == 700000 else 22
         tr.push("c1", pid, cb, args, dt=1.0)
         tr.push("c2", pid, cb, args, dt=0.001)
         pid += 1
-    tr.push("c1", 700010, 23, [1, 1], dt=1.0)  # msg 12
-    tr.push("c2", 700010, 23, [1, 1], dt=0.001)  # msg 13
+    tr.result("c1", 700010, 1, 1, dt=1.0)  # msg 12
+    tr.result("c2", 700010, 1, 1, dt=0.001)  # msg 13
     tr.close("c1", "outlet")
     tr.close("c2", "outlet", dt=0.001)
     tr.open("c3", "ws", dt=5.0)
@@ -427,15 +443,12 @@ def resent_request() -> Trace:
     """The app heard no ack and sends cb21 again; the outlet runs one update."""
     tr = Trace("OTA request sent twice")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [1, 0])  # msg 2
-    tr.req("c1", 100003, 21, [1, 0], dt=5.0)  # msg 3
-    tr.reply("c1", 100003, puback=1)  # msg 4
-    tr.push("c1", 700001, 22, [1, 50], dt=1.0)  # msg 5
-    tr.push("c1", 700002, 23, [1, 1], dt=1.0)  # msg 6
-    tr.close("c1", "outlet")
-    tr.open("c2", "ws", dt=5.0)
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 1, 0, ack=None)  # msg 2
+    tr.request_update("c1", 100003, 1, 0, dt=5.0)  # msgs 3-4
+    tr.progress("c1", 700001, 1, [50])  # msg 5
+    tr.result("c1", 700002, 1, 1, dt=1.0)  # msg 6
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 700003, 12, device_info("0.0.2"), dt=0.2)  # msg 7
     return tr
 
@@ -445,13 +458,11 @@ def second_app_refused() -> Trace:
     tr = Trace("A second app's OTA request refused during an update")
     tr.open("c1", "ws")
     tr.open("c2", "ws")
-    tr.req("c1", 100002, 21, [1, 0])  # msg 0
-    tr.reply("c1", 100002, puback=1)  # msg 1
-    tr.push("c1", 700001, 22, [1, 30], dt=1.0)  # msg 2
-    tr.req("c2", 200002, 21, [1, 0], dt=0.5)  # msg 3
-    tr.reply("c2", 200002, puback=0)  # msg 4
-    tr.push("c1", 700002, 22, [1, 100], dt=1.0)  # msg 5
-    tr.push("c1", 700003, 23, [1, 1], dt=1.0)  # msg 6
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.progress("c1", 700001, 1, [30])  # msg 2
+    tr.request_update("c2", 200002, 1, 0, ack=0, dt=0.5)  # msgs 3-4
+    tr.progress("c1", 700002, 1, [100])  # msg 5
+    tr.result("c1", 700003, 1, 1, dt=1.0)  # msg 6
     return tr
 
 
@@ -459,7 +470,7 @@ def midcapture_failure() -> Trace:
     """The capture begins after the update started; the first thing seen is a failure."""
     tr = Trace("A failure whose update started before the capture")
     tr.open("c1", "tcp")
-    tr.push("c1", 700001, 23, [1, 0], dt=0.5)  # msg 0
+    tr.result("c1", 700001, 1, 0, dt=0.5)  # msg 0
     for i in range(3):  # msgs 1-3
         tr.push("c1", 700010 + i, 11, sensors(), dt=10.0)
     return tr
@@ -469,10 +480,9 @@ def midcapture_spurious_result() -> Trace:
     """The capture begins with a status-0 result, and progress follows: the quirk."""
     tr = Trace("A spurious result whose update started before the capture")
     tr.open("c1", "tcp")
-    tr.push("c1", 700001, 23, [1, 0], dt=0.5)  # msg 0
-    tr.push("c1", 700002, 22, [1, 50], dt=1.0)  # msg 1
-    tr.push("c1", 700003, 22, [1, 100], dt=1.0)  # msg 2
-    tr.push("c1", 700004, 23, [1, 1], dt=1.0)  # msg 3
+    tr.result("c1", 700001, 1, 0, dt=0.5)  # msg 0
+    tr.progress("c1", 700002, 1, [50, 100])  # msgs 1-2
+    tr.result("c1", 700004, 1, 1, dt=1.0)  # msg 3
     return tr
 
 
@@ -480,18 +490,13 @@ def deco_early_device_info() -> Trace:
     """Device info read before the deco went down still shows the old firmware."""
     tr = Trace("Deco update: device info before, during and after the deco's reboot")
     tr.open("c1", "tcp")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [2, 1])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3
-    tr.push("c1", 800010, 22, [2, 100], dt=1.0)  # msg 4
-    tr.push("c1", 800011, 23, [2, 1], dt=0.5)  # msg 5
-    tr.req("c1", 100003, 12, dt=0.05)  # msg 6
-    tr.reply("c1", 100003, 12, device_info("0.0.1", "0.5.0"))  # msg 7: deco not yet down
-    tr.req("c1", 100004, 12, dt=2.0)  # msg 8
-    tr.reply("c1", 100004, 12, device_info("0.0.1", None))  # msg 9: deco rebooting
-    tr.req("c1", 100005, 12, dt=10.0)  # msg 10
-    tr.reply("c1", 100005, 12, device_info("0.0.1", "0.5.1"))  # msg 11: verify
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 2, 1)  # msgs 2-3
+    tr.progress("c1", 800010, 2, [100])  # msg 4
+    tr.result("c1", 800011, 2, 1, dt=0.5)  # msg 5
+    tr.read_device_info("c1", 100003, "0.0.1", "0.5.0", dt=0.05)  # msgs 6-7: deco not yet down
+    tr.read_device_info("c1", 100004, "0.0.1", None, dt=2.0)  # msgs 8-9: deco rebooting
+    tr.read_device_info("c1", 100005, "0.0.1", "0.5.1", dt=10.0)  # msgs 10-11: verify
     return tr
 
 
@@ -499,15 +504,11 @@ def deco_slow_to_report() -> Trace:
     """The deco is never seen down and reports its new firmware only on a later read."""
     tr = Trace("Deco update: the old version read 11 s after the result, the new one at 25 s")
     tr.open("c1", "tcp")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [2, 0])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3
-    tr.push("c1", 800011, 23, [2, 1], dt=1.0)  # msg 4
-    tr.req("c1", 100003, 12, dt=11.0)  # msg 5
-    tr.reply("c1", 100003, 12, device_info("0.0.1", "0.5.0"))  # msg 6: not yet
-    tr.req("c1", 100004, 12, dt=14.0)  # msg 7
-    tr.reply("c1", 100004, 12, device_info("0.0.1", "0.5.1"))  # msg 8: verify
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 2, 0)  # msgs 2-3
+    tr.result("c1", 800011, 2, 1, dt=1.0)  # msg 4
+    tr.read_device_info("c1", 100003, "0.0.1", "0.5.0", dt=11.0)  # msgs 5-6: not yet
+    tr.read_device_info("c1", 100004, "0.0.1", "0.5.1", dt=14.0)  # msgs 7-8: verify
     return tr
 
 
@@ -515,9 +516,8 @@ def proxy_shutdown_mid_update() -> Trace:
     """The proxy stops while a revA update downloads: not an outlet restart."""
     tr = Trace("The proxy shut down in the middle of an update")
     tr.open("c1", "ws")
-    tr.req("c1", 100002, 21, [1, 0])  # msg 0
-    tr.reply("c1", 100002, puback=1)  # msg 1
-    tr.push("c1", 700001, 22, [1, 40], dt=1.0)  # msg 2
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.progress("c1", 700001, 1, [40])  # msg 2
     tr.close("c1", "proxy", dt=1.0)
     return tr
 
@@ -527,14 +527,12 @@ def late_copy_of_result() -> Trace:
     tr = Trace("A copy of the final result arrives late on a second app's connection")
     tr.open("a", "ws")
     tr.open("b", "ws")
-    tr.req("a", 100100, 20)  # msg 0
-    tr.reply("a", 100100, 20, updates())  # msg 1
-    tr.req("a", 100101, 21, [1, 0])  # msg 2
-    tr.reply("a", 100101, puback=1)  # msg 3
-    tr.push("a", 10, 22, [1, 50], dt=0.5)  # msg 4
-    tr.push("b", 10, 22, [1, 50], dt=0.1)  # msg 5
-    tr.push("a", 11, 23, [1, 1], dt=0.5)  # msg 6
-    tr.push("b", 11, 23, [1, 1], dt=2.5)  # msg 7: late copy
+    tr.offer_update("a", 100100)  # msgs 0-1
+    tr.request_update("a", 100101, 1, 0)  # msgs 2-3
+    tr.progress("a", 10, 1, [50], dt=0.5)  # msg 4
+    tr.progress("b", 10, 1, [50], dt=0.1)  # msg 5
+    tr.result("a", 11, 1, 1, dt=0.5)  # msg 6
+    tr.result("b", 11, 1, 1, dt=2.5)  # msg 7: late copy
     tr.close("a", "outlet", dt=0.1)
     tr.close("b", "outlet")
     tr.open("c", "ws", dt=5.0)
@@ -547,17 +545,13 @@ def connection_outlives_a_close() -> Trace:
     tr = Trace("One connection closes after the result, another still answers with old firmware")
     tr.open("a", "ws")
     tr.open("b", "tcp")
-    tr.req("a", 100100, 20)  # msg 0
-    tr.reply("a", 100100, 20, updates())  # msg 1
-    tr.req("a", 100101, 21, [1, 0])  # msg 2
-    tr.reply("a", 100101, puback=1)  # msg 3
-    tr.push("a", 10, 22, [1, 50], dt=0.5)  # msg 4
-    tr.push("a", 11, 23, [1, 1], dt=0.5)  # msg 5
+    tr.offer_update("a", 100100)  # msgs 0-1
+    tr.request_update("a", 100101, 1, 0)  # msgs 2-3
+    tr.progress("a", 10, 1, [50], dt=0.5)  # msg 4
+    tr.result("a", 11, 1, 1, dt=0.5)  # msg 5
     tr.close("b", None, dt=0.2)
-    tr.req("a", 100102, 12, dt=0.1)  # msg 6
-    tr.reply("a", 100102, 12, device_info("0.0.1"))  # msg 7: before the reboot
-    tr.close("a", "outlet", dt=1.0)
-    tr.open("c", "ws", dt=5.0)
+    tr.read_device_info("a", 100102, "0.0.1", dt=0.1)  # msgs 6-7: before the reboot
+    tr.reboot("a", "c", after=1.0, back=5.0)
     tr.push("c", 5, 12, device_info("0.0.2"), dt=0.5)  # msg 8
     return tr
 
@@ -566,11 +560,9 @@ def refused_retry() -> Trace:
     """No answer to cb21, then a second cb21 refused: the update never started."""
     tr = Trace("OTA request unanswered, its retry refused")
     tr.open("a", "ws")
-    tr.req("a", 100100, 20)  # msg 0
-    tr.reply("a", 100100, 20, updates("0.0.2", "0.0.2"))  # msg 1
-    tr.req("a", 100101, 21, [1, 0])  # msg 2
-    tr.req("a", 100102, 21, [1, 0], dt=5.0)  # msg 3
-    tr.reply("a", 100102, puback=0)  # msg 4
+    tr.offer_update("a", 100100, updates("0.0.2", "0.0.2"))  # msgs 0-1
+    tr.request_update("a", 100101, 1, 0, ack=None)  # msg 2
+    tr.request_update("a", 100102, 1, 0, ack=0, dt=5.0)  # msgs 3-4
     tr.req("a", 100103, 9, dt=100.0)  # msg 5
     tr.reply("a", 100103, 9, [1, 0])  # msg 6
     return tr
@@ -580,17 +572,13 @@ def deco_retry_during_reboot() -> Trace:
     """The app asks for the deco update again while the deco reboots; the outlet refuses."""
     tr = Trace("Deco update: a second cb21 during the deco's reboot is refused")
     tr.open("c1", "tcp")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1: PM 0.5.0, 0.5.1 available
-    tr.req("c1", 100002, 21, [2, 0])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3 ack
-    tr.push("c1", 800001, 23, [2, 0])  # msg 4 spurious
-    progress(tr, "c1", 2, 800010, steps=2)  # msgs 5-7
-    tr.push("c1", 800020, 23, [2, 1])  # msg 8 success: the deco reboots
-    tr.req("c1", 100003, 12, dt=1.0)  # msg 9
-    tr.reply("c1", 100003, 12, device_info("0.0.1", pm_fw=None))  # msg 10: PM absent
-    tr.req("c1", 100004, 21, [2, 0], dt=3.0)  # msg 11: the client retries
-    tr.reply("c1", 100004, puback=0)  # msg 12: refused
+    tr.offer_update("c1", 100001)  # msgs 0-1: PM 0.5.0, 0.5.1 available
+    tr.request_update("c1", 100002, 2, 0)  # msgs 2-3: ack
+    tr.result("c1", 800001, 2, 0)  # msg 4 spurious
+    tr.progress("c1", 800010, 2, [0, 50, 100])  # msgs 5-7
+    tr.result("c1", 800020, 2, 1)  # msg 8 success: the deco reboots
+    tr.read_device_info("c1", 100003, "0.0.1", pm_fw=None, dt=1.0)  # msgs 9-10: PM absent
+    tr.request_update("c1", 100004, 2, 0, ack=0, dt=3.0)  # msgs 11-12: the client retries; refused
     tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=12.0)  # msg 13 verify
     tr.push("c1", 800031, 11, sensors(), dt=3.0)  # msg 14
     return tr
@@ -600,15 +588,13 @@ def ack_with_payload() -> Trace:
     """revA acknowledges with PUBACK and the request's packetID, plus a cb21 payload."""
     tr = Trace("revA outlet update whose acknowledgement also carries a cb21 payload")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [1, 0])  # msg 2
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 1, 0, ack=None)  # msg 2
     tr.reply("c1", 100002, 21, [1, 0], puback=1, dt=0.001)  # msg 3: the ack, 1 ms later
-    tr.push("c1", 800001, 23, [1, 0])  # msg 4 spurious
-    progress(tr, "c1", 1, 800010, steps=2)  # msgs 5-7
-    tr.push("c1", 800020, 23, [1, 1])  # msg 8 success
-    tr.close("c1", "outlet")
-    tr.open("c2", "ws", dt=5.0)
+    tr.result("c1", 800001, 1, 0)  # msg 4 spurious
+    tr.progress("c1", 800010, 1, [0, 50, 100])  # msgs 5-7
+    tr.result("c1", 800020, 1, 1)  # msg 8 success
+    tr.reboot("c1", "c2", back=5.0)
     tr.push("c2", 800030, 12, device_info("0.0.2"), dt=0.2)  # msg 9 verify
     return tr
 
@@ -617,12 +603,11 @@ def deco_no_ack() -> Trace:
     """A deco update whose cb21 is never acknowledged (the outlet should have)."""
     tr = Trace("Deco update without an acknowledgement")
     tr.open("c1", "tcp")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [2, 1])  # msg 2: no ack follows
-    tr.push("c1", 800001, 23, [2, 0])  # msg 3 spurious
-    progress(tr, "c1", 2, 800010, steps=2)  # msgs 4-6
-    tr.push("c1", 800020, 23, [2, 1])  # msg 7
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 2, 1, ack=None)  # msg 2: no ack follows
+    tr.result("c1", 800001, 2, 0)  # msg 3 spurious
+    tr.progress("c1", 800010, 2, [0, 50, 100])  # msgs 4-6
+    tr.result("c1", 800020, 2, 1)  # msg 7
     tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw=None), dt=5.0)  # msg 8: rebooting
     tr.push("c1", 800031, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=30.0)  # msg 9 verify
     return tr
@@ -632,13 +617,10 @@ def app_gave_up_close() -> Trace:
     """Progress stops in the WWW phase; 72 s later the app closes its connection."""
     tr = Trace("The app gives up on a stalled update and closes its connection")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1
-    tr.req("c1", 100002, 21, [1, 0])  # msg 2
-    tr.reply("c1", 100002, puback=1)  # msg 3
-    tr.push("c1", 900001, 23, [1, 0])  # msg 4 spurious
-    tr.push("c1", 900002, 22, [3, 20], dt=1.0)  # msg 5
-    tr.push("c1", 900003, 22, [3, 40], dt=1.0)  # msg 6: the last OTA news
+    tr.offer_update("c1", 100001)  # msgs 0-1
+    tr.request_update("c1", 100002, 1, 0)  # msgs 2-3
+    tr.result("c1", 900001, 1, 0)  # msg 4 spurious
+    tr.progress("c1", 900002, 3, [20, 40])  # msgs 5-6: the last OTA news
     for i in range(7):  # msgs 7-13, every 10 s: sensors are no OTA news
         tr.push("c1", 910000 + i, 11, sensors(22.0 + i / 10), dt=10.0)
     tr.close("c1", "app", dt=2.0)  # 72 s after msg 6
@@ -651,17 +633,14 @@ def app_gave_up_retry() -> Trace:
     """revB: progress stops after the reconnect; 75 s later the app sends cb21 again."""
     tr = Trace("The app gives up on a stalled revB update and asks again")
     tr.open("c1", "tcp")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates("1.2.0", "1.3.0"))  # msg 1
-    tr.req("c1", 414883, 21, [1, 0], dt=1.0)  # msg 2
-    tr.close("c1", "outlet", dt=0.2)
-    tr.open("c2", "tcp", dt=1.0)
+    tr.offer_update("c1", 100001, updates("1.2.0", "1.3.0"))  # msgs 0-1
+    tr.request_update("c1", 414883, 1, 0, ack=None, dt=1.0)  # msg 2
+    tr.reboot("c1", "c2", after=0.2, back=1.0)
     tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync
-    tr.push("c2", 600100, 22, [1, 0], dt=1.0)  # msg 4
-    tr.push("c2", 600101, 22, [1, 40], dt=1.0)  # msg 5: the last OTA news
+    tr.progress("c2", 600100, 1, [0, 40])  # msgs 4-5: the last OTA news
     for i in range(7):  # msgs 6-12
         tr.push("c2", 910000 + i, 11, sensors(), dt=10.0)
-    tr.req("c2", 414884, 21, [1, 0], dt=5.0)  # msg 13: 75 s after msg 5
+    tr.request_update("c2", 414884, 1, 0, ack=None, dt=5.0)  # msg 13: 75 s after msg 5
     tr.close("c2", "outlet", dt=0.2)  # revB restarts at once again
     return tr
 
@@ -670,10 +649,8 @@ def refusal_ignored() -> Trace:
     """PUBACK 0 although a newer version is offered; the app waits, polls, then leaves."""
     tr = Trace("The app keeps waiting after its update was refused")
     tr.open("c1", "ws")
-    tr.req("c1", 100001, 20)  # msg 0
-    tr.reply("c1", 100001, 20, updates())  # msg 1: IM 0.0.1, 0.0.2 available
-    tr.req("c1", 100002, 21, [1, 0])  # msg 2
-    tr.reply("c1", 100002, puback=0)  # msg 3: refused all the same
+    tr.offer_update("c1", 100001)  # msgs 0-1: IM 0.0.1, 0.0.2 available
+    tr.request_update("c1", 100002, 1, 0, ack=0)  # msgs 2-3: refused all the same
     for i in range(4):  # msgs 4-11: cb12 polls 20 s apart
         tr.req("c1", 100010 + i, 12, dt=20.0)
         tr.reply("c1", 100010 + i, 12, device_info("0.0.1"))

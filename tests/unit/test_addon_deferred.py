@@ -14,8 +14,11 @@ from proxy.mitm.addon import DRAIN_SLICE, InvisAddon
 WAIT = 10.0
 
 
-def _flow() -> tcp.TCPFlow:
-    return tflow.ttcpflow(messages=[])
+def _started(addon: InvisAddon) -> tcp.TCPFlow:
+    """A new TCP flow whose start the addon has seen, as every test here begins."""
+    flow = tflow.ttcpflow(messages=[])
+    addon.tcp_start(flow)
+    return flow
 
 
 def _message(addon: InvisAddon, flow: tcp.TCPFlow, data: bytes) -> None:
@@ -28,8 +31,7 @@ async def test_deferred_sinks_wait_for_the_step_to_end_then_see_the_same_events(
     now: list[Event] = []
     later: list[Event] = []
     addon = InvisAddon(now.append, deferred_sinks=[later.append])
-    flow = _flow()
-    addon.tcp_start(flow)
+    flow = _started(addon)
     for i in range(5):
         _message(addon, flow, b'{"n":%d}' % i)
 
@@ -44,8 +46,7 @@ async def test_deferred_sinks_wait_for_the_step_to_end_then_see_the_same_events(
 async def test_flush_delivers_everything_pending_at_once() -> None:
     later: list[Event] = []
     addon = InvisAddon(deferred_sinks=[later.append])
-    flow = _flow()
-    addon.tcp_start(flow)
+    flow = _started(addon)
     _message(addon, flow, b"{}")
     addon.flush()
     assert [type(e) for e in later] == [Open, Data]
@@ -69,8 +70,7 @@ async def test_a_slow_consumer_gives_the_loop_back_between_slices() -> None:
         delivered.append(event)
 
     addon = InvisAddon(deferred_sinks=[slow])
-    flow = _flow()
-    addon.tcp_start(flow)
+    flow = _started(addon)
     for i in range(29):
         _message(addon, flow, b"[%d]" % i)
     done = asyncio.Event()
@@ -86,8 +86,7 @@ async def test_steady_traffic_is_still_delivered_while_it_lasts() -> None:
     now: list[Event] = []
     later: list[Event] = []
     addon = InvisAddon(now.append, deferred_sinks=[later.append])
-    flow = _flow()
-    addon.tcp_start(flow)
+    flow = _started(addon)
     loop = asyncio.get_running_loop()
     sent = 0
     delivered_while_sending = asyncio.Event()

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from proxy.store.capture import (
     read_capture,
     write_capture,
 )
-from proxy.store.records import META_TAGS, SourceError
+from proxy.store.records import META_TAGS, Loaded, SourceError
 from proxy.store.trace import read_trace, write_trace
 
 EVENTS: list[Event] = [
@@ -802,38 +802,38 @@ def any_events(draw: Callable[..., Any]) -> list[Event]:
     return out
 
 
-@FAST
-@given(events=any_events(), meta=any_meta)
-def test_anything_goes_capture_trace_capture_unchanged(
-    tmp_path: Path, events: list[Event], meta: dict[Any, Any]
-) -> None:
-    a, t, b = tmp_path / "a.invcap", tmp_path / "t.jsonl", tmp_path / "b.invcap"
-    write_capture(a, meta, events, overwrite=True, stamp=False)
-    with read_capture(a) as loaded:
-        write_trace(t, loaded.meta, loaded.events, overwrite=True)
-    assert loaded.problems == [] and same(loaded.meta, meta)
-    with read_trace(t) as traced:
-        write_capture(b, traced.meta, traced.events, overwrite=True, stamp=False)
-    assert traced.problems == [] and same(traced.meta, meta)
-    assert b.read_bytes() == a.read_bytes()
-    assert exact(read_all(b)[0]) == exact(events)
+_SUFFIX = {"capture": ".invcap", "trace": ".jsonl"}
+
+
+def _write(fmt: str, path: Path, meta: Mapping[str, Any] | None, events: Iterable[Event]) -> None:
+    if fmt == "capture":
+        write_capture(path, meta, events, overwrite=True, stamp=False)
+    else:
+        write_trace(path, meta, events, overwrite=True)
+
+
+def _read(fmt: str, path: Path) -> Loaded:
+    return read_capture(path) if fmt == "capture" else read_trace(path)
 
 
 @FAST
+@pytest.mark.parametrize(("outer", "inner"), [("capture", "trace"), ("trace", "capture")])
 @given(events=any_events(), meta=any_meta)
-def test_anything_goes_trace_capture_trace_unchanged(
-    tmp_path: Path, events: list[Event], meta: dict[Any, Any]
+def test_anything_goes_through_the_other_format_unchanged(
+    tmp_path: Path, outer: str, inner: str, events: list[Event], meta: dict[Any, Any]
 ) -> None:
-    a, c, b = tmp_path / "a.jsonl", tmp_path / "c.invcap", tmp_path / "b.jsonl"
-    write_trace(a, meta, events, overwrite=True)
-    with read_trace(a) as loaded:
-        write_capture(c, loaded.meta, loaded.events, overwrite=True, stamp=False)
+    """capture -> trace -> capture and trace -> capture -> trace give the first file back."""
+    a, b = tmp_path / f"a{_SUFFIX[outer]}", tmp_path / f"b{_SUFFIX[outer]}"
+    mid = tmp_path / f"mid{_SUFFIX[inner]}"
+    _write(outer, a, meta, events)
+    with _read(outer, a) as loaded:
+        _write(inner, mid, loaded.meta, loaded.events)
     assert loaded.problems == [] and same(loaded.meta, meta)
-    with read_capture(c) as captured:
-        write_trace(b, captured.meta, captured.events, overwrite=True)
-    assert captured.problems == [] and same(captured.meta, meta)
+    with _read(inner, mid) as middle:
+        _write(outer, b, middle.meta, middle.events)
+    assert middle.problems == [] and same(middle.meta, meta)
     assert b.read_bytes() == a.read_bytes()
-    with read_trace(b) as again:
+    with _read(outer, b) as again:
         assert exact(list(again.events)) == exact(events)
 
 

@@ -13,6 +13,7 @@ from proxy.core.events import Data, Open
 from proxy.core.framing import Framer
 from proxy.core.model import Message
 from proxy.core.protocol import decode, duplicate_keys, possible_callbacks
+from tests.strategies import json_scalars
 
 
 def decoded(raw: bytes, side: str = "app") -> Message:
@@ -77,13 +78,7 @@ def test_colons_in_strings_and_escapes_neither_hide_one_nor_invent_one() -> None
 
 # Objects written pair by pair, so that a key may repeat: hypothesis draws the pairs.
 keys = st.sampled_from(["a", "b", "payload", "callbackName", "x:y", "é", "\\"])
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**20), 10**20)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=6)
-)
+scalars = json_scalars(max_text=6)
 
 
 def write(node: Any, ensure_ascii: bool, sep: str = "") -> str:

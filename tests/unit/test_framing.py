@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from proxy.core.events import Close, Data, Event, Open, Side
 from proxy.core.framing import Frame, Framer, JsonError, parse_json
+from tests.strategies import json_scalars
 
 
 def feed_all(framer: Framer, events: Sequence[Event]) -> list[Frame]:
@@ -526,15 +527,8 @@ def test_tcp_and_websocket_connections_side_by_side() -> None:
 
 # --- properties -----------------------------------------------------------------------
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**20), 10**20)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
 json_values = st.recursive(
-    json_scalars,
+    json_scalars(max_text=12),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
     ),
