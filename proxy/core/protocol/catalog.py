@@ -28,6 +28,7 @@ CATALOG: Final[dict[int, CallbackSpec]] = _build(
     tuple(spec for family in FAMILIES for spec in family.SPECS)
 )
 
+# Derived, for callers that want the set; nothing here reads it.
 FIRE_AND_FORGET: Final[frozenset[int]] = frozenset(
     n for n, s in CATALOG.items() if s.fire_and_forget
 )
@@ -42,8 +43,10 @@ def name_of(callback: int | None) -> str:
 
 
 def is_fire_and_forget(cb: int | None) -> bool:
-    """Whether a request of this callback may rightly go unanswered."""
-    return cb in FIRE_AND_FORGET
+    """Whether a request of this callback may rightly go unanswered (read from the spec,
+    as every other property is, so a callback's spec is all that says it)."""
+    spec = CATALOG.get(cb) if cb is not None else None
+    return spec is not None and spec.fire_and_forget
 
 
 def puback_meaning(callback: int | None, puback: Any, request_args: Any = None) -> str:
