@@ -1,7 +1,8 @@
 """Helpers every callback family shares: total JSON text, number tests, field rows.
 
 Nothing here raises on any JSON value: decoding never refuses a message, and the texts
-for people are built from whatever the wire carried.
+for people are built from whatever the wire carried. The underscore names are private
+to this package: its modules share them, nothing outside imports them.
 """
 
 from __future__ import annotations
