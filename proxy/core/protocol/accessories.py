@@ -175,13 +175,7 @@ def _sum_outlet_control(msg: Message, args: Any) -> str | None:
 # Nightlight (cb14 control, cb15 state): both [on 0|1, brightness 0-100]
 
 
-def _check_on_brightness(msg: Message, side: Side, args: Any) -> None:
-    # cb14 request and cb15 reply/push share [on 0|1, brightness 0-100].
-    if side == "app" and msg.callback == 15:
-        _no_args(msg, side, args)
-        return
-    if side != "app" and (msg.callback == 14 or args is None):
-        return
+def _check_on_brightness(msg: Message, args: Any) -> None:
     if type(args) is not list or len(args) != 2:
         _bad(msg, f"expected [on 0|1, brightness 0-100], got {_json(args, 60)}")
         return
@@ -189,6 +183,18 @@ def _check_on_brightness(msg: Message, side: Side, args: Any) -> None:
         _bad(msg, f"on {_json(args[0], 20)} should be 0 or 1")
     if not _num_in(args[1], 0, 100):
         _bad(msg, f"brightness {_json(args[1], 20)} outside 0-100")
+
+
+def _check_nightlight_control(msg: Message, side: Side, args: Any) -> None:
+    if side == "app":
+        _check_on_brightness(msg, args)
+
+
+def _check_nightlight_state(msg: Message, side: Side, args: Any) -> None:
+    if side == "app":
+        _no_args(msg, side, args)
+    elif args is not None:
+        _check_on_brightness(msg, args)
 
 
 def _on_brightness_fields(msg: Message, args: Any) -> list[Field]:
@@ -224,13 +230,8 @@ _MODES: Final = {
 }
 
 
-def _check_color(msg: Message, side: Side, args: Any) -> None:
-    if side == "app" and msg.callback == 18:
-        if type(args) is not list or len(args) != 1 or type(args[0]) is not int:
-            _bad(msg, f"expected [light], got {_json(args, 60)}")
-        return
-    if side != "app" and (msg.callback == 17 or args is None):
-        return
+def _check_color_state(msg: Message, side: Side, args: Any) -> None:
+    """cb17's request and cb18's reply or push: [light, mode, [leds], ...]."""
     if type(args) is not list:
         _bad(msg, f"expected [light, mode, [leds], ...], got {_json(args, 60)}")
         return
@@ -252,6 +253,19 @@ def _check_color(msg: Message, side: Side, args: Any) -> None:
         and (len(extra) < 3 or _num_in(extra[2], 0, 100))
     ):
         _bad(msg, f"speed/random/level {_json(extra, 40)} outside 0-7 / 0-1 / 0-100")
+
+
+def _check_color_control(msg: Message, side: Side, args: Any) -> None:
+    if side == "app":
+        _check_color_state(msg, side, args)
+
+
+def _check_color_fetch(msg: Message, side: Side, args: Any) -> None:
+    if side == "app":
+        if type(args) is not list or len(args) != 1 or type(args[0]) is not int:
+            _bad(msg, f"expected [light], got {_json(args, 60)}")
+    elif args is not None:
+        _check_color_state(msg, side, args)
 
 
 def _led_meaning(entry: Any) -> str:
@@ -360,7 +374,7 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         "Nightlight control",
         "Nightlight control",
         arguments="request: [on 0|1, brightness 0-100]",
-        check=_check_on_brightness,
+        check=_check_nightlight_control,
         fields=_on_brightness_fields,
         summary=_sum_on_brightness,
     ),
@@ -369,7 +383,7 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         "Fetch nightlight",
         "Nightlight",
         arguments="request: none; reply/push: [on 0|1, brightness 0-100]",
-        check=_check_on_brightness,
+        check=_check_nightlight_state,
         fields=_on_brightness_fields,
         summary=_sum_on_brightness,
         pushed=True,
@@ -379,7 +393,7 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         "Color light control",
         "Color light control",
         arguments="request: [light, mode 1-7, [leds], speed 0-7?, random 0|1?, level 0-100?]",
-        check=_check_color,
+        check=_check_color_control,
         fields=_color_fields,
         summary=_sum_color,
     ),
@@ -388,7 +402,7 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         "Fetch color light",
         "Color light",
         arguments="request: [light]; reply/push: as cb17's request, short without an Aura",
-        check=_check_color,
+        check=_check_color_fetch,
         fields=_color_fields,
         summary=_sum_color,
         pushed=True,
