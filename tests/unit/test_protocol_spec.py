@@ -61,7 +61,7 @@ def test_every_callback_has_a_complete_spec(number: int) -> None:
     assert callable(spec.check) and callable(spec.fields) and callable(spec.summary)
     # Its functions accept what the wire may carry, from either side.
     for side in ("app", "outlet"):
-        msg = message(number, ["unexpected", {"shape": None}], side)  # type: ignore[arg-type]
+        msg = message(number, ["unexpected", {"shape": None}], side)
         assert isinstance(summary(msg), str)
         assert all(type(f) is Field for f in fields(msg))
 
