@@ -41,6 +41,12 @@ from proxy.core.model import (
     Target,
 )
 from proxy.core.protocol import decode
+from proxy.core.protocol.ota import (
+    PHASE_NAMES,
+    WWW_DEVICE_TYPE,
+    target_of_device_type,
+    target_of_request,
+)
 
 _NO_LINK = array("i", [-1])
 
@@ -60,8 +66,6 @@ _OUTLET_SPECIAL = FW_CALLBACKS | OTA_PUSHES
 # The outlet pushes each OTA message to every connected app, a moment apart.
 COPY_WINDOW = 2.0
 OTA_RELATIONS: dict[int, Relation] = {21: "ota-sync", 22: "ota-progress", 23: "ota-result"}
-# what a cb22/cb23 device_type updates (protocol/README 4.1)
-_PHASE_NAMES = {1: "main firmware", 2: "deco firmware", 3: "WWW partition"}
 
 
 @contextmanager
@@ -87,14 +91,6 @@ def device_key(outlet_addr: str) -> str:
     if sep and port.isdigit():
         return host.strip("[]")
     return outlet_addr
-
-
-def target_of_device_type(device_type: int | None) -> Target | None:
-    if device_type in (1, 3):
-        return "outlet"
-    if device_type == 2:
-        return "deco"
-    return None
 
 
 def _a(word: str) -> str:
@@ -749,7 +745,7 @@ class Analysis:
 
     def _on_ota_request(self, msg: Message) -> None:
         target_no, method_no = protocol.ota_request_target(msg.args)
-        target: Target | None = {1: "outlet", 2: "deco"}.get(target_no or 0)  # type: ignore[assignment]
+        target = target_of_request(target_no)
         if target is None:
             return
         device = self._device_of(msg.conn)
@@ -821,7 +817,7 @@ class Analysis:
         )
         target_no, _ = protocol.ota_request_target(request.args)
         device = self._device_of(reply.conn)
-        if target_no == 1 and device.revision is None:
+        if target_of_request(target_no) == "outlet" and device.revision is None:
             device.revision = "A"
             device.revision_why = (
                 f"it answered an outlet update request at {fmt_t(reply.t)} with PUBACK "
@@ -951,7 +947,7 @@ class Analysis:
         device = self._device_of(msg.conn)
         info = self.connections.get(msg.conn)
         text = f"no acknowledgement came: {why}"
-        if target_no == 1:
+        if target_of_request(target_no) == "outlet":
             restarted = (
                 close is not None
                 and close.by == "outlet"
@@ -992,7 +988,7 @@ class Analysis:
                     "gets busy, a revB outlet never acknowledges an outlet update; the "
                     "reference client does not wait for it"
                 )
-        elif target_no == 2:
+        elif target_of_request(target_no) == "deco":
             text += (
                 "; for a deco update the outlet is expected to acknowledge on either revision "
                 "(the missing acknowledgement is documented only for outlet updates); the "
@@ -1049,7 +1045,7 @@ class Analysis:
         )
         phases = (
             " (its stall timer runs on across the WWW and main phases)"
-            if any(dt == 3 for _, dt, _ in session.progress)
+            if any(dt == WWW_DEVICE_TYPE for _, dt, _ in session.progress)
             else ""
         )
         return (
@@ -1218,9 +1214,9 @@ class Analysis:
         session, why, device_type, percent = joined
         if type(percent) is int:  # a progress push without a percentage is no data point
             session.progress.append((msg.t, device_type, percent))
-        session.phase = "www" if device_type == 3 else "downloading"
+        session.phase = "www" if device_type == WWW_DEVICE_TYPE else "downloading"
         if session.request is not None:
-            phase = _PHASE_NAMES.get(device_type, f"device_type {device_type}")
+            phase = PHASE_NAMES.get(device_type, f"device_type {device_type}")
             self._link(
                 session.request,
                 msg.id,
@@ -1256,7 +1252,7 @@ class Analysis:
                 "status 0 before any progress: the firmware sends this at the start of every "
                 "update; it is not a failure (the reference client ignores it)",
             )
-        elif device_type == 3 and status == 1:
+        elif device_type == WWW_DEVICE_TYPE and status == 1:
             note = "WWW partition finished; the main firmware phase follows"
             msg.annotate(
                 "www-phase-complete",

@@ -1,0 +1,158 @@
+"""Helpers every callback family shares: total JSON text, number tests, field rows.
+
+Nothing here raises on any JSON value: decoding never refuses a message, and the texts
+for people are built from whatever the wire carried. The underscore names are private
+to this package: its modules share them, nothing outside imports them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
+
+import orjson
+
+from proxy.core.events import Side
+from proxy.core.model import Annotation, Message
+
+_dumps: Final = orjson.dumps
+_DumpError: Final = orjson.JSONEncodeError
+_encode: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _json(value: Any, limit: int = 0) -> str:
+    text: str = _encode(value)
+    if limit and len(text) > limit:
+        return text[: limit - 1] + "…"
+    return text
+
+
+def _first(args: Any) -> Any:
+    if type(args) is list and args:
+        return args[0]
+    return None
+
+
+def _at(args: Any, i: int) -> Any:
+    if type(args) is list and len(args) > i:
+        return args[i]
+    return None
+
+
+def _is_num(v: Any) -> bool:
+    t = type(v)
+    return t is int or t is float
+
+
+def _num(v: Any) -> str:
+    """A number as people write it; anything else as JSON."""
+    if type(v) is int:
+        return str(v)
+    if type(v) is float:
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
+    return _json(v, 60)
+
+
+def _int_in(v: Any, lo: int, hi: int) -> bool:
+    return type(v) is int and lo <= v <= hi
+
+
+def _num_in(v: Any, lo: float, hi: float) -> bool:
+    t = type(v)
+    return (t is int or t is float) and lo <= v <= hi
+
+
+def _int_like(value: Any) -> int | None:
+    """An int-like callbackName ("21", 21.0) as its number; None otherwise."""
+    if type(value) is str:
+        try:
+            return int(value, 10)
+        except ValueError:
+            return None
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fw(block: Any, key: str) -> str | None:
+    if type(block) is not dict:
+        return None
+    v = block.get(key)
+    if type(v) is str:
+        v = v.strip()
+        return v or None
+    if _is_num(v):
+        return _num(v)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# What a callback spec's functions look like
+
+
+class Field(NamedTuple):
+    """One named value and what it means, ready to show."""
+
+    name: str
+    value: str
+    meaning: str
+
+
+# (msg, side, args) -> None, annotating `bad-args`; runs in decode, so it must be cheap.
+Check = Callable[[Message, Side, Any], None]
+# (msg, args) -> the arguments with their meanings; runs only when a message is shown.
+FieldsFn = Callable[[Message, Any], list[Field]]
+# (msg, args) -> the timeline's text after the head; None: show the arguments raw.
+SummaryFn = Callable[[Message, Any], str | None]
+
+
+def _bad(msg: Message, text: str) -> None:
+    msg.annotations.append(Annotation("bad-args", "warning", text))
+
+
+def _no_args(msg: Message, side: Side, args: Any) -> None:
+    if side == "app" and args is not None and args != [] and args != {}:
+        _bad(msg, f"cb{msg.callback} takes no arguments, got {_json(args, 60)}")
+
+
+def _raw_fields(name: str, value: Any, meaning: str = "not decoded; shown raw") -> list[Field]:
+    return [Field(name, _json(value), meaning)]
+
+
+def _named(table: dict[int, str], v: Any, default: str | None = None) -> str:
+    """The table's word for ``v``, else ``default``, else why there is none."""
+    if type(v) is int and v in table:
+        return table[v]
+    if default is not None:
+        return default
+    return "unknown value" if type(v) is int else "not an integer"
+
+
+def _plain(v: Any) -> str:
+    return v if type(v) is str else _json(v, 100)
+
+
+def _no_fields(msg: Message, args: Any) -> list[Field]:
+    return [] if args is None else _raw_fields("callbackArgs", args, "unexpected arguments")
+
+
+def _sum_raw(msg: Message, args: Any) -> str | None:
+    """No summary of its own (no arguments are defined): the arguments are shown raw."""
+    return None
+
+
+def _sum_single(labels: dict[int, str]) -> Callable[[Message, Any], str | None]:
+    def summarise(msg: Message, args: Any) -> str | None:
+        if type(args) is not list or len(args) != 1:
+            return None
+        return _named(labels, args[0], _json(args[0], 20))
+
+    return summarise
+
+
+_ON_OFF: Final = {0: "off", 1: "on"}
