@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from proxy.core.analysis import message_json
+from proxy.core.analysis.schema import message_json
 from proxy.core.events import Data
 from proxy.core.filter import Filter, FilterError
 from tui import commands, describe

@@ -54,9 +54,9 @@ from bench_relay import Peer
 
 from proxy.core.analysis import Analysis
 from proxy.core.events import Close, Data, Open
+from proxy.core.retention import BoundedAnalysis
 from proxy.mitm.live import HeadlessPrinter
 from proxy.mitm.relay import Relay
-from proxy.core.retention import BoundedAnalysis
 
 MB = 1 << 20
 

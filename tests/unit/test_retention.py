@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from proxy.core import report
 from proxy.core.analysis import Analysis
 from proxy.core.events import Close, Data, Event, Open
-from proxy.mitm.live import HeadlessPrinter
 from proxy.core.retention import BoundedAnalysis, ForgottenError
+from proxy.mitm.live import HeadlessPrinter
 from proxy.store.recording import load_events
 
 ROOT = Path(__file__).resolve().parents[2]
