@@ -7,6 +7,7 @@ from proxy.core.analysis.common import (
     DEFAULT_REPLY_TIMEOUT,
     DEFAULT_STALL_WINDOW,
     FINAL_OUTCOMES,
+    TARGETS,
     Counts,
     fmt_t,
     gc_paused,
@@ -14,7 +15,7 @@ from proxy.core.analysis.common import (
 from proxy.core.analysis.copies import COPY_WINDOW
 from proxy.core.analysis.facade import Analysis, analyze
 from proxy.core.analysis.firmware import DECO_REBOOT_GRACE, FW_CALLBACKS, device_key
-from proxy.core.analysis.ota import OTA_PUSHES, OTA_RELATIONS, TARGETS, target_of_device_type
+from proxy.core.analysis.ota import OTA_PUSHES, OTA_RELATIONS, target_of_device_type
 from proxy.core.analysis.schema import link_json, message_json, session_json
 
 __all__ = [

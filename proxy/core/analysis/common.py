@@ -6,13 +6,15 @@ import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 from proxy.core.events import time_label
+from proxy.core.model import OtaSession, Target
 
 DEFAULT_STALL_WINDOW = 60.0
 DEFAULT_REPLY_TIMEOUT = 30.0
 FINAL_OUTCOMES = frozenset({"succeeded", "failed", "refused"})
+TARGETS: frozenset[Target] = frozenset(get_args(Target))
 
 
 @contextmanager
@@ -59,6 +61,12 @@ def fmt_t(t: float) -> str:
     synthetic traces (whose clock starts near 0). Total (never raises, for any float):
     every time in a reason goes through :func:`proxy.core.events.time_label`."""
     return time_label(t)
+
+
+def describe(session: OtaSession) -> str:
+    """How reasons name an update: "outlet update requested at ..."."""
+    when = f" requested at {fmt_t(session.started)}" if session.request is not None else ""
+    return f"{session.target} update{when}"
 
 
 class Counts(NamedTuple):

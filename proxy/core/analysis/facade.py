@@ -249,7 +249,7 @@ class Analysis:
     def _unanswered(self, pending: Pending, why: str, close: Close | None = None) -> None:
         msg = pending.request
         if msg.callback == 21:
-            self.ota.no_ack(msg, why, close)
+            self.ota.reaction.no_ack(msg, why, close)
             return
         if protocol.is_fire_and_forget(msg.callback):
             return
