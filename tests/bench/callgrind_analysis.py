@@ -8,6 +8,9 @@ counts are not. For each source tree (default: this one) it runs, under
 analysing them; the difference is the analysis' own cost. With two trees (e.g. a copy
 of the code before a change, then this one) it prints the ratio of the second to the
 first, measured in the same run.
+
+``--exit`` includes the interpreter's exit (freeing the analysis); by default the child
+ends with ``os._exit`` right after ``finish()``, so only feeding and finishing count.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ if {feed}:
     a = Analysis()
     a.feed_all(events)
     a.finish()
+if {skip_exit}:
+    import os
+    os._exit(0)
 """
 
 
-def instructions(tree: Path, n: int, feed: bool) -> int:
+def instructions(tree: Path, n: int, feed: bool, skip_exit: bool) -> int:
     """Total instructions callgrind counts for one child run."""
-    code = CHILD.format(tree=str(tree), bench=str(HERE / "tests" / "bench"), n=n, feed=feed)
+    bench = str(HERE / "tests" / "bench")
+    code = CHILD.format(tree=str(tree), bench=bench, n=n, feed=feed, skip_exit=skip_exit)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
         run = subprocess.run(
@@ -55,12 +62,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--tree", type=Path, action="append", help="a source tree to measure")
+    parser.add_argument("--exit", action="store_true", help="count the exit's teardown too")
     args = parser.parse_args()
     trees = args.tree or [HERE]
     costs = []
     for tree in trees:
-        base = instructions(tree, args.messages, feed=False)
-        total = instructions(tree, args.messages, feed=True)
+        base = instructions(tree, args.messages, False, not args.exit)
+        total = instructions(tree, args.messages, True, not args.exit)
         costs.append(total - base)
         print(f"{tree}: feed_all+finish {total - base:,} instructions "
               f"({(total - base) / args.messages:,.0f} per message)")  # fmt: skip

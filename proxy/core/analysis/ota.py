@@ -290,7 +290,7 @@ class OtaTracker:
         return self.open.get(key) is session or self.verifying.get(key) is session
 
     def _await_verification(self, session: OtaSession) -> None:
-        """A succeeded update leaves _open (a new request may come meanwhile) and waits
+        """A succeeded update leaves ``open`` (a new request may come meanwhile) and waits
         for the firmware read after its reboot."""
         self._close_session(session)
         key = (self._session_device(session), session.target)
