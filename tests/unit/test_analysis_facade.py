@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from test_analysis_ota import UPDATES, Wire
 
-from proxy.core.analysis import Analysis, analyze
+from proxy.core.analysis import Analysis, analyze, gc_paused
 from proxy.core.analysis.schema import document
 from proxy.core.events import Data
 from proxy.store.recording import load_events
@@ -82,3 +83,20 @@ def test_queries() -> None:
     assert a.counts() == (5, 1, 3, 0, 1)
     assert a.numbered_sessions() == [(1, a.sessions[0])]
     assert a.to_json() == document(a.messages, a.links, a.sessions)
+
+
+def test_a_dropped_analysis_is_freed_at_once_without_the_cyclic_gc() -> None:
+    """Its parts refer back to it weakly: a cycle would keep a dropped analysis (and
+    every message of a large capture) alive until the next full GC pass."""
+    from proxy.core.retention import BoundedAnalysis
+
+    events = list(load_events(SCENARIOS / "revb_outlet_tcp.jsonl").events)
+    for kind in (Analysis, BoundedAnalysis):
+        with gc_paused():
+            a = kind()
+            a.feed_all(events)
+            a.finish()
+            assert a.sessions and a.links  # the parts did their work
+            alive = weakref.ref(a)
+            del a
+            assert alive() is None, kind.__name__

@@ -15,6 +15,7 @@ path calls those parts directly, with no layer of its own in between.
 from __future__ import annotations
 
 import math
+import weakref
 from array import array
 from collections.abc import Iterable
 from dataclasses import replace
@@ -92,12 +93,21 @@ class Analysis:
         # (message id, annotation index) of annotations made after the message was
         # added (a timeout, a restart, a stall), for views that print as they go
         self.late_annotations: list[tuple[int, int]] = []
-        # the parts
+        # The parts refer back to the analysis only weakly: in a reference cycle, a
+        # dropped analysis (millions of objects) would wait for the cyclic GC to go.
+        me = weakref.proxy(self)
+
+        def link(src: int, dst: int, relation: Relation, reason: str) -> None:
+            me._link(src, dst, relation, reason)
+
+        def unanswered(pending: Pending, why: str, close: Close | None) -> None:
+            me._unanswered(pending, why, close)
+
         self.devices = Devices(self.connections)
         self.copies = PushCopies(stall_window)
-        self.ota = OtaTracker(self, self.devices, self.copies)
+        self.ota = OtaTracker(me, self.devices, self.copies)
         self.replies = Replies(
-            reply_timeout, link=self._link, unanswered=self._unanswered, on_ota_ack=self.ota.on_ack
+            reply_timeout, link=link, unanswered=unanswered, on_ota_ack=self.ota.on_ack
         )
         self.sessions: list[OtaSession] = self.ota.sessions
 

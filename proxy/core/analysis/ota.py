@@ -16,6 +16,7 @@ updates); split further, each part would reach into the others' tables.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from proxy.core import protocol
@@ -32,7 +33,7 @@ from proxy.core.analysis.copies import PushCopies
 from proxy.core.analysis.firmware import FW_CALLBACKS, Devices
 from proxy.core.analysis.reaction import AppReaction
 from proxy.core.events import Close
-from proxy.core.model import Annotation, Message, OtaSession, Relation, Target
+from proxy.core.model import Annotation, Message, OtaSession, Relation, Severity, Target
 
 if TYPE_CHECKING:
     from proxy.core.analysis.facade import Analysis
@@ -55,7 +56,9 @@ class OtaTracker:
     """The OTA updates of one analysis, tied together by outlet and target.
 
     It reads and annotates the analysis' messages and draws its links through the
-    facade (``host``), which a bounded analysis may back with windows; its own tables:
+    facade (``host``, a weak proxy: the analysis must not be kept alive by its own
+    parts, or freeing it would wait for the cyclic GC), which a bounded analysis may
+    back with windows; its own tables:
 
     - ``sessions``: every OtaSession, in the order the updates began;
     - ``session_by_msg``: message id -> the session it belongs to;
@@ -71,15 +74,19 @@ class OtaTracker:
         self._copies = copies
         self.connections = host.connections
         self.stall_window = host.stall_window
-        # bound once: a subclass of the facade may draw links its own way
-        self._link = host._link
-        self._annotate_late = host._annotate_late
         self.sessions: list[OtaSession] = []
         self.session_by_msg: dict[int, OtaSession] = {}
         self.open: dict[tuple[str, str], OtaSession] = {}
         self.verifying: dict[tuple[str, str], OtaSession] = {}
         # how the app takes it: gives up, waits on after a refusal
-        self.reaction = self._reaction = AppReaction(self)
+        self.reaction = self._reaction = AppReaction(weakref.proxy(self))
+
+    def _link(self, src: int, dst: int, relation: Relation, reason: str) -> None:
+        """Through the analysis: a subclass (the bounded analysis) keeps links its own way."""
+        self._host._link(src, dst, relation, reason)
+
+    def _annotate_late(self, msg_id: int, code: str, severity: Severity, text: str) -> None:
+        self._host._annotate_late(msg_id, code, severity, text)
 
     def _still_open(self, msg_id: int) -> bool:
         session = self.session_by_msg.get(msg_id)

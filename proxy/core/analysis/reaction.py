@@ -18,7 +18,7 @@ from proxy.core import protocol
 from proxy.core.analysis.common import TARGETS, _a, _duration, _module, describe, fmt_t
 from proxy.core.analysis.firmware import Device, device_key
 from proxy.core.events import Close
-from proxy.core.model import Annotation, Message, OtaSession
+from proxy.core.model import Annotation, Message, OtaSession, Severity
 
 if TYPE_CHECKING:
     from proxy.core.analysis.ota import OtaTracker
@@ -28,16 +28,19 @@ class AppReaction:
     """The app's side of the OTA updates of one analysis (see the module docstring)."""
 
     def __init__(self, ota: OtaTracker) -> None:
+        """``ota``: a weak proxy of the tracker that holds this (no reference cycle)."""
         self._ota = ota
         self._host = ota._host
         self._devices = ota._devices
         self.connections = ota.connections
         self.stall_window = ota.stall_window
-        self._annotate_late = ota._annotate_late
         # refused sessions whose app may keep waiting (see check_refusals); the time of
         # the latest cb21 on each connection
         self.refusals: deque[tuple[OtaSession, Message]] = deque()
         self.last_cb21: dict[str, float] = {}
+
+    def _annotate_late(self, msg_id: int, code: str, severity: Severity, text: str) -> None:
+        self._host._annotate_late(msg_id, code, severity, text)
 
     def note_refusal(self, reply: Message, context: str) -> None:
         """Give the PUBACK 0 of a cb21 the reason the traffic shows, not a generic one."""
