@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from analysis_parts import Messages
 
 from proxy.core.analysis.replies import Pending, Replies
 from proxy.core.events import Close
-from proxy.core.model import Message
 
 
 class Recorder:
-    """What the replies told the analysis: links drawn, requests given up, OTA acks."""
+    """The requests the replies told the analysis they gave up on."""
 
     def __init__(self, timeout: float = 30.0) -> None:
-        self.links: list[tuple[int, int, str, str]] = []
         self.unanswered: list[tuple[int, str, Close | None]] = []
-        self.acks: list[tuple[int, int]] = []
-        self.replies = Replies(
-            timeout, link=self.link, unanswered=self.gave_up, on_ota_ack=self.ack
-        )
-
-    def link(self, src: int, dst: int, relation: Any, reason: str) -> None:
-        self.links.append((src, dst, relation, reason))
+        self.replies = Replies(timeout, unanswered=self.gave_up)
 
     def gave_up(self, pending: Pending, why: str, close: Close | None) -> None:
         self.unanswered.append((pending.msg_id, why, close))
-
-    def ack(self, request: Message, reply: Message) -> None:
-        self.acks.append((request.id, reply.id))
 
 
 def test_a_reply_on_the_same_connection_and_packet_id_answers_its_request() -> None:
@@ -41,8 +29,6 @@ def test_a_reply_on_the_same_connection_and_packet_id_answers_its_request() -> N
     assert r.replies.match(other) is None
     assert r.replies.match(reply) is m[0]
     assert reply.kind == "response" and other.kind == "push"
-    why = "same connection c1 and packetID 7; answered in 250.0 ms"
-    assert r.links == [(0, 2, "response", why)]
     assert r.replies.pending == {}
     assert r.replies.match(m.add(1.3, "c1", "outlet", 7, 12, {})) is None  # answered once
 
@@ -59,9 +45,9 @@ def test_an_ota_request_is_acknowledged_only_with_a_puback() -> None:
     r, m = Recorder(), Messages()
     r.replies.add(m.add(1.0, "c1", "app", 9, 21, [1, 0]))
     assert r.replies.match(m.add(1.1, "c1", "outlet", 9, 21, [1, 1])) is None
-    assert r.replies.match(m.add(1.2, "c1", "outlet", 9, PUBACK=1)) is m[0]
-    assert r.acks == [(0, 2)]
-    assert r.links == []  # the OTA tracking draws the ack's link
+    ack = m.add(1.2, "c1", "outlet", 9, PUBACK=1)
+    assert r.replies.match(ack) is m[0]
+    assert ack.kind == "response" and ack.callback == 21  # a pure ack takes its request's
 
 
 def test_a_reused_packet_id_gives_up_on_the_first_request() -> None:

@@ -97,18 +97,13 @@ class Analysis:
         # dropped analysis (millions of objects) would wait for the cyclic GC to go.
         me = weakref.proxy(self)
 
-        def link(src: int, dst: int, relation: Relation, reason: str) -> None:
-            me._link(src, dst, relation, reason)
-
         def unanswered(pending: Pending, why: str, close: Close | None) -> None:
             me._unanswered(pending, why, close)
 
         self.devices = Devices(self.connections)
         self.copies = PushCopies(stall_window)
         self.ota = OtaTracker(me, self.devices, self.copies)
-        self.replies = Replies(
-            reply_timeout, link=link, unanswered=unanswered, on_ota_ack=self.ota.on_ack
-        )
+        self.replies = Replies(reply_timeout, unanswered=unanswered)
         self.sessions: list[OtaSession] = self.ota.sessions
 
     # ------------------------------------------------------------------ feeding
@@ -183,6 +178,19 @@ class Analysis:
                     self.ota.on_request(msg)
             else:
                 answered = replies.match(msg) if pending else None
+                if answered is None:
+                    pass
+                elif answered.callback == 21:
+                    self.ota.on_ack(answered, msg)
+                else:
+                    delay = (msg.t - answered.t) * 1000
+                    self._link(
+                        answered.id,
+                        msg_id,
+                        "response",
+                        f"same connection {conn} and packetID {msg.packet_id}; "
+                        f"answered in {delay:.1f} ms",
+                    )
                 if msg.callback in _OUTLET_SPECIAL:
                     self.ota.on_special(msg, answered)
 

@@ -1,8 +1,9 @@
 """Reply matching: requests waiting for their reply, and the deadlines they time out at.
 
 A reply belongs to the request on the same connection with the same packetID (and, when
-it names one, the same callback). Standalone: it is given the callables that draw a
-link and report an unanswered request, so the analysis (or a test) decides what those do.
+it names one, the same callback). Standalone: it is given the callable that reports an
+unanswered request, and returns the request a reply answers; the analysis draws the
+link, in its per-message loop (a call less per reply than a callback from here).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from proxy.core import protocol
 from proxy.core.events import Close
-from proxy.core.model import Message, Relation
+from proxy.core.model import Message
 
 
 @dataclass(slots=True)
@@ -30,8 +31,6 @@ class Pending:
 
 
 Unanswered = Callable[[Pending, str, Close | None], None]
-LinkFn = Callable[[int, int, Relation, str], None]
-AckFn = Callable[[Message, Message], None]
 
 
 class Replies:
@@ -42,17 +41,13 @@ class Replies:
     dict deletion.
     """
 
-    __slots__ = ("_link", "_on_ota_ack", "_unanswered", "order", "pending", "reply_timeout")
+    __slots__ = ("_unanswered", "order", "pending", "reply_timeout")
 
-    def __init__(
-        self, reply_timeout: float, *, link: LinkFn, unanswered: Unanswered, on_ota_ack: AckFn
-    ) -> None:
+    def __init__(self, reply_timeout: float, *, unanswered: Unanswered) -> None:
         self.reply_timeout = reply_timeout
         self.pending: dict[tuple[str, Any], Pending] = {}
         self.order: deque[Pending] = deque()
-        self._link = link
         self._unanswered = unanswered
-        self._on_ota_ack = on_ota_ack
 
     def add(self, msg: Message) -> float:
         """Wait for a reply to this app message; the time it times out (inf: not awaited,
@@ -75,8 +70,8 @@ class Replies:
         return msg.t + self.reply_timeout
 
     def match(self, msg: Message) -> Message | None:
-        """The request this outlet message answers, if any: it becomes its response (and
-        is linked to it); an OTA request's acknowledgement goes to the OTA tracking."""
+        """The request this outlet message answers, if any: it becomes its response (the
+        caller links them, or hands an OTA request's acknowledgement to the OTA tracking)."""
         pid = msg.packet_id
         if pid is None or not isinstance(pid, (int, str)):
             return None
@@ -93,16 +88,6 @@ class Replies:
         del self.pending[pending.key]
         msg.kind = "response"
         protocol.adopt_request(msg, request)
-        if request.callback == 21:
-            self._on_ota_ack(request, msg)
-        else:
-            delay = (msg.t - request.t) * 1000
-            self._link(
-                request.id,
-                msg.id,
-                "response",
-                f"same connection {msg.conn} and packetID {pid}; answered in {delay:.1f} ms",
-            )
         return request
 
     def expire(self, now: float) -> tuple[int, float]:
