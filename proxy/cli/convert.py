@@ -201,7 +201,8 @@ def _write_messages(target: Any, events: Iterable[Event]) -> int:
     """One decoded message per line: the 'analyze --json' message object plus its links."""
     import json
 
-    from proxy.core.analysis import analyze, link_json, message_json
+    from proxy.core.analysis import analyze
+    from proxy.core.analysis.schema import link_json, message_json
 
     analysis = analyze(events)
     fp = open(target, "w", encoding="utf-8") if isinstance(target, str) else target  # noqa: SIM115

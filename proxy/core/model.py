@@ -2,7 +2,7 @@
 
 These are derived data (DESIGN 3): recomputed from the events whenever a capture is
 opened, so they can change shape without breaking old captures. The JSON form of
-``analyze --json`` (DESIGN 4.4) is produced from them in ``analysis.py``.
+``analyze --json`` (DESIGN 4.4) is produced from them in ``proxy.core.analysis.schema``.
 
 Annotations, links and rows are never changed once made, but they are not ``frozen``
 dataclasses: frozen construction costs four times as much, and a large capture makes

@@ -320,7 +320,7 @@ class BoundedAnalysis(Analysis):
         """For each session: whether it can still change or be read (open, not settled,
         active within two stall windows, or the newest of its outlet and target, which
         the next request or a closing app is compared with)."""
-        open_sessions = {id(s) for s in self._open.values()}
+        open_sessions = {id(s) for s in self.ota.open.values()}
         newest = {id(s) for s in {(s.outlet_addr, s.target): s for s in self.sessions}.values()}
         recent = (self.last_t or 0.0) - 2 * self.stall_window
         return [
@@ -333,8 +333,8 @@ class BoundedAnalysis(Analysis):
 
     def _pinned(self, live: list[bool]) -> set[int]:
         """Ids of the messages the analysis may still read or annotate."""
-        pinned = {p.msg_id for p in self._pending.values()}
-        pinned.update(seen[0] for seen in self._recent_pushes.values())
+        pinned = {p.msg_id for p in self.replies.pending.values()}
+        pinned.update(seen[0] for seen in self.copies.recent.values())
         for session, is_live in zip(self.sessions, live, strict=True):
             if is_live:
                 pinned.update(session.messages)
@@ -387,7 +387,7 @@ class BoundedAnalysis(Analysis):
                 del self.connections[conn]
                 self._forgotten_connections += 1
         by_msg = self._links_by_msg
-        by_session = self._session_by_msg
+        by_session = self.ota.session_by_msg
         for msg in gone:
             by_msg.pop(msg.id, None)
             by_session.pop(msg.id, None)

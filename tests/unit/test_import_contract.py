@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PROXY = Path(__file__).resolve().parents[2] / "proxy"
-HEADLESS = sorted(path for package in ("core", "store") for path in (PROXY / package).glob("*.py"))
+HEADLESS = sorted(path for package in ("core", "store") for path in (PROXY / package).rglob("*.py"))
 FORBIDDEN = ("mitmproxy", "textual", "websockets", "tui")
 
 

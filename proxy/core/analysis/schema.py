@@ -1,0 +1,62 @@
+"""The ``analyze --json`` document (DESIGN 4.4), in one place for the CLI and the TUI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from proxy.core.model import Link, Message, OtaSession
+
+VERSION = 1
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "t": m.t,
+        "conn": m.conn,
+        "transport": m.transport,
+        "from": m.side,
+        "kind": m.kind,
+        "callback": m.callback if m.kind != "invalid" else None,
+        "name": m.name,
+        "packetID": m.packet_id,
+        "sn": m.sn,
+        "puback": m.puback,
+        "args": m.args,
+        "annotations": [
+            {"code": a.code, "severity": a.severity, "text": a.text} for a in m.annotations
+        ],
+    }
+
+
+def link_json(link: Link) -> dict[str, Any]:
+    return {"from": link.src, "to": link.dst, "relation": link.relation, "reason": link.reason}
+
+
+def session_json(s: OtaSession) -> dict[str, Any]:
+    return {
+        "request": s.request,
+        "target": s.target,
+        "method": s.method,
+        "outcome": s.outcome,
+        "messages": list(s.messages),
+        "progress": [[t, dt, pct] for t, dt, pct in s.progress],
+        "fw_before": s.fw_before,
+        "fw_expected": s.fw_expected,
+        "fw_after": s.fw_after,
+        "verified": s.verified,
+        "reason": s.reason,
+    }
+
+
+def document(
+    messages: Iterable[Message], links: Iterable[Link], sessions: Iterable[OtaSession]
+) -> dict[str, Any]:
+    """The whole document, from what an analysis holds."""
+    return {
+        "version": VERSION,
+        "messages": [message_json(m) for m in messages],
+        "links": [link_json(link) for link in links],
+        "ota": [session_json(s) for s in sessions],
+    }
