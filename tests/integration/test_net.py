@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from websockets.asyncio.client import connect
@@ -104,12 +105,42 @@ async def open_link(server: OutletServer, transport: Transport, got: Collector) 
     )
 
 
-async def test_tcp_values_split_and_merged_reach_the_handler_and_come_back(
-    served: tuple[OutletServer, Echo],
-) -> None:
+@dataclass
+class Linked:
+    """One app link to the served echo and what it collected: the setup most tests share."""
+
+    server: OutletServer
+    echo: Echo
+    got: Collector
+    link: OutletLink
+
+
+async def linked_to(served: tuple[OutletServer, Echo], transport: Transport) -> Linked:
     server, echo = served
     got = Collector()
-    link = await open_link(server, "tcp", got)
+    return Linked(server, echo, got, await open_link(server, transport, got))
+
+
+@pytest.fixture
+async def tcp(served: tuple[OutletServer, Echo]) -> Linked:
+    return await linked_to(served, "tcp")
+
+
+@pytest.fixture
+async def ws(served: tuple[OutletServer, Echo]) -> Linked:
+    return await linked_to(served, "ws")
+
+
+@pytest.fixture(params=["tcp", "ws"])
+async def linked(served: tuple[OutletServer, Echo], request: pytest.FixtureRequest) -> Linked:
+    """A link over each transport in turn, for what both must do alike."""
+    return await linked_to(served, request.param)
+
+
+async def test_tcp_values_split_and_merged_reach_the_handler_and_come_back(
+    tcp: Linked,
+) -> None:
+    echo, got, link = tcp.echo, tcp.got, tcp.link
     await link.send(b'{"a":1}{"b":')
     await echo.until(lambda: len(echo.frames) == 1)
     await link.send(b'2}\n  {"c":3}\n')
@@ -125,26 +156,20 @@ async def test_tcp_values_split_and_merged_reach_the_handler_and_come_back(
 
 
 async def test_garbage_is_an_invalid_frame_and_a_trailing_number_ends_with_the_connection(
-    served: tuple[OutletServer, Echo],
+    tcp: Linked,
 ) -> None:
-    server, echo = served
-    got = Collector()
-    link = await open_link(server, "tcp", got)
-    await link.send(b'\xff\xfe garbage {"ok":true} 42')
+    echo = tcp.echo
+    await tcp.link.send(b'\xff\xfe garbage {"ok":true} 42')
     await echo.until(lambda: len(echo.frames) == 2)
     assert echo.frames[0][1].error is not None
     assert echo.frames[1][1].value == {"ok": True}
-    await link.close()
+    await tcp.link.close()
     await echo.until(lambda: len(echo.ended) == 1)
     assert [f.value for _, f in echo.frames][-1] == 42  # completed by the close
 
 
-async def test_websocket_text_and_binary_messages_are_one_frame_each(
-    served: tuple[OutletServer, Echo],
-) -> None:
-    server, echo = served
-    got = Collector()
-    link = await open_link(server, "ws", got)
+async def test_websocket_text_and_binary_messages_are_one_frame_each(ws: Linked) -> None:
+    echo, got, link = ws.echo, ws.got, ws.link
     assert link.transport == "ws"
     await link.send(b'{"x":[1,2]}')
     await got.until_frames(1)
@@ -224,17 +249,14 @@ async def test_an_unreachable_outlet_raises_a_connect_error() -> None:
         await OutletLink.open("tcp", "127.0.0.1", port, on_frame=lambda link, frame: None)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ws"])
 async def test_the_tap_sees_what_the_app_sends_and_the_link_knows_both_real_addresses(
-    served: tuple[OutletServer, Echo], transport: Transport
+    linked: Linked,
 ) -> None:
-    server, echo = served
-    got = Collector()
-    link = await open_link(server, transport, got)
+    server, echo, got, link = linked.server, linked.echo, linked.got, linked.link
     await link.send(b'{"a":1}\n')
     await link.send(b"\xff\n")
     await echo.until(lambda: len(echo.frames) >= 1)
-    text = transport == "ws"  # a WebSocket send is a text message; TCP says if it is UTF-8
+    text = link.transport == "ws"  # a WebSocket send is a text message; TCP says if it is UTF-8
     assert got.sent == [(b'{"a":1}\n', True), (b"\xff\n", text)]
     endpoint = echo.opened[0]
     assert (link.local, link.remote) == (endpoint.peer, endpoint.local)
@@ -242,13 +264,8 @@ async def test_the_tap_sees_what_the_app_sends_and_the_link_knows_both_real_addr
     await link.close()
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ws"])
-async def test_abort_hangs_up_at_once_and_both_ends_see_it(
-    served: tuple[OutletServer, Echo], transport: Transport
-) -> None:
-    server, echo = served
-    got = Collector()
-    link = await open_link(server, transport, got)
+async def test_abort_hangs_up_at_once_and_both_ends_see_it(linked: Linked) -> None:
+    echo, got, link = linked.echo, linked.got, linked.link
     await echo.until(lambda: len(echo.opened) == 1)
     await link.abort()
     assert link.closed and link.closed_by_app and got.ended.is_set()
@@ -258,13 +275,10 @@ async def test_abort_hangs_up_at_once_and_both_ends_see_it(
     assert got.sent == []  # nothing is reported as sent that was not
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ws"])
 async def test_a_link_the_outlet_dropped_refuses_to_send_and_the_server_cannot_write(
-    served: tuple[OutletServer, Echo], transport: Transport
+    linked: Linked,
 ) -> None:
-    server, echo = served
-    got = Collector()
-    link = await open_link(server, transport, got)
+    echo, got, link = linked.echo, linked.got, linked.link
     await echo.until(lambda: len(echo.opened) == 1)
     endpoint = echo.opened[0]
     endpoint.abort()  # as a rebooting outlet: no goodbye
