@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,9 @@ from proxy.sim.scripted_app import AppResult, ScriptedApp
 from proxy.sim.state import Firmware
 from proxy.store.capture import CaptureWriter
 from proxy.store.recording import load_events
+from tests.integration.cli_support import REPO, Command, spawn
 
 WAIT = 30.0
-REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "tests" / "scenarios"
 OTA_CALLBACKS = (21, 22, 23)
 
@@ -289,16 +288,7 @@ async def test_send_shows_what_changed_on_the_outlet(up_to_date_capture: Path) -
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "replay",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
+    proc = await spawn("replay", *args)
     out, err = await asyncio.wait_for(proc.communicate(), WAIT)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -337,27 +327,9 @@ async def test_cli_send_exit_codes(up_to_date_capture: Path, tmp_path: Path) -> 
 
 
 async def _serve_cli(*args: str) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "replay",
-        "serve",
-        *args,
-        "--tcp-port",
-        "0",
-        "--no-ws",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
-    assert proc.stdout is not None
-    async with asyncio.timeout(WAIT):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            assert line, "serve exited before listening"
-            if "listening: tcp" in line:
-                return proc, int(line.split("127.0.0.1:")[1].split()[0].rstrip(","))
+    serve = Command(await spawn("replay", "serve", *args, "--tcp-port", "0", "--no-ws"), WAIT)
+    m = await serve.line_matching(r"listening: tcp 127\.0\.0\.1:(\d+)")
+    return serve.proc, int(m.group(1))
 
 
 async def test_cli_serve_answers_and_stops_on_ctrl_c_or_strict() -> None:

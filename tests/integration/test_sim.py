@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any, Literal
@@ -22,6 +20,7 @@ from proxy.core.events import Data, Open
 from proxy.core.framing import Framer
 from proxy.sim.outlet import Fault, OutletSimulator, SimConfig
 from proxy.sim.state import Firmware
+from tests.integration.cli_support import running
 
 Kind = Literal["tcp", "ws"]
 Msg = dict[str, Any]
@@ -290,13 +289,20 @@ async def test_restart_drops_everyone_refuses_connections_then_announces_itself(
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", s.tcp_port)
     async with make(reboot_seconds=0.05) as s:
-        c = await Raw.open("ws", s)
-        await c.send(5)
-        await c.until_closed()
-        c = await connect_when_up("ws", s)
-        first = await c.next()
-        assert is_push(first, 12) and args_of(first)["IM"]["sn"] == s.state.serial
+        c = await restart_and_come_back("ws", s)
         await c.close()
+
+
+async def restart_and_come_back(kind: Kind, sim: OutletSimulator) -> Raw:
+    """cb5 on a ``kind`` link, then that app back once the outlet is up: its first news
+    must be the cb12 announcement of this outlet. Returns the link it came back on."""
+    c = await Raw.open(kind, sim)
+    await c.send(5)
+    await c.until_closed()
+    back = await connect_when_up(kind, sim)
+    announce = await back.next()
+    assert is_push(announce, 12) and args_of(announce)["IM"]["sn"] == sim.state.serial
+    return back
 
 
 async def connect_when_up(kind: Kind, sim: OutletSimulator, timeout: float = WAIT) -> Raw:
@@ -555,56 +561,17 @@ def test_sim_command_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -
 
 
 async def test_sim_command_serves_prints_ota_steps_and_stops_on_ctrl_c() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "sim",
-        "--rev",
-        "A",
-        "--tcp-port",
-        "0",
-        "--ws-port",
-        "0",
-        "--ota-seconds",
-        "0.2",
-        "--reboot-seconds",
-        "0.1",
-        "--sensor-interval",
-        "0",
-        "--seed",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-
-    async def line_matching(pattern: str) -> re.Match[str]:
-        async with asyncio.timeout(WAIT):
-            while True:
-                raw = await proc.stdout.readline()  # type: ignore[union-attr]
-                assert raw, f"sim exited early: {lines}"
-                lines.append(raw.decode())
-                if m := re.search(pattern, lines[-1]):
-                    return m
-
-    try:
-        m = await line_matching(r"listening: tcp 127\.0\.0\.1:(\d+), ws (ws://\S+/ws)")
+    args = ["--rev", "A", "--tcp-port", "0", "--ws-port", "0", "--ota-seconds", "0.2"]
+    args += ["--reboot-seconds", "0.1", "--sensor-interval", "0", "--seed", "1"]
+    async with running("sim", *args, wait=WAIT) as sim:
+        m = await sim.line_matching(r"listening: tcp 127\.0\.0\.1:(\d+), ws (ws://\S+/ws)")
         _, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
         writer.write(b'{"packetID":123456,"payload":{"callbackName":21,"callbackArgs":[1,0]}}\n')
         await writer.drain()
-        await line_matching(r"OTA outlet succeeded: IM now 0\.0\.2")
+        await sim.line_matching(r"OTA outlet succeeded: IM now 0\.0\.2")
         writer.close()
-        proc.send_signal(signal.SIGINT)
-        async with asyncio.timeout(WAIT):
-            rest, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err
-    out = "".join(lines) + rest.decode()
+        out, err = await sim.interrupt()
+    assert sim.proc.returncode == 0, err
     for step in ("acknowledged", "WWW phase started", "main phase started", "rebooting"):
         assert step in out
     assert out.rstrip().endswith("stopped")
@@ -741,12 +708,7 @@ async def test_a_deco_cb21_while_a_cb24_restart_has_the_deco_offline_gets_puback
 
 async def test_the_restart_is_announced_to_the_first_app_back_and_no_later_one() -> None:
     async with make(reboot_seconds=0.05) as s:
-        c = await Raw.open("tcp", s)
-        await c.send(5)
-        await c.until_closed()
-        first = await connect_when_up("tcp", s)
-        announce = await first.next()
-        assert is_push(announce, 12) and args_of(announce)["IM"]["sn"] == s.state.serial
+        first = await restart_and_come_back("tcp", s)
         for kind in ("ws", "tcp"):
             later = await Raw.open(kind, s)
             reply, before = await later.request(9)
@@ -777,19 +739,10 @@ def test_sim_command_rejects_a_bad_fault_count(
 
 
 async def test_sim_command_acts_a_fault_out_as_many_times_as_asked() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "sim", "--rev", "A", "--tcp-port", "0", "--ws-port", "0",
-        "--sensor-interval", "0", "--fault", "refuse", "--fault-times", "2", "--seed", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        async with asyncio.timeout(WAIT):
-            while not (m := re.search(r"listening: tcp 127\.0\.0\.1:(\d+)", "".join(lines))):
-                raw = await proc.stdout.readline()
-                assert raw, f"sim exited early: {lines}"
-                lines.append(raw.decode())
+    args = ["--rev", "A", "--tcp-port", "0", "--ws-port", "0", "--sensor-interval", "0"]
+    args += ["--fault", "refuse", "--fault-times", "2", "--seed", "1"]
+    async with running("sim", *args, wait=WAIT) as sim:
+        m = await sim.line_matching(r"listening: tcp 127\.0\.0\.1:(\d+)")
         reader, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
         framer = Framer()
         framer.feed(Open(0, "c", "tcp", "app", "outlet"))
@@ -805,15 +758,8 @@ async def test_sim_command_acts_a_fault_out_as_many_times_as_asked() -> None:
                         if frame.value.get("packetID") == pid and "PUBACK" in frame.value:
                             pubacks.append(frame.value["PUBACK"])
         writer.close()
-        proc.send_signal(signal.SIGINT)
-        async with asyncio.timeout(WAIT):
-            rest, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        out, err = await sim.interrupt()
     assert pubacks == [0, 0, 1]
-    out = "".join(lines) + rest.decode()
     assert "fault: refuse on the next 2 updates" in out
     assert out.count("OTA deco refused (PUBACK 0): fault injected") == 2
     assert b"Traceback" not in err
