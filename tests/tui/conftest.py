@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -57,6 +58,27 @@ async def loaded(pilot: Pilot[None]) -> InvisApp:
         ),
     )
     return app
+
+
+async def filter_by(pilot: Pilot[None], query: str) -> None:
+    """Type ``query`` into the filter bar as a user does (f, the text, Enter), then let the
+    timeline finish narrowing to it."""
+    app = pilot.app
+    assert isinstance(app, InvisApp)
+    await pilot.press("f", *query, "enter")
+    await wait_until(pilot, lambda: app.timeline.view.complete)
+
+
+@asynccontextmanager
+async def on_screen(
+    name: str, size: tuple[int, int] = (80, 24), **options: object
+) -> AsyncIterator[tuple[InvisApp, Pilot[None]]]:
+    """A scenario's app running at ``size`` with the whole trace on screen: how most tests
+    begin."""
+    app = scenario_app(name, **options)
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        yield app, pilot
 
 
 def line_texts(app: InvisApp) -> list[str]:

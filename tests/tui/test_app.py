@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 from textual.binding import Binding
+from textual.pilot import Pilot
 
 from proxy.core.events import Close, Data, Open
 from proxy.store.recording import load_events
 from tests.tui.conftest import (
+    filter_by,
     line_texts,
     loaded,
-    scenario_app,
+    on_screen,
     scenario_events,
     source_app,
     wait_until,
@@ -40,10 +42,31 @@ async def select_message(app: InvisApp, pilot: object, msg_id: int) -> None:
     await pilot.pause()  # type: ignore[attr-defined]
 
 
+async def select_first(app: InvisApp, pilot: object, cb: int, kind: str | None = None) -> int:
+    """Put the cursor on the first message with this callback (and kind); its id."""
+    msg_id = first(app, cb, kind)
+    await select_message(app, pilot, msg_id)
+    return msg_id
+
+
+def status(app: InvisApp) -> str:
+    return str(app.query_one("#status").render())
+
+
+async def shown_refs(app: InvisApp, pilot: Pilot[None]) -> list[int]:
+    """The messages the timeline shows, once its narrowed view is complete."""
+    await wait_until(pilot, lambda: app.timeline.view.complete)
+    view = app.timeline.view
+    return [app.analysis.rows[view.row_index(p)].ref for p in range(len(view))]
+
+
+async def escape_shows_every_row(app: InvisApp, pilot: Pilot[None]) -> None:
+    await pilot.press("escape")
+    assert len(app.timeline.view) == len(app.analysis.rows)
+
+
 async def test_file_loads_every_row_and_selects_the_first() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, _):
         assert len(app.analysis.messages) > 10
         assert app.timeline.cursor == 0
         assert not app.timeline.following  # a file opens at the top
@@ -54,11 +77,8 @@ async def test_file_loads_every_row_and_selects_the_first() -> None:
 
 
 async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        request = first(app, 21, "request")
-        await select_message(app, pilot, request)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
+        request = await select_first(app, pilot, 21, "request")
         assert app.timeline.current_message is not None
         assert app.timeline.current_message.id == request
         # at 80x24 the detail waits for d; then it follows once key repeat pauses
@@ -83,9 +103,7 @@ async def test_moving_the_cursor_updates_detail_and_link_gutter() -> None:
 async def test_detail_starts_hidden_on_short_narrow_screens_and_d_toggles_it(
     size: tuple[int, int], shown: bool
 ) -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=size) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws", size=size) as (app, pilot):
         assert app.detail.display is shown
         timeline_rows = app.timeline.scrollable_content_region.height
         if not shown:
@@ -104,9 +122,7 @@ async def test_detail_starts_hidden_on_short_narrow_screens_and_d_toggles_it(
 
 
 async def test_the_detail_follows_each_resize_until_the_user_chooses() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         assert not app.detail.display
         # taller than DETAIL_MIN_HEIGHT: shown; back to 80x24: hidden again
         await pilot.resize_terminal(80, 40)
@@ -116,9 +132,7 @@ async def test_the_detail_follows_each_resize_until_the_user_chooses() -> None:
 
 
 async def test_selection_stays_on_screen_when_the_detail_opens() -> None:
-    app = scenario_app("revb_outlet_tcp")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("revb_outlet_tcp") as (app, pilot):
         tl = app.timeline
         tl.move_to(tl.scrollable_content_region.height - 1)  # the bottom line
         await pilot.press("d")
@@ -128,9 +142,7 @@ async def test_selection_stays_on_screen_when_the_detail_opens() -> None:
 
 
 async def test_jump_between_request_and_reply() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         request = first(app, 20, "request")
         reply = next(lk.dst for lk in app.analysis.links_of(request) if lk.relation == "response")
         await select_message(app, pilot, request)
@@ -141,14 +153,11 @@ async def test_jump_between_request_and_reply() -> None:
 
 
 async def test_jump_to_ota_request_and_walk_the_session() -> None:
-    app = scenario_app("revb_outlet_tcp")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("revb_outlet_tcp") as (app, pilot):
         session = app.analysis.sessions[0]
         assert session.request is not None
         members = sorted(set(session.messages) | {session.request})
-        progress = first(app, 22)
-        await select_message(app, pilot, progress)
+        await select_first(app, pilot, 22)
         await pilot.press("o")
         assert app.timeline.current_message.id == session.request  # type: ignore[union-attr]
         await pilot.press("right_square_bracket")
@@ -159,30 +168,19 @@ async def test_jump_to_ota_request_and_walk_the_session() -> None:
 
 
 async def test_filter_shows_only_matching_rows_and_escape_clears() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        await pilot.press("f")
-        await pilot.press(*"cb:22")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: app.timeline.view.complete)
-        view = app.timeline.view
-        assert len(view) == sum(1 for m in app.analysis.messages if m.callback == 22)
-        for p in range(len(view)):
-            row = app.analysis.rows[view.row_index(p)]
-            assert app.analysis.messages[row.ref].callback == 22
-        assert "filter: cb:22" in str(app.query_one("#status").render())
-        await pilot.press("escape")
-        assert len(app.timeline.view) == len(app.analysis.rows)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
+        await filter_by(pilot, "cb:22")
+        refs = await shown_refs(app, pilot)
+        assert len(refs) == sum(1 for m in app.analysis.messages if m.callback == 22)
+        for ref in refs:
+            assert app.analysis.messages[ref].callback == 22
+        assert "filter: cb:22" in status(app)
+        await escape_shows_every_row(app, pilot)
 
 
 async def test_bad_filter_is_explained_and_not_applied() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        await pilot.press("f")
-        await pilot.press(*"cb:21 and (")
-        await pilot.press("enter")
+    async with on_screen("reva_outlet_ws") as (app, pilot):
+        await pilot.press("f", *"cb:21 and (", "enter")
         error = app.query_one("#query-error")
         assert error.display
         assert "a term is missing" in str(error.render())
@@ -193,9 +191,7 @@ async def test_bad_filter_is_explained_and_not_applied() -> None:
 
 
 async def test_incremental_search_next_and_previous() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         matches = [m.id for m in app.analysis.messages if m.callback == 22]
         assert len(matches) >= 3
         await pilot.press("slash")
@@ -211,9 +207,7 @@ async def test_incremental_search_next_and_previous() -> None:
 
 
 async def test_plain_text_search_falls_back_from_a_bad_expression() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         await pilot.press("slash", *"WWW partition (", "enter")
         # "(" alone is not an expression: searched as text, and nothing has it
         assert app.search is not None
@@ -227,9 +221,7 @@ async def test_plain_text_search_falls_back_from_a_bad_expression() -> None:
 
 
 async def test_marks_and_jumping_between_them() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         await pilot.press("down", "m")
         await pilot.press("down", "down", "down", "m")
         assert app.timeline.marks == {1, 4}
@@ -246,9 +238,7 @@ async def test_marks_and_jumping_between_them() -> None:
 
 
 async def test_time_mode_cycles_relative_delta_absolute() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         assert app.timeline.render_line(0).text[3:].strip().startswith("0.000")
         await pilot.press("t")
         assert app.timeline.time_mode == "delta"
@@ -282,41 +272,33 @@ async def test_live_follow_pauses_on_scroll_up_and_counts_new_rows() -> None:
         await wait_until(pilot, lambda: not app.feeder.backlog and tl.new_rows > 0)
         assert tl.cursor == paused_at
         assert tl.new_rows == len(app.analysis.rows) - before
-        assert f"{tl.new_rows} new" in str(app.query_one("#status").render())
+        assert f"{tl.new_rows} new" in status(app)
         await pilot.press("F")
         assert tl.following and tl.new_rows == 0
         assert tl.cursor == len(tl.view) - 1
-        assert "following" in str(app.query_one("#status").render())
+        assert "following" in status(app)
         await pilot.press("up", "end")
         assert tl.following
 
 
 async def test_choosing_an_ota_session_filters_the_timeline() -> None:
-    app = scenario_app("concurrent_outlet_and_deco")
-    async with app.run_test(size=(160, 50)) as pilot:
-        await loaded(pilot)
+    async with on_screen("concurrent_outlet_and_deco", size=(160, 50)) as (app, pilot):
         assert len(app.analysis.sessions) == 2
         await pilot.press("s")
         assert app.ota.has_focus
         await pilot.press("down", "enter")
-        await wait_until(pilot, lambda: app.timeline.view.complete)
+        shown = set(await shown_refs(app, pilot))
         session = app.analysis.sessions[1]
         members = set(session.messages) | {session.request}
-        view = app.timeline.view
-        shown = {app.analysis.rows[view.row_index(p)].ref for p in range(len(view))}
         assert shown == members
         assert app.timeline.has_focus
-        assert "OTA #2 only" in str(app.query_one("#status").render())
-        await pilot.press("escape")
-        assert len(app.timeline.view) == len(app.analysis.rows)
+        assert "OTA #2 only" in status(app)
+        await escape_shows_every_row(app, pilot)
 
 
 async def test_copy_puts_the_message_json_on_the_clipboard() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        request = first(app, 21, "request")
-        await select_message(app, pilot, request)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
+        request = await select_first(app, pilot, 21, "request")
         await pilot.press("c")
         copied = json.loads(app.clipboard)
         assert copied["id"] == request
@@ -325,11 +307,8 @@ async def test_copy_puts_the_message_json_on_the_clipboard() -> None:
 
 
 async def test_export_writes_the_visible_rows(tmp_path: Path) -> None:
-    app = scenario_app("reva_outlet_ws", export_dir=tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        await pilot.press("f", *"cb:21-23", "enter")
-        await wait_until(pilot, lambda: app.timeline.view.complete)
+    async with on_screen("reva_outlet_ws", export_dir=tmp_path) as (app, pilot):
+        await filter_by(pilot, "cb:21-23")
         await pilot.press("e")
         path = tmp_path / "reva_outlet_ws-export-1.json"
         doc = json.loads(path.read_text())
@@ -355,12 +334,10 @@ async def test_export_writes_the_visible_rows(tmp_path: Path) -> None:
 async def test_copy_and_exports_hide_credentials_until_redaction_is_turned_off(
     tmp_path: Path,
 ) -> None:
-    app = scenario_app("two_apps", export_dir=tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("two_apps", export_dir=tmp_path) as (app, pilot):
         config = first(app, 1, "response")
         assert b"hunter2" in app.analysis.messages[config].raw
-        assert "redact: on" in str(app.query_one("#status").render())
+        assert "redact: on" in status(app)
         await select_message(app, pilot, config)
         await pilot.press("c")
         copied = json.loads(app.clipboard)
@@ -382,19 +359,17 @@ async def test_copy_and_exports_hide_credentials_until_redaction_is_turned_off(
         assert [m.callback for m in again.messages] == [m.callback for m in app.analysis.messages]
         # R turns it off, and the status bar says so; the copy is then as captured
         await pilot.press("R")
-        assert "redact: OFF" in str(app.query_one("#status").render())
+        assert "redact: OFF" in status(app)
         await pilot.press("c")
         assert json.loads(app.clipboard)["args"]["sys_prefs"]["mqtt"]["pass"] == "hunter2"
         await pilot.press("e")
         assert "hunter2" in (tmp_path / "two_apps-export-2.json").read_text()
         await pilot.press("R")
-        assert "redact: on" in str(app.query_one("#status").render())
+        assert "redact: on" in status(app)
 
 
 async def test_help_screen_opens_and_closes() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = {k for k, _, _ in app.screen.keys}
@@ -405,9 +380,7 @@ async def test_help_screen_opens_and_closes() -> None:
 
 
 async def test_every_action_is_a_palette_command() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, _):
         titles = {c.title for c in app.get_system_commands(app.screen)}
         by_action = {c.action: c for c in commands.COMMANDS}
         for binding in InvisApp.BINDINGS:
@@ -447,7 +420,7 @@ async def test_play_controls_pause_step_and_speed() -> None:
         assert source.speed == 4.0
         await pilot.press("minus")
         assert source.speed == 2.0
-        assert "paused ×2" in str(app.query_one("#status").render())
+        assert "paused ×2" in status(app)
         await pilot.press("space")
         assert not source.paused
         await pilot.press("question_mark")
@@ -498,9 +471,7 @@ async def test_follow_tails_a_capture_that_is_still_being_written(tmp_path: Path
 
 
 async def test_rows_show_the_analysis_verdict_at_80_columns() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
         spurious = next(m.id for m in app.analysis.messages if m.has("spurious-ota-result"))
         await select_message(app, pilot, spurious)
         tl = app.timeline

@@ -6,11 +6,12 @@ Update after a deliberate change with ``pytest tests/tui/test_snapshots.py
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.pilot import Pilot
 
-from tests.tui.conftest import loaded, scenario_app, wait_until
+from tests.tui.conftest import filter_by, loaded, scenario_app
 
 
 async def _select_cb21(pilot: Pilot[Any]) -> None:
@@ -23,9 +24,8 @@ async def _select_cb21(pilot: Pilot[Any]) -> None:
 
 
 async def _filtered(pilot: Pilot[Any]) -> None:
-    app = await loaded(pilot)
-    await pilot.press("f", *"cb:21-23 and not kind:push", "enter")
-    await wait_until(pilot, lambda: app.timeline.view.complete)
+    await loaded(pilot)
+    await filter_by(pilot, "cb:21-23 and not kind:push")
 
 
 async def _bad_filter(pilot: Pilot[Any]) -> None:
@@ -38,31 +38,28 @@ async def _help(pilot: Pilot[Any]) -> None:
     await pilot.press("question_mark")
 
 
-def test_main_80x24(snap_compare: Any) -> None:
-    app = scenario_app("revb_outlet_tcp")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_select_cb21)
+Before = Callable[[Pilot[Any]], Awaitable[None]]
+
+SHOTS: dict[str, tuple[str, tuple[int, int], Before]] = {
+    "test_main_80x24": ("revb_outlet_tcp", (80, 24), _select_cb21),
+    "test_main_160x50": ("concurrent_outlet_and_deco", (160, 50), _select_cb21),
+    "test_filtered_80x24": ("reva_outlet_ws", (80, 24), _filtered),
+    "test_bad_filter_80x24": ("reva_outlet_ws", (80, 24), _bad_filter),
+    "test_help_80x24": ("reva_outlet_ws", (80, 24), _help),
+    "test_help_160x50": ("reva_outlet_ws", (160, 50), _help),
+}
+"""Test name (it names the SVG in __snapshots__) -> scenario, terminal size, what to do first.
+
+Named tests rather than a parametrized one, because the parameters would rename the SVGs."""
 
 
-def test_main_160x50(snap_compare: Any) -> None:
-    app = scenario_app("concurrent_outlet_and_deco")
-    assert snap_compare(app, terminal_size=(160, 50), run_before=_select_cb21)
+def _snapshot_test(name: str, scenario: str, size: tuple[int, int], before: Before) -> Any:
+    def test(snap_compare: Any) -> None:
+        assert snap_compare(scenario_app(scenario), terminal_size=size, run_before=before)
+
+    test.__name__ = test.__qualname__ = name
+    return test
 
 
-def test_filtered_80x24(snap_compare: Any) -> None:
-    app = scenario_app("reva_outlet_ws")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_filtered)
-
-
-def test_bad_filter_80x24(snap_compare: Any) -> None:
-    app = scenario_app("reva_outlet_ws")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_bad_filter)
-
-
-def test_help_80x24(snap_compare: Any) -> None:
-    app = scenario_app("reva_outlet_ws")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_help)
-
-
-def test_help_160x50(snap_compare: Any) -> None:
-    app = scenario_app("reva_outlet_ws")
-    assert snap_compare(app, terminal_size=(160, 50), run_before=_help)
+for _name, _shot in SHOTS.items():
+    globals()[_name] = _snapshot_test(_name, *_shot)

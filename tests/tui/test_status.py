@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from tests.tui.conftest import loaded, scenario_app, wait_until
+from tests.tui.conftest import filter_by, on_screen, wait_until
 from tui.app import InvisApp
 from tui.status import ELLIPSIS, SEPARATOR, Part, crop, fit, fitted, status_parts
 
@@ -112,11 +112,8 @@ def status_line(app: InvisApp) -> str:
 
 
 async def test_the_status_bar_keeps_filter_and_redaction_readable_at_80x24() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
-        await pilot.press("f", *"cb:21-23 and not kind:push", "enter")
-        await wait_until(pilot, lambda: app.timeline.view.complete)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
+        await filter_by(pilot, "cb:21-23 and not kind:push")
         line = status_line(app)
         assert "filter: cb:21-23 and not kind:push" in line
         assert line.endswith("redact: on"), line
@@ -131,11 +128,8 @@ async def test_the_status_bar_keeps_filter_and_redaction_readable_at_80x24() -> 
 
 
 async def test_the_status_bar_refits_when_the_terminal_is_resized() -> None:
-    app = scenario_app("reva_outlet_ws")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
-        await pilot.press("f", *"cb:21-23 and not kind:push", "enter")
-        await wait_until(pilot, lambda: app.timeline.view.complete)
+    async with on_screen("reva_outlet_ws") as (app, pilot):
+        await filter_by(pilot, "cb:21-23 and not kind:push")
         assert "time:" not in status_line(app)
         await pilot.resize_terminal(160, 24)
         await wait_until(pilot, lambda: "time: relative" in status_line(app))
