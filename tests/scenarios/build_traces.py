@@ -19,18 +19,28 @@ OUTLET_HOST = "10.0.0.5"
 SN = "11B27540076"
 
 
-class Trace:
+class Timeline:
+    """The clock and the app's next port of a capture written by hand, event by event.
+
+    Shared with the hand-built captures of tests/unit/test_analysis_ota.py."""
+
+    def __init__(self, first_port: int) -> None:
+        self.t = 0.0
+        self.ports = iter(range(first_port, 60000))
+
+    def _at(self, dt: float) -> float:
+        """The time ``dt`` seconds after the previous event (rounded as traces store it)."""
+        self.t = round(self.t + dt, 6)
+        return self.t
+
+
+class Trace(Timeline):
     """A tiny DSL: every call appends one event, ``dt`` seconds after the previous."""
 
     def __init__(self, title: str) -> None:
+        super().__init__(first_port=50122)
         self.lines: list[dict[str, Any]] = [{"invisproxy_trace": 1, "title": title}]
-        self.t = 0.0
         self.transport: dict[str, str] = {}
-        self.ports = iter(range(50122, 60000))
-
-    def _at(self, dt: float) -> float:
-        self.t = round(self.t + dt, 6)
-        return self.t
 
     def open(self, conn: str, transport: str = "tcp", dt: float = 0.01) -> None:
         port = 3333 if transport == "tcp" else 80

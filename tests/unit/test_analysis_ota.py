@@ -12,6 +12,7 @@ from typing import Any
 from proxy.core import protocol
 from proxy.core.analysis import Analysis, analyze
 from proxy.core.events import Close, Data, Event, Open
+from tests.scenarios.build_traces import Timeline
 
 SN = "11B27540076"
 UPDATES = {
@@ -20,17 +21,12 @@ UPDATES = {
 }
 
 
-class Wire:
+class Wire(Timeline):
     """Events one after another; ``dt`` seconds apart."""
 
     def __init__(self) -> None:
+        super().__init__(first_port=50000)
         self.events: list[Event] = []
-        self.t = 0.0
-        self.ports = iter(range(50000, 60000))
-
-    def _at(self, dt: float) -> float:
-        self.t = round(self.t + dt, 6)
-        return self.t
 
     def open(self, conn: str, transport: str = "ws", dt: float = 0.01) -> None:
         port = 80 if transport == "ws" else 3333
@@ -58,6 +54,18 @@ class Wire:
     def close(self, conn: str, by: str | None, dt: float = 0.01) -> None:
         self.events.append(Close(self._at(dt), conn, by))  # type: ignore[arg-type]
 
+    # The recurring exchanges, as in the scenario builder: each is the calls it replaces.
+
+    def offer(self, conn: str, pid: int) -> None:
+        """The app's cb20 and the outlet's answer offering ``UPDATES``."""
+        self.req(conn, pid, 20)
+        self.out(conn, pid, cb=20, args=UPDATES, PUBACK=1, dt=0.02)
+
+    def request(self, conn: str, pid: int, target_method: list[int], puback: int = 1) -> None:
+        """The app's cb21 and the outlet's bare PUBACK ``puback`` to it."""
+        self.req(conn, pid, 21, target_method)
+        self.out(conn, pid, PUBACK=puback, dt=0.02)
+
 
 def notes(analysis: Analysis, msg_id: int, code: str) -> list[str]:
     return [a.text for a in analysis.messages[msg_id].annotations if a.code == code]
@@ -69,8 +77,7 @@ def test_an_ack_with_a_status_shaped_payload_opens_no_phantom_update() -> None:
     and the app's real outlet cb21 after it was called a retry of that phantom."""
     w = Wire()
     w.open("c1")
-    w.req("c1", 100001, 20)  # 0
-    w.out("c1", 100001, cb=20, args=UPDATES, PUBACK=1, dt=0.02)  # 1
+    w.offer("c1", 100001)  # 0-1
     w.req("c1", 100002, 21, [2, 1])  # 2
     w.out("c1", 100002, cb=21, args=[1, 1], PUBACK=1, dt=0.001)  # 3: the ack
     w.req("c1", 100003, 21, [1, 0], dt=1.0)  # 4: an outlet update
@@ -129,8 +136,7 @@ def test_an_unknown_closer_is_no_proof_of_revb() -> None:
 def test_an_app_that_closes_inside_the_stall_window_did_not_give_up() -> None:
     w = Wire()
     w.open("c1")
-    w.req("c1", 100002, 21, [1, 0])  # 0
-    w.out("c1", 100002, PUBACK=1, dt=0.02)  # 1
+    w.request("c1", 100002, [1, 0])  # 0-1
     w.out("c1", 900001, cb=22, args=[1, 10], dt=1.0)  # 2
     w.close("c1", "app", dt=59.0)
     w.open("c2", dt=1.0)
@@ -146,8 +152,7 @@ def test_another_app_on_a_live_connection_is_not_the_requesting_app() -> None:
     w = Wire()
     w.open("c1")
     w.open("c2")
-    w.req("c1", 100002, 21, [1, 0])  # 0
-    w.out("c1", 100002, PUBACK=1, dt=0.02)  # 1
+    w.request("c1", 100002, [1, 0])  # 0-1
     w.out("c1", 900001, cb=22, args=[1, 10], dt=1.0)  # 2
     w.req("c2", 200002, 21, [1, 0], dt=70.0)  # 3
     a = analyze(w.events)
@@ -158,8 +163,7 @@ def test_another_app_on_a_live_connection_is_not_the_requesting_app() -> None:
 def test_a_refusal_the_app_answers_with_a_new_request_is_not_ignored() -> None:
     w = Wire()
     w.open("c1")
-    w.req("c1", 100002, 21, [1, 0])  # 0
-    w.out("c1", 100002, PUBACK=0, dt=0.02)  # 1
+    w.request("c1", 100002, [1, 0], puback=0)  # 0-1
     w.req("c1", 100003, 21, [1, 0], dt=10.0)  # 2
     w.out("c1", 100003, PUBACK=1, dt=0.02)  # 3
     w.out("c1", 900001, cb=11, args=[1, {}], dt=70.0)  # 4
@@ -171,8 +175,7 @@ def test_a_refusal_the_app_answers_with_a_new_request_is_not_ignored() -> None:
 def test_a_refusal_with_no_offer_in_the_capture_claims_no_reason() -> None:
     w = Wire()
     w.open("c1")
-    w.req("c1", 100002, 21, [2, 0])  # 0
-    w.out("c1", 100002, PUBACK=0, dt=0.02)  # 1
+    w.request("c1", 100002, [2, 0], puback=0)  # 0-1
     a = analyze(w.events)
     (text,) = notes(a, 1, "puback-failure")
     assert "deco target" in text
@@ -187,10 +190,8 @@ def test_a_verification_left_open_at_the_end_says_why() -> None:
     """A succeeded update with no firmware read after it is 'not verified' with a reason."""
     w = Wire()
     w.open("c1")
-    w.req("c1", 100001, 20)  # 0
-    w.out("c1", 100001, cb=20, args=UPDATES, PUBACK=1, dt=0.02)  # 1
-    w.req("c1", 100002, 21, [2, 0])  # 2
-    w.out("c1", 100002, PUBACK=1, dt=0.02)  # 3
+    w.offer("c1", 100001)  # 0-1
+    w.request("c1", 100002, [2, 0])  # 2-3
     w.out("c1", 800001, cb=23, args=[2, 1], dt=1.0)  # 4
     a = analyze(w.events)
     (session,) = a.sessions
@@ -201,8 +202,7 @@ def test_a_verification_left_open_at_the_end_says_why() -> None:
 def test_no_text_says_a_outlet() -> None:
     w = Wire()
     w.open("c1")
-    w.req("c1", 100002, 21, [1, 0])  # 0
-    w.out("c1", 100002, PUBACK=1, dt=0.02)  # 1
+    w.request("c1", 100002, [1, 0])  # 0-1
     w.out("c1", 900001, cb=22, args=[1, 10], dt=1.0)  # 2
     w.req("c1", 100003, 21, [1, 0], dt=1.0)  # 3: a retry
     a = analyze(w.events)
@@ -215,10 +215,8 @@ def test_a_refusal_after_the_update_went_in_is_up_to_date_not_unexplained() -> N
     request's PUBACK 0 is 'already up to date', not 'not for lack of an update'."""
     w = Wire()
     w.open("c1")
-    w.req("c1", 100001, 20)  # 0
-    w.out("c1", 100001, cb=20, args=UPDATES, PUBACK=1, dt=0.02)  # 1
-    w.req("c1", 100002, 21, [1, 0])  # 2
-    w.out("c1", 100002, PUBACK=1, dt=0.02)  # 3
+    w.offer("c1", 100001)  # 0-1
+    w.request("c1", 100002, [1, 0])  # 2-3
     w.out("c1", 900001, cb=23, args=[1, 1], dt=1.0)  # 4
     w.close("c1", "outlet")
     w.open("c2", dt=5.0)
