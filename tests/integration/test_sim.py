@@ -8,6 +8,7 @@ import json
 import re
 import socket
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from proxy.core.events import Data, Open
 from proxy.core.framing import Framer
 from proxy.sim.outlet import Fault, OutletSimulator, SimConfig
 from proxy.sim.state import Firmware
-from tests.integration.cli_support import running
+from tests.integration.cli_support import Command, running
 
 Kind = Literal["tcp", "ws"]
 Msg = dict[str, Any]
@@ -560,12 +561,25 @@ def test_sim_command_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -
     )
 
 
-async def test_sim_command_serves_prints_ota_steps_and_stops_on_ctrl_c() -> None:
-    args = ["--rev", "A", "--tcp-port", "0", "--ws-port", "0", "--ota-seconds", "0.2"]
-    args += ["--reboot-seconds", "0.1", "--sensor-interval", "0", "--seed", "1"]
-    async with running("sim", *args, wait=WAIT) as sim:
+@asynccontextmanager
+async def sim_command(
+    *args: str,
+) -> AsyncIterator[tuple[Command, asyncio.StreamReader, asyncio.StreamWriter]]:
+    """``invisproxy sim`` as a user starts it (revA, free ports, seed 1, no sensor pushes,
+    then ``args``), and an app connected to its TCP port once it says where it listens."""
+    base = ["--rev", "A", "--tcp-port", "0", "--ws-port", "0", "--sensor-interval", "0"]
+    async with running("sim", *base, "--seed", "1", *args, wait=WAIT) as sim:
         m = await sim.line_matching(r"listening: tcp 127\.0\.0\.1:(\d+), ws (ws://\S+/ws)")
-        _, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
+        try:
+            yield sim, reader, writer
+        finally:
+            writer.close()
+
+
+async def test_sim_command_serves_prints_ota_steps_and_stops_on_ctrl_c() -> None:
+    args = ["--ota-seconds", "0.2", "--reboot-seconds", "0.1"]
+    async with sim_command(*args) as (sim, _, writer):
         writer.write(b'{"packetID":123456,"payload":{"callbackName":21,"callbackArgs":[1,0]}}\n')
         await writer.drain()
         await sim.line_matching(r"OTA outlet succeeded: IM now 0\.0\.2")
@@ -739,11 +753,7 @@ def test_sim_command_rejects_a_bad_fault_count(
 
 
 async def test_sim_command_acts_a_fault_out_as_many_times_as_asked() -> None:
-    args = ["--rev", "A", "--tcp-port", "0", "--ws-port", "0", "--sensor-interval", "0"]
-    args += ["--fault", "refuse", "--fault-times", "2", "--seed", "1"]
-    async with running("sim", *args, wait=WAIT) as sim:
-        m = await sim.line_matching(r"listening: tcp 127\.0\.0\.1:(\d+)")
-        reader, writer = await asyncio.open_connection("127.0.0.1", int(m.group(1)))
+    async with sim_command("--fault", "refuse", "--fault-times", "2") as (sim, reader, writer):
         framer = Framer()
         framer.feed(Open(0, "c", "tcp", "app", "outlet"))
         pubacks: list[int] = []
