@@ -3,11 +3,15 @@
 The expectations below were worked out from protocol/README section 4 by reading each
 trace (tests/scenarios/build_traces.py builds them; message numbers are in its
 comments), not by running the analysis.
+
+Over 500 lines because EXPECTED holds one hand-worked entry per scenario (31 of them)
+beside the checks that read it; each entry sits next to the others it is compared with.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,30 @@ def progress_links(src: int, ids: range | list[int]) -> set[tuple[int, int, str]
     return {(src, i, "ota-progress") for i in ids}
 
 
+def session(
+    request: int,
+    target: str | None,
+    outcome: str,
+    messages: Iterable[int] | None = None,
+    **facts: Any,
+) -> dict[str, Any]:
+    """An expected OTA session, by the keys it is checked on: ``target`` and ``messages``
+    only where not None; ``facts`` are further keys (method, progress_types, ...)."""
+    want: dict[str, Any] = {"request": request, "outcome": outcome, **facts}
+    if target is not None:
+        want["target"] = target
+    if messages is not None:
+        want["messages"] = list(messages)
+    return want
+
+
+def firmware(
+    before: str, expected: str, after: str | None, *, verified: bool | None
+) -> dict[str, Any]:
+    """The firmware facts of a session: before, expected, read after, and the verdict."""
+    return {"fw_before": before, "fw_expected": expected, "fw_after": after, "verified": verified}
+
+
 EXPECTED: dict[str, Expected] = {
     "reva_outlet_ws": Expected(
         links={(0, 1, "response"), (2, 3, "response"), (4, 5, "ota-ack"), (4, 6, "ota-result")}
@@ -67,18 +95,9 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(4, range(13, 18))
         | {(4, 18, "ota-result"), (4, 19, "ota-verify"), (20, 21, "response")},
         sessions=[
-            {
-                "request": 4,
-                "target": "outlet",
-                "method": "wifi",
-                "outcome": "succeeded",
-                "messages": list(range(4, 20)),
-                "fw_before": "0.0.1",
-                "fw_expected": "0.0.2",
-                "fw_after": "0.0.2",
-                "verified": True,
-                "progress_types": [3] * 5 + [1] * 5,
-            }
+            session(4, "outlet", "succeeded", range(4, 20), method="wifi")
+            | firmware("0.0.1", "0.0.2", "0.0.2", verified=True)
+            | {"progress_types": [3] * 5 + [1] * 5}
         ],
         annotations={
             6: {"spurious-ota-result"},
@@ -94,18 +113,9 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(2, range(8, 11))
         | {(2, 11, "ota-result"), (2, 12, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "outlet",
-                "method": "wifi",
-                "outcome": "succeeded",
-                "messages": list(range(2, 13)),
-                "fw_before": "1.2.0",
-                "fw_expected": "1.3.0",
-                "fw_after": "1.3.0",
-                "verified": True,
-                "progress_types": [3, 3, 3, 1, 1, 1],
-            }
+            session(2, "outlet", "succeeded", range(2, 13), method="wifi")
+            | firmware("1.2.0", "1.3.0", "1.3.0", verified=True)
+            | {"progress_types": [3, 3, 3, 1, 1, 1]}
         ],
         annotations={
             2: {"fire-and-forget", "ota-restart"},
@@ -119,17 +129,8 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(2, range(5, 8))
         | {(2, 8, "ota-result"), (9, 10, "response"), (2, 11, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "method": "wifi",
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 6, 7, 8, 11],
-                "fw_before": "0.5.0",
-                "fw_expected": "0.5.1",
-                "fw_after": "0.5.1",
-                "verified": True,
-            }
+            session(2, "deco", "succeeded", [2, 3, 4, 5, 6, 7, 8, 11], method="wifi")
+            | firmware("0.5.0", "0.5.1", "0.5.1", verified=True)
         ],
         annotations={4: {"spurious-ota-result"}},
     ),
@@ -138,32 +139,16 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(2, [4, 5])
         | {(2, 6, "ota-result"), (7, 8, "response"), (2, 8, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "method": "via-outlet",
-                "outcome": "succeeded",
-                "fw_before": "0.5.0",
-                "fw_expected": "0.6.0",
-                "fw_after": "0.5.0",
-                "verified": False,
-            }
+            session(2, "deco", "succeeded", method="via-outlet")
+            | firmware("0.5.0", "0.6.0", "0.5.0", verified=False)
         ],
         annotations={8: {"fw-mismatch"}},
     ),
     "refused": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack")},
         sessions=[
-            {
-                "request": 2,
-                "target": "outlet",
-                "outcome": "refused",
-                "messages": [2, 3],
-                "fw_before": "0.0.2",
-                "fw_expected": "0.0.2",
-                "fw_after": None,
-                "verified": None,
-            }
+            session(2, "outlet", "refused", [2, 3])
+            | firmware("0.0.2", "0.0.2", None, verified=None)
         ],
         annotations={3: {"puback-failure"}},
     ),
@@ -171,37 +156,28 @@ EXPECTED: dict[str, Expected] = {
         links={(0, 1, "ota-ack"), (0, 2, "ota-result")}
         | progress_links(0, [3, 4])
         | {(0, 5, "ota-result")},
-        sessions=[{"request": 0, "outcome": "failed", "messages": [0, 1, 2, 3, 4, 5]}],
+        sessions=[session(0, None, "failed", [0, 1, 2, 3, 4, 5])],
         annotations={2: {"spurious-ota-result"}, 5: {"ota-failed"}},
     ),
     "failed_revb_sync": Expected(
         links={(0, 1, "ota-sync")},
-        sessions=[{"request": 0, "target": "outlet", "outcome": "failed", "messages": [0, 1]}],
+        sessions=[session(0, "outlet", "failed", [0, 1])],
         annotations={0: {"fire-and-forget", "ota-restart"}, 1: {"ota-failed"}},
     ),
     "stalled": Expected(
         links={(0, 1, "ota-ack")} | progress_links(0, [2, 3]),
-        sessions=[{"request": 0, "outcome": "stalled", "messages": [0, 1, 2, 3]}],
+        sessions=[session(0, None, "stalled", [0, 1, 2, 3])],
         annotations={3: {"ota-stalled"}},
     ),
     "in_progress": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
-        sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
+        sessions=[session(0, None, "in-progress", [0, 1, 2])],
     ),
     "orphan_progress": Expected(
         links=set(),
         sessions=[
-            {
-                "request": None,
-                "target": "outlet",
-                "method": None,
-                "outcome": "succeeded",
-                "messages": [0, 1, 2, 3, 4],
-                "fw_before": None,
-                "fw_expected": None,
-                "fw_after": "0.0.2",
-                "verified": None,
-            }
+            session(None, "outlet", "succeeded", [0, 1, 2, 3, 4], method=None)
+            | firmware(None, None, "0.0.2", verified=None)
         ],
         annotations={3: {"ota-restart"}},
     ),
@@ -220,28 +196,10 @@ EXPECTED: dict[str, Expected] = {
             (4, 13, "ota-verify"),
         },
         sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "method": "via-outlet",
-                "outcome": "succeeded",
-                "messages": [2, 3, 6, 8, 9, 11],
-                "fw_before": "0.5.0",
-                "fw_expected": "0.5.1",
-                "fw_after": "0.5.1",
-                "verified": True,
-            },
-            {
-                "request": 4,
-                "target": "outlet",
-                "method": "wifi",
-                "outcome": "succeeded",
-                "messages": [4, 5, 7, 10, 12, 13],
-                "fw_before": "0.0.1",
-                "fw_expected": "0.0.2",
-                "fw_after": "0.0.2",
-                "verified": True,
-            },
+            session(2, "deco", "succeeded", [2, 3, 6, 8, 9, 11], method="via-outlet")
+            | firmware("0.5.0", "0.5.1", "0.5.1", verified=True),
+            session(4, "outlet", "succeeded", [4, 5, 7, 10, 12, 13], method="wifi")
+            | firmware("0.0.1", "0.0.2", "0.0.2", verified=True),
         ],
         annotations={12: {"ota-restart"}},
     ),
@@ -280,17 +238,9 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(2, range(6, 12))
         | {(2, 12, "ota-result"), (2, 13, "ota-result"), (2, 14, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "outlet",
-                "outcome": "succeeded",
-                "messages": list(range(2, 15)),
-                "fw_before": "0.0.1",
-                "fw_expected": "0.0.2",
-                "fw_after": "0.0.2",
-                "verified": True,
-                "progress_types": [1, 1, 1],
-            }
+            session(2, "outlet", "succeeded", range(2, 15))
+            | firmware("0.0.1", "0.0.2", "0.0.2", verified=True)
+            | {"progress_types": [1, 1, 1]}
         ],
         annotations={
             4: {"spurious-ota-result"},
@@ -303,14 +253,7 @@ EXPECTED: dict[str, Expected] = {
     "resent_request": Expected(
         links={(0, 1, "response"), (3, 4, "ota-ack"), (2, 5, "ota-progress")}
         | {(2, 6, "ota-result"), (2, 7, "ota-verify")},
-        sessions=[
-            {
-                "request": 2,
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 6, 7],
-                "verified": True,
-            }
-        ],
+        sessions=[session(2, None, "succeeded", [2, 3, 4, 5, 6, 7], verified=True)],
         annotations={
             2: {"fire-and-forget"},
             3: {"ota-retry"},
@@ -320,7 +263,7 @@ EXPECTED: dict[str, Expected] = {
     "second_app_refused": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress"), (3, 4, "ota-ack")}
         | {(0, 5, "ota-progress"), (0, 6, "ota-result")},
-        sessions=[{"request": 0, "outcome": "succeeded", "messages": list(range(7))}],
+        sessions=[session(0, None, "succeeded", range(7))],
         annotations={
             3: {"ota-retry"},
             4: {"puback-failure"},
@@ -328,19 +271,12 @@ EXPECTED: dict[str, Expected] = {
     ),
     "midcapture_failure": Expected(
         links=set(),
-        sessions=[{"request": None, "target": "outlet", "outcome": "failed", "messages": [0]}],
+        sessions=[session(None, "outlet", "failed", [0])],
         annotations={0: {"ota-failed"}},
     ),
     "midcapture_spurious_result": Expected(
         links=set(),
-        sessions=[
-            {
-                "request": None,
-                "outcome": "succeeded",
-                "messages": [0, 1, 2, 3],
-                "progress_types": [1, 1],
-            }
-        ],
+        sessions=[session(None, None, "succeeded", [0, 1, 2, 3]) | {"progress_types": [1, 1]}],
         annotations={0: {"spurious-ota-result"}},
     ),
     "deco_early_device_info": Expected(
@@ -348,68 +284,46 @@ EXPECTED: dict[str, Expected] = {
         | {(2, 5, "ota-result"), (6, 7, "response"), (8, 9, "response"), (10, 11, "response")}
         | {(2, 11, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "method": "via-outlet",
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 11],
-                "fw_before": "0.5.0",
-                "fw_after": "0.5.1",
-                "verified": True,
-            }
+            session(
+                2,
+                "deco",
+                "succeeded",
+                [2, 3, 4, 5, 11],
+                method="via-outlet",
+                fw_before="0.5.0",
+                fw_after="0.5.1",
+                verified=True,
+            )
         ],
     ),
     "deco_slow_to_report": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
         | {(5, 6, "response"), (7, 8, "response"), (2, 8, "ota-verify")},
-        sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 8],
-                "fw_after": "0.5.1",
-                "verified": True,
-            }
-        ],
+        sessions=[session(2, "deco", "succeeded", [2, 3, 4, 8], fw_after="0.5.1", verified=True)],
     ),
     "proxy_shutdown_mid_update": Expected(
         links={(0, 1, "ota-ack"), (0, 2, "ota-progress")},
-        sessions=[{"request": 0, "outcome": "in-progress", "messages": [0, 1, 2]}],
+        sessions=[session(0, None, "in-progress", [0, 1, 2])],
     ),
     "late_copy_of_result": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
         | {(2, 5, "ota-progress"), (2, 6, "ota-result"), (2, 7, "ota-result")}
         | {(2, 8, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 6, 7, 8],
-                "verified": True,
-                "progress_types": [1],
-            }
+            session(2, None, "succeeded", [2, 3, 4, 5, 6, 7, 8], verified=True)
+            | {"progress_types": [1]}
         ],
         annotations={6: {"ota-restart"}, 7: {"ota-restart"}},
     ),
     "connection_outlives_a_close": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-progress")}
         | {(2, 5, "ota-result"), (6, 7, "response"), (2, 8, "ota-verify")},
-        sessions=[
-            {
-                "request": 2,
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 8],
-                "fw_after": "0.0.2",
-                "verified": True,
-            }
-        ],
+        sessions=[session(2, None, "succeeded", [2, 3, 4, 5, 8], fw_after="0.0.2", verified=True)],
         annotations={5: {"ota-restart"}},
     ),
     "refused_retry": Expected(
         links={(0, 1, "response"), (3, 4, "ota-ack"), (5, 6, "response")},
-        sessions=[{"request": 2, "outcome": "refused", "messages": [2, 3, 4]}],
+        sessions=[session(2, None, "refused", [2, 3, 4])],
         annotations={
             2: {"fire-and-forget"},
             3: {"ota-retry"},
@@ -424,28 +338,10 @@ EXPECTED: dict[str, Expected] = {
         | {(2, 8, "ota-result"), (9, 10, "response"), (11, 12, "ota-ack")}
         | {(2, 13, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "method": "wifi",
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 6, 7, 8, 13],
-                "fw_before": "0.5.0",
-                "fw_expected": "0.5.1",
-                "fw_after": "0.5.1",
-                "verified": True,
-            },
-            {
-                "request": 11,
-                "target": "deco",
-                "method": "wifi",
-                "outcome": "refused",
-                "messages": [11, 12],
-                "fw_before": "0.5.0",
-                "fw_expected": "0.5.1",
-                "fw_after": None,
-                "verified": None,
-            },
+            session(2, "deco", "succeeded", [2, 3, 4, 5, 6, 7, 8, 13], method="wifi")
+            | firmware("0.5.0", "0.5.1", "0.5.1", verified=True),
+            session(11, "deco", "refused", [11, 12], method="wifi")
+            | firmware("0.5.0", "0.5.1", None, verified=None),
         ],
         annotations={4: {"spurious-ota-result"}, 12: {"puback-failure"}},
         texts=[
@@ -464,18 +360,9 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(2, range(5, 8))
         | {(2, 8, "ota-result"), (2, 9, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "outlet",
-                "method": "wifi",
-                "outcome": "succeeded",
-                "messages": list(range(2, 10)),
-                "fw_before": "0.0.1",
-                "fw_expected": "0.0.2",
-                "fw_after": "0.0.2",
-                "verified": True,
-                "progress_types": [1, 1, 1],
-            }
+            session(2, "outlet", "succeeded", range(2, 10), method="wifi")
+            | firmware("0.0.1", "0.0.2", "0.0.2", verified=True)
+            | {"progress_types": [1, 1, 1]}
         ],
         annotations={4: {"spurious-ota-result"}, 8: {"ota-restart"}},
         kinds={3: "response"},
@@ -488,17 +375,8 @@ EXPECTED: dict[str, Expected] = {
         | progress_links(2, range(4, 7))
         | {(2, 7, "ota-result"), (2, 9, "ota-verify")},
         sessions=[
-            {
-                "request": 2,
-                "target": "deco",
-                "method": "via-outlet",
-                "outcome": "succeeded",
-                "messages": [2, 3, 4, 5, 6, 7, 9],
-                "fw_before": "0.5.0",
-                "fw_expected": "0.5.1",
-                "fw_after": "0.5.1",
-                "verified": True,
-            }
+            session(2, "deco", "succeeded", [2, 3, 4, 5, 6, 7, 9], method="via-outlet")
+            | firmware("0.5.0", "0.5.1", "0.5.1", verified=True)
         ],
         annotations={2: {"fire-and-forget"}, 3: {"spurious-ota-result"}},
         texts=[
@@ -515,14 +393,7 @@ EXPECTED: dict[str, Expected] = {
     "app_gave_up_close": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack"), (2, 4, "ota-result")}
         | progress_links(2, [5, 6]),
-        sessions=[
-            {
-                "request": 2,
-                "outcome": "stalled",
-                "messages": [2, 3, 4, 5, 6],
-                "progress_types": [3, 3],
-            }
-        ],
+        sessions=[session(2, None, "stalled", [2, 3, 4, 5, 6]) | {"progress_types": [3, 3]}],
         annotations={4: {"spurious-ota-result"}, 6: {"ota-stalled", "app-gave-up"}},
         texts=[(6, "app-gave-up", ["closed connection c1", "72.0 s", "60 s"], [])],
         reasons=[(0, ["stall window", "the app gave up"])],
@@ -532,8 +403,8 @@ EXPECTED: dict[str, Expected] = {
     "app_gave_up_retry": Expected(
         links={(0, 1, "response"), (2, 3, "ota-sync")} | progress_links(2, [4, 5]),
         sessions=[
-            {"request": 2, "target": "outlet", "outcome": "stalled", "messages": [2, 3, 4, 5]},
-            {"request": 13, "target": "outlet", "outcome": "in-progress", "messages": [13]},
+            session(2, "outlet", "stalled", [2, 3, 4, 5]),
+            session(13, "outlet", "in-progress", [13]),
         ],
         annotations={
             2: {"fire-and-forget", "ota-restart"},
@@ -551,16 +422,7 @@ EXPECTED: dict[str, Expected] = {
     "refusal_ignored": Expected(
         links={(0, 1, "response"), (2, 3, "ota-ack")}
         | {(i, i + 1, "response") for i in (4, 6, 8, 10)},
-        sessions=[
-            {
-                "request": 2,
-                "target": "outlet",
-                "outcome": "refused",
-                "messages": [2, 3],
-                "fw_before": "0.0.1",
-                "fw_expected": "0.0.2",
-            }
-        ],
+        sessions=[session(2, "outlet", "refused", [2, 3], fw_before="0.0.1", fw_expected="0.0.2")],
         annotations={3: {"puback-failure", "refusal-ignored", "app-gave-up"}},
         texts=[
             (3, "puback-failure", ["offered IM 0.0.2", "outlet revision A"], ["up to date"]),
