@@ -9,7 +9,8 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from proxy.core.events import Event
+from proxy.core.events import Event, Side, Transport
+from proxy.core.model import Annotation, Kind, Message, Severity
 from proxy.store.recording import load_events
 from tui.app import InvisApp
 from tui.sources import IterSource, Source
@@ -22,6 +23,32 @@ def scenario_events(name: str) -> list[Event]:
     events = list(loaded.events)
     assert not loaded.problems, loaded.problems
     return events
+
+
+def build_message(
+    id: int,
+    *,
+    cb: int | None = 21,
+    name: str = "Perform OTA update",
+    side: Side = "app",
+    kind: Kind = "request",
+    conn: str = "c1",
+    pid: object = 414883,
+    transport: Transport = "tcp",
+    args: object = None,
+    anns: tuple[tuple[str, Severity], ...] = (),
+    why: str | None = None,
+    raw: bytes = b"{}",
+    t: float | None = None,
+) -> Message:
+    """A decoded message made by hand (a cb21 request unless told otherwise), at ``t`` or
+    at ``id`` seconds; each annotation's text is ``why``, or its code."""
+    m = Message(
+        id, float(id) if t is None else t, conn, transport, side, kind, cb, name, pid, None, None,
+        args, raw,
+    )  # fmt: skip
+    m.annotations = [Annotation(code, sev, why or code) for code, sev in anns]
+    return m
 
 
 def scenario_app(name: str, **options: object) -> InvisApp:

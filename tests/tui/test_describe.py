@@ -6,15 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from proxy.core.model import Annotation, Connection, Message, Row, Severity
+from proxy.core.model import Connection, Message, Row, Severity
+from tests.tui.conftest import build_message
 from tui import describe
 from tui.describe import MIN_SUMMARY, Tag
 
 
 def message(*codes: tuple[str, Severity]) -> Message:
-    return Message(
-        7, 1.0, "c1", "tcp", "outlet", "push", 23, "OTA result", 123456, None, None,
-        [1, 0], b"{}", [Annotation(code, severity, "why") for code, severity in codes],
+    return build_message(
+        7, t=1.0, side="outlet", kind="push", cb=23, name="OTA result", pid=123456,
+        args=[1, 0], anns=codes, why="why",
     )  # fmt: skip
 
 

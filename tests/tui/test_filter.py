@@ -4,42 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.core.events import Side, Transport
 from proxy.core.filter import Filter, FilterError
-from proxy.core.model import Annotation, Kind, Message, Row, Severity
-
-
-def msg(
-    id: int,
-    *,
-    cb: int | None = 21,
-    name: str = "Perform OTA update",
-    side: Side = "app",
-    kind: Kind = "request",
-    conn: str = "c1",
-    pid: object = 414883,
-    transport: Transport = "tcp",
-    anns: tuple[tuple[str, Severity], ...] = (),
-    raw: bytes = b"{}",
-) -> Message:
-    m = Message(
-        id=id,
-        t=float(id),
-        conn=conn,
-        transport=transport,
-        side=side,
-        kind=kind,
-        callback=cb,
-        name=name,
-        packet_id=pid,
-        sn=None,
-        puback=None,
-        args=None,
-        raw=raw,
-    )
-    m.annotations = [Annotation(code, sev, code) for code, sev in anns]
-    return m
-
+from proxy.core.model import Message, Row
+from tests.tui.conftest import build_message as msg
 
 MESSAGES = [
     msg(0, cb=20, name="Request available updates", pid=221040),
