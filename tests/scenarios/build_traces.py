@@ -147,6 +147,39 @@ class Trace(Timeline):
         self.close(old, "outlet", dt=after)
         self.open(new, self.transport[old], dt=back)
 
+    def reboot_announcing(
+        self,
+        old: str,
+        new: str,
+        pid: int,
+        im_fw: str,
+        pm_fw: str | None = "0.5.0",
+        *,
+        after: float = 0.01,
+        back: float,
+        dt: float = 0.2,
+    ) -> None:
+        """The outlet restarts, then announces itself to the app back on ``new``: a cb12
+        push of its device info (the firmware that verifies an update)."""
+        self.reboot(old, new, after=after, back=back)
+        self.push(new, pid, 12, device_info(im_fw, pm_fw), dt=dt)
+
+    def reboot_syncing(
+        self,
+        old: str,
+        new: str,
+        pid: int,
+        status: int,
+        *,
+        after: float = 0.01,
+        back: float,
+        dt: float = 0.4,
+    ) -> None:
+        """revB restarts on its cb21 ``pid``, then answers it on ``new``: a cb21 [1, status]
+        push with the request's packetID (the synchronous result)."""
+        self.reboot(old, new, after=after, back=back)
+        self.push(new, pid, 21, [1, status], dt=dt)
+
     def close(self, conn: str, by: str | None, dt: float = 0.01) -> None:
         self.lines.append({"t": self._at(dt), "conn": conn, "event": "close", "by": by})
 
@@ -194,10 +227,29 @@ def sensors(temp: float = 22.5) -> list[Any]:
 
 # ---------------------------------------------------------------------- scenarios
 
+SCENARIOS: dict[str, Callable[[], Trace]] = {}
+"""Each scenario's trace by file name, in the order the stories are written below."""
 
-def reva_outlet_ws() -> Trace:
+
+def scenario(title: str) -> Callable[[Callable[[Trace], None]], Callable[[Trace], None]]:
+    """Register the story below under its function's name: it writes, step by step, into
+    a fresh trace titled ``title`` (the file's name and title then cannot drift apart)."""
+
+    def register(story: Callable[[Trace], None]) -> Callable[[Trace], None]:
+        def build() -> Trace:
+            tr = Trace(title)
+            story(tr)
+            return tr
+
+        SCENARIOS[story.__name__] = build
+        return story
+
+    return register
+
+
+@scenario("revA outlet update over WebSocket")
+def reva_outlet_ws(tr: Trace) -> None:
     """revA outlet update over WebSocket: ack, spurious result, WWW phase, reboot, cb12."""
-    tr = Trace("revA outlet update over WebSocket")
     tr.open("c1", "ws")
     tr.req("c1", 221040, 12)  # 1
     tr.reply("c1", 221040, 12, device_info("0.0.1"), puback=None)  # 2 (msg 1)
@@ -208,21 +260,18 @@ def reva_outlet_ws() -> Trace:
     tr.result("c1", 301700, 3, 1)  # msg 12 www done
     tr.progress("c1", 301800, 1, [0, 25, 50, 75, 100])  # msgs 13-17
     tr.result("c1", 301900, 1, 1)  # msg 18 success
-    tr.reboot("c1", "c2", after=0.05, back=8.0)
-    tr.push("c2", 502211, 12, device_info("0.0.2"), dt=0.3)  # msg 19 verify
+    tr.reboot_announcing("c1", "c2", 502211, "0.0.2", after=0.05, back=8.0, dt=0.3)  # msg 19 verify
     tr.req("c2", 221042, 9, dt=0.2)  # msg 20
     tr.reply("c2", 221042, 9, [1, 0])  # msg 21
-    return tr
 
 
-def revb_outlet_tcp() -> Trace:
+@scenario("revB outlet update over raw TCP")
+def revb_outlet_tcp(tr: Trace) -> None:
     """revB outlet update over TCP: no ack, restart, sync cb21 on the new connection."""
-    tr = Trace("revB outlet update over raw TCP")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 221040, updates("1.2.0", "1.3.0"))  # msgs 0-1
     tr.request_update("c1", 414883, 1, 0, ack=None, dt=1.0)  # msg 2
-    tr.reboot("c1", "c2", after=0.2, back=1.0)
-    tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync, same packetID
+    tr.reboot_syncing("c1", "c2", 414883, 1, after=0.2, back=1.0)  # msg 3 sync, same packetID
     tr.progress("c2", 600100, 3, [0, 50, 100])  # msgs 4-6
     tr.result("c2", 600200, 3, 1)  # msg 7
     # the device packs two progress objects in one segment, then splits one across reads
@@ -239,14 +288,12 @@ def revb_outlet_tcp() -> Trace:
     tr.raw("c2", "outlet", "\r\n" + c[:17], dt=1.0)
     tr.raw("c2", "outlet", c[17:] + "\n", dt=0.01)  # msg 10
     tr.result("c2", 600400, 1, 1)  # msg 11 success
-    tr.reboot("c2", "c3", after=0.1, back=6.0)
-    tr.push("c3", 700001, 12, device_info("1.3.0"), dt=0.2)  # msg 12 verify
-    return tr
+    tr.reboot_announcing("c2", "c3", 700001, "1.3.0", after=0.1, back=6.0)  # msg 12 verify
 
 
-def deco_wifi() -> Trace:
+@scenario("InvisDeco update via Wi-Fi")
+def deco_wifi(tr: Trace) -> None:
     """Deco update via its own Wi-Fi: ack, spurious [2,0], the outlet connection stays up."""
-    tr = Trace("InvisDeco update via Wi-Fi")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 2, 0)  # msgs 2-3: ack
@@ -256,12 +303,11 @@ def deco_wifi() -> Trace:
     tr.read_device_info("c1", 100003, "0.0.1", pm_fw=None, dt=1.0)  # msgs 9-10: PM absent
     tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=12.0)  # msg 11 verify
     tr.push("c1", 800031, 11, sensors(), dt=3.0)  # msg 12
-    return tr
 
 
-def deco_via_outlet_mismatch() -> Trace:
+@scenario("InvisDeco update via the outlet, wrong firmware afterwards")
+def deco_via_outlet_mismatch(tr: Trace) -> None:
     """Deco update through the outlet whose reported firmware is not the one expected."""
-    tr = Trace("InvisDeco update via the outlet, wrong firmware afterwards")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001, updates(pm="0.5.0", pm_new="0.6.0"))  # msgs 0-1
     tr.request_update("c1", 100002, 2, 1)  # msgs 2-3
@@ -269,77 +315,68 @@ def deco_via_outlet_mismatch() -> Trace:
     tr.result("c1", 800020, 2, 1)  # msg 6
     # msgs 7-8: verify, mismatch
     tr.offer_update("c1", 100003, updates(pm="0.5.0", pm_new="0.6.0"), dt=65.0)
-    return tr
 
 
-def refused() -> Trace:
+@scenario("OTA refused (already up to date)")
+def refused(tr: Trace) -> None:
     """revA answers PUBACK 0: already up to date."""
-    tr = Trace("OTA refused (already up to date)")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001, updates("0.0.2", "0.0.2"))  # msgs 0-1
     tr.request_update("c1", 100002, 1, 0, ack=0)  # msgs 2-3
     tr.push("c1", 900001, 11, sensors(), dt=5.0)  # msg 4
-    return tr
 
 
-def failed_main_phase() -> Trace:
+@scenario("OTA failed during the main phase")
+def failed_main_phase(tr: Trace) -> None:
     """Progress begins, then cb23 [1, 0]: a real failure."""
-    tr = Trace("OTA failed during the main phase")
     tr.open("c1", "ws")
     tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
     tr.result("c1", 900001, 1, 0)  # msg 2 spurious
     tr.progress("c1", 900002, 1, [10, 30], dt=0.5)  # msgs 3-4
     tr.result("c1", 900004, 1, 0)  # msg 5 failure
-    return tr
 
 
-def failed_revb_sync() -> Trace:
+@scenario("revB OTA failed: synchronous cb21 status 0")
+def failed_revb_sync(tr: Trace) -> None:
     """revB: the synchronous cb21 after the restart says 0."""
-    tr = Trace("revB OTA failed: synchronous cb21 status 0")
     tr.open("c1", "tcp")
     tr.request_update("c1", 414883, 1, 0, ack=None)  # msg 0
-    tr.reboot("c1", "c2", back=2.0)
-    tr.push("c2", 414883, 21, [1, 0], dt=0.3)  # msg 1
+    tr.reboot_syncing("c1", "c2", 414883, 0, back=2.0, dt=0.3)  # msg 1
     tr.push("c2", 900005, 11, sensors(), dt=2.0)  # msg 2
-    return tr
 
 
-def stalled() -> Trace:
+@scenario("OTA stalled at 40 %")
+def stalled(tr: Trace) -> None:
     """Progress stops at 40 % while sensor pushes go on for 90 s."""
-    tr = Trace("OTA stalled at 40 %")
     tr.open("c1", "ws")
     tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
     tr.progress("c1", 900002, 1, [20, 40])  # msgs 2-3
     for i in range(9):  # msgs 4-12, every 10 s
         tr.push("c1", 910000 + i, 11, sensors(22.0 + i / 10), dt=10.0)
-    return tr
 
 
-def in_progress() -> Trace:
+@scenario("OTA still in progress when the capture ends")
+def in_progress(tr: Trace) -> None:
     """The capture ends 10 s into the update."""
-    tr = Trace("OTA still in progress when the capture ends")
     tr.open("c1", "ws")
     tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
     tr.progress("c1", 900002, 1, [20])  # msg 2
     tr.push("c1", 900003, 11, sensors(), dt=9.0)  # msg 3
-    return tr
 
 
-def orphan_progress() -> Trace:
+@scenario("OTA progress whose request is not in the capture")
+def orphan_progress(tr: Trace) -> None:
     """The capture starts mid-update: no cb21 in it."""
-    tr = Trace("OTA progress whose request is not in the capture")
     tr.open("c1", "tcp")
     tr.progress("c1", 900001, 1, [60], dt=0.5)  # msg 0
     tr.progress("c1", 900002, 1, [80, 100])  # msgs 1-2
     tr.result("c1", 900004, 1, 1, dt=1.0)  # msg 3
-    tr.reboot("c1", "c2", back=5.0)
-    tr.push("c2", 900005, 12, device_info("0.0.2"), dt=0.2)  # msg 4
-    return tr
+    tr.reboot_announcing("c1", "c2", 900005, "0.0.2", back=5.0)  # msg 4
 
 
-def concurrent_outlet_and_deco() -> Trace:
+@scenario("Outlet and deco updates at the same time")
+def concurrent_outlet_and_deco(tr: Trace) -> None:
     """An outlet and a deco update at once on one connection (revA, WebSocket)."""
-    tr = Trace("Outlet and deco updates at the same time")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001, updates("0.0.1", "0.0.2", "0.5.0", "0.5.1"))  # msgs 0-1
     tr.request_update("c1", 100002, 2, 1)  # msgs 2-3: deco
@@ -351,14 +388,12 @@ def concurrent_outlet_and_deco() -> Trace:
     tr.progress("c1", 800005, 1, [100])  # msg 10 outlet
     tr.push("c1", 800006, 12, device_info("0.0.1", "0.5.1"), dt=1.0)  # msg 11 deco verify
     tr.result("c1", 800007, 1, 1, dt=1.0)  # msg 12 outlet success
-    tr.reboot("c1", "c2", back=5.0)
-    tr.push("c2", 800008, 12, device_info("0.0.2", "0.5.1"), dt=0.2)  # msg 13 outlet verify
-    return tr
+    tr.reboot_announcing("c1", "c2", 800008, "0.0.2", "0.5.1", back=5.0)  # msg 13 outlet verify
 
 
-def chatter() -> Trace:
+@scenario("Sensor pushes and outlet toggles")
+def chatter(tr: Trace) -> None:
     """Sensor pushes, outlet toggles, nightlight, unknown callbacks and a lost reply."""
-    tr = Trace("Sensor pushes and outlet toggles")
     tr.open("c1", "tcp")
     tr.push("c1", 500001, 11, sensors(), dt=0.5)  # msg 0
     tr.req("c1", 123456, 10, [1, 1])  # msg 1
@@ -373,12 +408,11 @@ def chatter() -> Trace:
     tr.reply("c1", 42, 9, [1, 0])  # msg 10
     tr.req("c1", 123459, 5)  # msg 11: restart, fire-and-forget
     tr.push("c1", 500005, 11, sensors(22.7), dt=40.0)  # msg 12
-    return tr
 
 
-def two_apps() -> Trace:
+@scenario("Two apps connected at once")
+def two_apps(tr: Trace) -> None:
     """Two apps at once, both using packetID 123456: their replies stay apart."""
-    tr = Trace("Two apps connected at once")
     tr.open("c1", "tcp")
     tr.open("c2", "ws")
     tr.req("c1", 123456, 12)  # msg 0
@@ -402,12 +436,11 @@ def two_apps() -> Trace:
         },
     }
     tr.reply("c1", 123457, 1, cfg)  # msg 7: secret
-    return tr
 
 
-def tcp_framing_abuse() -> Trace:
+@scenario("TCP framing abuse")
+def tcp_framing_abuse(tr: Trace) -> None:
     """Garbage, non-objects, CRLF, merged and split objects, a close mid-value."""
-    tr = Trace("TCP framing abuse")
     tr.open("c1", "tcp")
     ok1 = '{"packetID":111111,"payload":{"callbackName":9}}'
     tr.raw("c1", "app", ok1 + "\r\n")  # msg 0
@@ -422,12 +455,11 @@ def tcp_framing_abuse() -> Trace:
         '{"sn":"' + SN + '","packetID":222223,"payload":{"callbackName":15,"callbackArgs":[0,',
     )
     tr.close("c1", "outlet")  # msg 7: cut mid-value; then msg 4 and 5 go unanswered
-    return tr
 
 
-def two_apps_one_update() -> Trace:
+@scenario("Two apps connected during one outlet update (revA)")
+def two_apps_one_update(tr: Trace) -> None:
     """A phone app and Home Assistant on one outlet: the outlet pushes to both."""
-    tr = Trace("Two apps connected during one outlet update (revA)")
     tr.open("c1", "ws")
     tr.open("c2", "ws")
     tr.offer_update("c1", 100001)  # msgs 0-1
@@ -446,26 +478,23 @@ def two_apps_one_update() -> Trace:
     tr.push("c3", 700020, 12, device_info("0.0.2"), dt=0.2)  # msg 14 verify
     tr.open("c4", "ws", dt=0.5)
     tr.push("c4", 700021, 12, device_info("0.0.2"), dt=0.2)  # msg 15
-    return tr
 
 
-def resent_request() -> Trace:
+@scenario("OTA request sent twice")
+def resent_request(tr: Trace) -> None:
     """The app heard no ack and sends cb21 again; the outlet runs one update."""
-    tr = Trace("OTA request sent twice")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 1, 0, ack=None)  # msg 2
     tr.request_update("c1", 100003, 1, 0, dt=5.0)  # msgs 3-4
     tr.progress("c1", 700001, 1, [50])  # msg 5
     tr.result("c1", 700002, 1, 1, dt=1.0)  # msg 6
-    tr.reboot("c1", "c2", back=5.0)
-    tr.push("c2", 700003, 12, device_info("0.0.2"), dt=0.2)  # msg 7
-    return tr
+    tr.reboot_announcing("c1", "c2", 700003, "0.0.2", back=5.0)  # msg 7
 
 
-def second_app_refused() -> Trace:
+@scenario("A second app's OTA request refused during an update")
+def second_app_refused(tr: Trace) -> None:
     """While one app's update runs, another app asks for one and is refused."""
-    tr = Trace("A second app's OTA request refused during an update")
     tr.open("c1", "ws")
     tr.open("c2", "ws")
     tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
@@ -473,32 +502,29 @@ def second_app_refused() -> Trace:
     tr.request_update("c2", 200002, 1, 0, ack=0, dt=0.5)  # msgs 3-4
     tr.progress("c1", 700002, 1, [100])  # msg 5
     tr.result("c1", 700003, 1, 1, dt=1.0)  # msg 6
-    return tr
 
 
-def midcapture_failure() -> Trace:
+@scenario("A failure whose update started before the capture")
+def midcapture_failure(tr: Trace) -> None:
     """The capture begins after the update started; the first thing seen is a failure."""
-    tr = Trace("A failure whose update started before the capture")
     tr.open("c1", "tcp")
     tr.result("c1", 700001, 1, 0, dt=0.5)  # msg 0
     for i in range(3):  # msgs 1-3
         tr.push("c1", 700010 + i, 11, sensors(), dt=10.0)
-    return tr
 
 
-def midcapture_spurious_result() -> Trace:
+@scenario("A spurious result whose update started before the capture")
+def midcapture_spurious_result(tr: Trace) -> None:
     """The capture begins with a status-0 result, and progress follows: the quirk."""
-    tr = Trace("A spurious result whose update started before the capture")
     tr.open("c1", "tcp")
     tr.result("c1", 700001, 1, 0, dt=0.5)  # msg 0
     tr.progress("c1", 700002, 1, [50, 100])  # msgs 1-2
     tr.result("c1", 700004, 1, 1, dt=1.0)  # msg 3
-    return tr
 
 
-def deco_early_device_info() -> Trace:
+@scenario("Deco update: device info before, during and after the deco's reboot")
+def deco_early_device_info(tr: Trace) -> None:
     """Device info read before the deco went down still shows the old firmware."""
-    tr = Trace("Deco update: device info before, during and after the deco's reboot")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 2, 1)  # msgs 2-3
@@ -507,34 +533,31 @@ def deco_early_device_info() -> Trace:
     tr.read_device_info("c1", 100003, "0.0.1", "0.5.0", dt=0.05)  # msgs 6-7: deco not yet down
     tr.read_device_info("c1", 100004, "0.0.1", None, dt=2.0)  # msgs 8-9: deco rebooting
     tr.read_device_info("c1", 100005, "0.0.1", "0.5.1", dt=10.0)  # msgs 10-11: verify
-    return tr
 
 
-def deco_slow_to_report() -> Trace:
+@scenario("Deco update: the old version read 11 s after the result, the new one at 25 s")
+def deco_slow_to_report(tr: Trace) -> None:
     """The deco is never seen down and reports its new firmware only on a later read."""
-    tr = Trace("Deco update: the old version read 11 s after the result, the new one at 25 s")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 2, 0)  # msgs 2-3
     tr.result("c1", 800011, 2, 1, dt=1.0)  # msg 4
     tr.read_device_info("c1", 100003, "0.0.1", "0.5.0", dt=11.0)  # msgs 5-6: not yet
     tr.read_device_info("c1", 100004, "0.0.1", "0.5.1", dt=14.0)  # msgs 7-8: verify
-    return tr
 
 
-def proxy_shutdown_mid_update() -> Trace:
+@scenario("The proxy shut down in the middle of an update")
+def proxy_shutdown_mid_update(tr: Trace) -> None:
     """The proxy stops while a revA update downloads: not an outlet restart."""
-    tr = Trace("The proxy shut down in the middle of an update")
     tr.open("c1", "ws")
     tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
     tr.progress("c1", 700001, 1, [40])  # msg 2
     tr.close("c1", "proxy", dt=1.0)
-    return tr
 
 
-def late_copy_of_result() -> Trace:
+@scenario("A copy of the final result arrives late on a second app's connection")
+def late_copy_of_result(tr: Trace) -> None:
     """The second app's copy of the final result comes 2.5 s late."""
-    tr = Trace("A copy of the final result arrives late on a second app's connection")
     tr.open("a", "ws")
     tr.open("b", "ws")
     tr.offer_update("a", 100100)  # msgs 0-1
@@ -547,12 +570,11 @@ def late_copy_of_result() -> Trace:
     tr.close("b", "outlet")
     tr.open("c", "ws", dt=5.0)
     tr.push("c", 5, 12, device_info("0.0.2"), dt=0.5)  # msg 8
-    return tr
 
 
-def connection_outlives_a_close() -> Trace:
+@scenario("One connection closes after the result, another still answers with old firmware")
+def connection_outlives_a_close(tr: Trace) -> None:
     """A close by an unknown side is not the reboot if another connection still works."""
-    tr = Trace("One connection closes after the result, another still answers with old firmware")
     tr.open("a", "ws")
     tr.open("b", "tcp")
     tr.offer_update("a", 100100)  # msgs 0-1
@@ -561,26 +583,23 @@ def connection_outlives_a_close() -> Trace:
     tr.result("a", 11, 1, 1, dt=0.5)  # msg 5
     tr.close("b", None, dt=0.2)
     tr.read_device_info("a", 100102, "0.0.1", dt=0.1)  # msgs 6-7: before the reboot
-    tr.reboot("a", "c", after=1.0, back=5.0)
-    tr.push("c", 5, 12, device_info("0.0.2"), dt=0.5)  # msg 8
-    return tr
+    tr.reboot_announcing("a", "c", 5, "0.0.2", after=1.0, back=5.0, dt=0.5)  # msg 8
 
 
-def refused_retry() -> Trace:
+@scenario("OTA request unanswered, its retry refused")
+def refused_retry(tr: Trace) -> None:
     """No answer to cb21, then a second cb21 refused: the update never started."""
-    tr = Trace("OTA request unanswered, its retry refused")
     tr.open("a", "ws")
     tr.offer_update("a", 100100, updates("0.0.2", "0.0.2"))  # msgs 0-1
     tr.request_update("a", 100101, 1, 0, ack=None)  # msg 2
     tr.request_update("a", 100102, 1, 0, ack=0, dt=5.0)  # msgs 3-4
     tr.req("a", 100103, 9, dt=100.0)  # msg 5
     tr.reply("a", 100103, 9, [1, 0])  # msg 6
-    return tr
 
 
-def deco_retry_during_reboot() -> Trace:
+@scenario("Deco update: a second cb21 during the deco's reboot is refused")
+def deco_retry_during_reboot(tr: Trace) -> None:
     """The app asks for the deco update again while the deco reboots; the outlet refuses."""
-    tr = Trace("Deco update: a second cb21 during the deco's reboot is refused")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001)  # msgs 0-1: PM 0.5.0, 0.5.1 available
     tr.request_update("c1", 100002, 2, 0)  # msgs 2-3: ack
@@ -591,12 +610,11 @@ def deco_retry_during_reboot() -> Trace:
     tr.request_update("c1", 100004, 2, 0, ack=0, dt=3.0)  # msgs 11-12: the client retries; refused
     tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=12.0)  # msg 13 verify
     tr.push("c1", 800031, 11, sensors(), dt=3.0)  # msg 14
-    return tr
 
 
-def ack_with_payload() -> Trace:
+@scenario("revA outlet update whose acknowledgement also carries a cb21 payload")
+def ack_with_payload(tr: Trace) -> None:
     """revA acknowledges with PUBACK and the request's packetID, plus a cb21 payload."""
-    tr = Trace("revA outlet update whose acknowledgement also carries a cb21 payload")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 1, 0, ack=None)  # msg 2
@@ -604,14 +622,12 @@ def ack_with_payload() -> Trace:
     tr.result("c1", 800001, 1, 0)  # msg 4 spurious
     tr.progress("c1", 800010, 1, [0, 50, 100])  # msgs 5-7
     tr.result("c1", 800020, 1, 1)  # msg 8 success
-    tr.reboot("c1", "c2", back=5.0)
-    tr.push("c2", 800030, 12, device_info("0.0.2"), dt=0.2)  # msg 9 verify
-    return tr
+    tr.reboot_announcing("c1", "c2", 800030, "0.0.2", back=5.0)  # msg 9 verify
 
 
-def deco_no_ack() -> Trace:
+@scenario("Deco update without an acknowledgement")
+def deco_no_ack(tr: Trace) -> None:
     """A deco update whose cb21 is never acknowledged (the outlet should have)."""
-    tr = Trace("Deco update without an acknowledgement")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 2, 1, ack=None)  # msg 2: no ack follows
@@ -620,12 +636,11 @@ def deco_no_ack() -> Trace:
     tr.result("c1", 800020, 2, 1)  # msg 7
     tr.push("c1", 800030, 12, device_info("0.0.1", pm_fw=None), dt=5.0)  # msg 8: rebooting
     tr.push("c1", 800031, 12, device_info("0.0.1", pm_fw="0.5.1"), dt=30.0)  # msg 9 verify
-    return tr
 
 
-def app_gave_up_close() -> Trace:
+@scenario("The app gives up on a stalled update and closes its connection")
+def app_gave_up_close(tr: Trace) -> None:
     """Progress stops in the WWW phase; 72 s later the app closes its connection."""
-    tr = Trace("The app gives up on a stalled update and closes its connection")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001)  # msgs 0-1
     tr.request_update("c1", 100002, 1, 0)  # msgs 2-3
@@ -636,28 +651,25 @@ def app_gave_up_close() -> Trace:
     tr.close("c1", "app", dt=2.0)  # 72 s after msg 6
     tr.open("c2", "ws", dt=1.0)
     tr.push("c2", 910010, 11, sensors(), dt=1.0)  # msg 14
-    return tr
 
 
-def app_gave_up_retry() -> Trace:
+@scenario("The app gives up on a stalled revB update and asks again")
+def app_gave_up_retry(tr: Trace) -> None:
     """revB: progress stops after the reconnect; 75 s later the app sends cb21 again."""
-    tr = Trace("The app gives up on a stalled revB update and asks again")
     tr.open("c1", "tcp")
     tr.offer_update("c1", 100001, updates("1.2.0", "1.3.0"))  # msgs 0-1
     tr.request_update("c1", 414883, 1, 0, ack=None, dt=1.0)  # msg 2
-    tr.reboot("c1", "c2", after=0.2, back=1.0)
-    tr.push("c2", 414883, 21, [1, 1], dt=0.4)  # msg 3 sync
+    tr.reboot_syncing("c1", "c2", 414883, 1, after=0.2, back=1.0)  # msg 3 sync
     tr.progress("c2", 600100, 1, [0, 40])  # msgs 4-5: the last OTA news
     for i in range(7):  # msgs 6-12
         tr.push("c2", 910000 + i, 11, sensors(), dt=10.0)
     tr.request_update("c2", 414884, 1, 0, ack=None, dt=5.0)  # msg 13: 75 s after msg 5
     tr.close("c2", "outlet", dt=0.2)  # revB restarts at once again
-    return tr
 
 
-def refusal_ignored() -> Trace:
+@scenario("The app keeps waiting after its update was refused")
+def refusal_ignored(tr: Trace) -> None:
     """PUBACK 0 although a newer version is offered; the app waits, polls, then leaves."""
-    tr = Trace("The app keeps waiting after its update was refused")
     tr.open("c1", "ws")
     tr.offer_update("c1", 100001)  # msgs 0-1: IM 0.0.1, 0.0.2 available
     tr.request_update("c1", 100002, 1, 0, ack=0)  # msgs 2-3: refused all the same
@@ -665,42 +677,6 @@ def refusal_ignored() -> Trace:
         tr.req("c1", 100010 + i, 12, dt=20.0)
         tr.reply("c1", 100010 + i, 12, device_info("0.0.1"))
     tr.close("c1", "app", dt=1.0)  # 81 s after the refusal
-    return tr
-
-
-SCENARIOS: dict[str, Callable[[], Trace]] = {
-    "reva_outlet_ws": reva_outlet_ws,
-    "revb_outlet_tcp": revb_outlet_tcp,
-    "deco_wifi": deco_wifi,
-    "deco_via_outlet_mismatch": deco_via_outlet_mismatch,
-    "refused": refused,
-    "failed_main_phase": failed_main_phase,
-    "failed_revb_sync": failed_revb_sync,
-    "stalled": stalled,
-    "in_progress": in_progress,
-    "orphan_progress": orphan_progress,
-    "concurrent_outlet_and_deco": concurrent_outlet_and_deco,
-    "chatter": chatter,
-    "two_apps": two_apps,
-    "tcp_framing_abuse": tcp_framing_abuse,
-    "two_apps_one_update": two_apps_one_update,
-    "resent_request": resent_request,
-    "second_app_refused": second_app_refused,
-    "midcapture_failure": midcapture_failure,
-    "midcapture_spurious_result": midcapture_spurious_result,
-    "deco_early_device_info": deco_early_device_info,
-    "proxy_shutdown_mid_update": proxy_shutdown_mid_update,
-    "deco_slow_to_report": deco_slow_to_report,
-    "late_copy_of_result": late_copy_of_result,
-    "connection_outlives_a_close": connection_outlives_a_close,
-    "refused_retry": refused_retry,
-    "deco_retry_during_reboot": deco_retry_during_reboot,
-    "ack_with_payload": ack_with_payload,
-    "deco_no_ack": deco_no_ack,
-    "app_gave_up_close": app_gave_up_close,
-    "app_gave_up_retry": app_gave_up_retry,
-    "refusal_ignored": refusal_ignored,
-}
 
 
 def main() -> int:
