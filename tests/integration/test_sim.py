@@ -1,5 +1,8 @@
 """The outlet simulator over real sockets: catalog replies, pushes, OTA timelines, faults,
-TCP merging/splitting, and the ``invisproxy sim`` command."""
+TCP merging/splitting, and the ``invisproxy sim`` command.
+
+Over 500 lines because the simulator is one component and every section below drives it
+through the same socket client (Raw) and message helpers at the top."""
 
 from __future__ import annotations
 

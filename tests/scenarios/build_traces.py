@@ -4,6 +4,9 @@ Run `python tests/scenarios/build_traces.py` to regenerate the committed ``*.jso
 files. Each scenario is written as the wire would carry it, following
 protocol/README section 4 (revA/revB/deco timelines) and section 6 (quirks). The
 expected analysis of each is written by hand in tests/unit/test_scenarios.py.
+
+Over 500 lines because it holds all 31 stories next to the steps they are told in; the
+message numbers in their comments are what tests/unit/test_scenarios.py refers to.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Pilot tests: every action of the TUI on real scenario traces, at 80x24."""
+"""Pilot tests: every action of the TUI on real scenario traces, at 80x24.
+
+Over 500 lines because it holds one test per action, all on the few pilot helpers at the
+top; split by action, each part would only repeat them."""
 
 from __future__ import annotations
 

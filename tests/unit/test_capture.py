@@ -1,4 +1,7 @@
-"""Capture files (DESIGN 4.2): layout, crash cuts, corruption, following, round trips."""
+"""Capture files (DESIGN 4.2): layout, crash cuts, corruption, following, round trips.
+
+Over 500 lines because one file format is tested from every side (the sections below),
+all through the writer/reader helpers at the top."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The streaming JSON splitter: TCP chunks split and merge values, WebSocket messages
-are one frame each, garbage is reported and the stream recovers (DESIGN 3, Frame)."""
+are one frame each, garbage is reported and the stream recovers (DESIGN 3, Frame).
+
+Over 500 lines because the framer is one state machine: its sections (TCP shapes, garbage,
+UTF-8, bounds and close, WebSocket, properties) feed it through the helpers at the top."""
 
 from __future__ import annotations
 
