@@ -64,7 +64,7 @@ def progress_links(src: int, ids: range | list[int]) -> set[tuple[int, int, str]
 
 
 def session(
-    request: int,
+    request: int | None,
     target: str | None,
     outcome: str,
     messages: Iterable[int] | None = None,
@@ -81,7 +81,7 @@ def session(
 
 
 def firmware(
-    before: str, expected: str, after: str | None, *, verified: bool | None
+    before: str | None, expected: str | None, after: str | None, *, verified: bool | None
 ) -> dict[str, Any]:
     """The firmware facts of a session: before, expected, read after, and the verdict."""
     return {"fw_before": before, "fw_expected": expected, "fw_after": after, "verified": verified}
