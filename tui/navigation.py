@@ -195,7 +195,9 @@ class Navigator:
 
 class NavigationActions:
     """The navigation and search commands of :mod:`tui.commands` as actions of the app
-    that mixes this in (Textual looks an action up on the app by its name)."""
+    that mixes this in (Textual looks an action up on the app by its name). A step
+    forward or back is one action with its direction as the parameter
+    (``session_step(True)``), as Textual passes an action string's arguments."""
 
     navigation: Navigator
     query_bar: QueryBar
@@ -205,13 +207,9 @@ class NavigationActions:
         self.navigation.begin_search()
         self.query_bar.open("search", search.expression if search else "")
 
-    def action_search_next(self) -> None:
-        if not self.navigation.search_step(forward=True):
+    def action_search_step(self, forward: bool) -> None:
+        if not self.navigation.search_step(forward=forward):
             self.action_search()  # nothing to repeat yet: ask for a search
-
-    def action_search_previous(self) -> None:
-        if not self.navigation.search_step(forward=False):
-            self.action_search()
 
     def action_jump_reply(self) -> None:
         self.navigation.jump_reply()
@@ -219,17 +217,11 @@ class NavigationActions:
     def action_jump_ota_request(self) -> None:
         self.navigation.jump_ota_request()
 
-    def action_session_next(self) -> None:
-        self.navigation.session_step(True)
-
-    def action_session_previous(self) -> None:
-        self.navigation.session_step(False)
+    def action_session_step(self, forward: bool) -> None:
+        self.navigation.session_step(forward)
 
     def action_toggle_mark(self) -> None:
         self.navigation.toggle_mark()
 
-    def action_mark_next(self) -> None:
-        self.navigation.mark_step(True)
-
-    def action_mark_previous(self) -> None:
-        self.navigation.mark_step(False)
+    def action_mark_step(self, forward: bool) -> None:
+        self.navigation.mark_step(forward)
