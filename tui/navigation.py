@@ -17,7 +17,7 @@ from tui.view import session_messages
 
 if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
-    from proxy.core.model import Message
+    from proxy.core.model import Message, OtaSession
     from tui.query import QueryBar
     from tui.widgets.timeline import Timeline
 
@@ -97,27 +97,33 @@ class Navigator:
                 return
         self.notify(f"#{msg.id} has no linked request or reply", severity="warning")
 
-    def jump_ota_request(self) -> None:
+    def need_session(self) -> tuple[Message, OtaSession] | None:
+        """The selected message and its OTA update; None (said so) when there is none."""
         msg = self.need_message()
         if msg is None:
-            return
+            return None
         session = self.analysis.session_of(msg.id)
         if session is None:
             self.notify(f"#{msg.id} belongs to no OTA update", severity="warning")
-        elif session.request is None:
+            return None
+        return msg, session
+
+    def jump_ota_request(self) -> None:
+        found = self.need_session()
+        if found is None:
+            return
+        session = found[1]
+        if session.request is None:
             self.notify("This update's cb21 request is not in the capture", severity="warning")
         else:
             self.go_to_message(session.request, "The OTA request")
 
     def session_step(self, forward: bool) -> None:
         """The next (or previous) message of the selected message's OTA update."""
-        msg = self.need_message()
-        if msg is None:
+        found = self.need_session()
+        if found is None:
             return
-        session = self.analysis.session_of(msg.id)
-        if session is None:
-            self.notify(f"#{msg.id} belongs to no OTA update", severity="warning")
-            return
+        msg, session = found
         ids = sorted(session_messages(session))
         candidates = [i for i in ids if i > msg.id] if forward else [i for i in ids if i < msg.id]
         if not candidates:

@@ -38,6 +38,7 @@ from proxy.core.model import (
     Message,
     Method,
     OtaSession,
+    Outcome,
     Relation,
     Severity,
     Target,
@@ -286,6 +287,14 @@ class OtaTracker:
             )
         del self.verifying[(self._session_device(session), session.target)]
 
+    def _end(self, session: OtaSession, outcome: Outcome, t: float, reason: str) -> None:
+        """The update ends ``outcome`` (refused, failed) at ``t`` and takes no more messages."""
+        session.outcome = outcome
+        session.phase = outcome
+        session.ended = t
+        session.reason = reason
+        self._close_session(session)
+
     def _close_session(self, session: OtaSession) -> None:
         """No more messages for this update (a successor may already hold its key)."""
         key = (self._session_device(session), session.target)
@@ -411,11 +420,8 @@ class OtaTracker:
             session.phase = "accepted"
 
     def _refuse(self, session: OtaSession, reply: Message, context: str) -> None:
-        session.outcome = "refused"
-        session.phase = "refused"
-        session.ended = reply.t
-        session.reason = f"the outlet answered the {describe(session)} with PUBACK 0: {context}"
-        self._close_session(session)
+        why = f"the outlet answered the {describe(session)} with PUBACK 0: {context}"
+        self._end(session, "refused", reply.t, why)
         if session.request is not None:
             self._reaction.refusals.append((session, reply))
             host = self._host
@@ -631,9 +637,7 @@ class OtaTracker:
             self._host.late_annotations.append((first.id, len(first.annotations) - 1))
 
     def _fail(self, session: OtaSession, msg: Message, why: str) -> None:
-        session.outcome = "failed"
-        session.phase = "failed"
-        session.ended = msg.t
-        session.reason = f"the {describe(session)} failed at {fmt_t(msg.t)}: {why}"
-        self._close_session(session)
+        self._end(
+            session, "failed", msg.t, f"the {describe(session)} failed at {fmt_t(msg.t)}: {why}"
+        )
         msg.annotate("ota-failed", "error", f"the {describe(session)} failed: {why}")
