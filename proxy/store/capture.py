@@ -47,6 +47,21 @@ from proxy.store.records import (
     record_from_event,
 )
 
+__all__ = [
+    "CAPTURE_KEY",
+    "CAPTURE_VERSION",
+    "DEFAULT_FOLDER",
+    "EXTENSION",
+    "CaptureFollower",
+    "CaptureWriter",
+    "ReadStats",
+    "capture_record",
+    "check_header",
+    "header",
+    "read_capture",
+    "write_capture",
+]
+
 CAPTURE_KEY: Final = "invisproxy_capture"
 CAPTURE_VERSION: Final = 1
 EXTENSION: Final = ".invcap"

@@ -49,6 +49,17 @@ from proxy.store.frame_redaction import (
     redact_frame,
 )
 
+__all__ = [
+    "Pseudonyms",
+    "Redaction",
+    "RedactionError",
+    "Removal",
+    "redact_events",
+    "redact_frame",
+    "redact_message",
+    "redact_meta",
+]
+
 
 class RedactionError(UserError):
     """A frame that holds a secret could not be rewritten: nothing is written."""
