@@ -115,7 +115,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             label=source.label,
             export_dir=export_dir or Path.cwd(),
             notify=self.notify,
-            copy=self.copy_to_clipboard,
+            copy_text=self.copy_to_clipboard,
         )
         self.playback = Playback(source, self._playback_status)
 

@@ -44,13 +44,18 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("toggle_detail", "Toggle detail", "Show or hide the detail pane", "d", "Detail"),
     Command(
-        "search_next",
+        "search_step(True)",
         "Next match",
         "Go to the next row matching the search",
         "n",
         "Next match",
     ),
-    Command("search_previous", "Previous match", "Go to the previous row matching the search", "N"),
+    Command(
+        "search_step(False)",
+        "Previous match",
+        "Go to the previous row matching the search",
+        "N",
+    ),
     Command(
         "clear_filter",
         "Clear filter",
@@ -86,7 +91,7 @@ COMMANDS: tuple[Command, ...] = (
         "OTA req",
     ),
     Command(
-        "session_next",
+        "session_step(True)",
         "Next in session",
         "Next message of the same OTA update",
         "right_square_bracket",
@@ -94,7 +99,7 @@ COMMANDS: tuple[Command, ...] = (
         "]",
     ),
     Command(
-        "session_previous",
+        "session_step(False)",
         "Previous in session",
         "Previous message of the same OTA update",
         "left_square_bracket",
@@ -103,7 +108,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("toggle_mark", "Toggle mark", "Bookmark the selected row", "m", "Mark"),
     Command(
-        "mark_next",
+        "mark_step(True)",
         "Next mark",
         "Go to the next bookmarked row",
         "right_curly_bracket",
@@ -111,7 +116,7 @@ COMMANDS: tuple[Command, ...] = (
         "}",
     ),
     Command(
-        "mark_previous",
+        "mark_step(False)",
         "Previous mark",
         "Go to the previous bookmarked row",
         "left_curly_bracket",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,28 +24,21 @@ if TYPE_CHECKING:
     from tui.navigation import Notify
 
 
+@dataclass(eq=False)
 class Exporter:
     """Copies and exports rows, redacted while ``redacting``.
 
     ``label`` names the source (the export files are named after it), ``export_dir``
-    is where they go, ``copy`` puts text on the clipboard.
+    is where they go, ``copy_text`` puts text on the clipboard.
     """
 
-    def __init__(
-        self,
-        analysis: Analysis,
-        *,
-        label: str,
-        export_dir: Path,
-        notify: Notify,
-        copy: Callable[[str], None],
-    ) -> None:
-        self.analysis = analysis
-        self.label = label
-        self.export_dir = export_dir
-        self.notify = notify
-        self.copy_text = copy
-        self._redacting = True
+    analysis: Analysis
+    _: KW_ONLY
+    label: str
+    export_dir: Path
+    notify: Notify
+    copy_text: Callable[[str], None]
+    _redacting: bool = field(default=True, init=False)
 
     @property
     def redacting(self) -> bool:

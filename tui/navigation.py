@@ -17,7 +17,7 @@ from tui.view import session_messages
 
 if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
-    from proxy.core.model import Message
+    from proxy.core.model import Message, OtaSession
     from tui.query import QueryBar
     from tui.widgets.timeline import Timeline
 
@@ -97,27 +97,33 @@ class Navigator:
                 return
         self.notify(f"#{msg.id} has no linked request or reply", severity="warning")
 
-    def jump_ota_request(self) -> None:
+    def need_session(self) -> tuple[Message, OtaSession] | None:
+        """The selected message and its OTA update; None (said so) when there is none."""
         msg = self.need_message()
         if msg is None:
-            return
+            return None
         session = self.analysis.session_of(msg.id)
         if session is None:
             self.notify(f"#{msg.id} belongs to no OTA update", severity="warning")
-        elif session.request is None:
+            return None
+        return msg, session
+
+    def jump_ota_request(self) -> None:
+        found = self.need_session()
+        if found is None:
+            return
+        session = found[1]
+        if session.request is None:
             self.notify("This update's cb21 request is not in the capture", severity="warning")
         else:
             self.go_to_message(session.request, "The OTA request")
 
     def session_step(self, forward: bool) -> None:
         """The next (or previous) message of the selected message's OTA update."""
-        msg = self.need_message()
-        if msg is None:
+        found = self.need_session()
+        if found is None:
             return
-        session = self.analysis.session_of(msg.id)
-        if session is None:
-            self.notify(f"#{msg.id} belongs to no OTA update", severity="warning")
-            return
+        msg, session = found
         ids = sorted(session_messages(session))
         candidates = [i for i in ids if i > msg.id] if forward else [i for i in ids if i < msg.id]
         if not candidates:
@@ -195,7 +201,9 @@ class Navigator:
 
 class NavigationActions:
     """The navigation and search commands of :mod:`tui.commands` as actions of the app
-    that mixes this in (Textual looks an action up on the app by its name)."""
+    that mixes this in (Textual looks an action up on the app by its name). A step
+    forward or back is one action with its direction as the parameter
+    (``session_step(True)``), as Textual passes an action string's arguments."""
 
     navigation: Navigator
     query_bar: QueryBar
@@ -205,13 +213,9 @@ class NavigationActions:
         self.navigation.begin_search()
         self.query_bar.open("search", search.expression if search else "")
 
-    def action_search_next(self) -> None:
-        if not self.navigation.search_step(forward=True):
+    def action_search_step(self, forward: bool) -> None:
+        if not self.navigation.search_step(forward=forward):
             self.action_search()  # nothing to repeat yet: ask for a search
-
-    def action_search_previous(self) -> None:
-        if not self.navigation.search_step(forward=False):
-            self.action_search()
 
     def action_jump_reply(self) -> None:
         self.navigation.jump_reply()
@@ -219,17 +223,11 @@ class NavigationActions:
     def action_jump_ota_request(self) -> None:
         self.navigation.jump_ota_request()
 
-    def action_session_next(self) -> None:
-        self.navigation.session_step(True)
-
-    def action_session_previous(self) -> None:
-        self.navigation.session_step(False)
+    def action_session_step(self, forward: bool) -> None:
+        self.navigation.session_step(forward)
 
     def action_toggle_mark(self) -> None:
         self.navigation.toggle_mark()
 
-    def action_mark_next(self) -> None:
-        self.navigation.mark_step(True)
-
-    def action_mark_previous(self) -> None:
-        self.navigation.mark_step(False)
+    def action_mark_step(self, forward: bool) -> None:
+        self.navigation.mark_step(forward)

@@ -8,7 +8,9 @@ typed, from where it started. The app says what to do with the result
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 from textual.widgets import Input, Static
@@ -23,24 +25,17 @@ PLACEHOLDERS: dict[Mode, str] = {
 }
 
 
+@dataclass(eq=False)
 class QueryBar:
     """Opens, checks and closes the query input; ``done`` gives the focus back."""
 
-    def __init__(
-        self,
-        field: Input,
-        error: Static,
-        *,
-        on_filter: Callable[[Filter], None],
-        on_search: Callable[[str], None],
-        done: Callable[[], object],
-    ) -> None:
-        self.field = field
-        self.error = error
-        self.on_filter = on_filter
-        self.on_search = on_search
-        self.done = done
-        self._mode: Mode | None = None
+    field: Input
+    error: Static
+    _: KW_ONLY
+    on_filter: Callable[[Filter], None]
+    on_search: Callable[[str], None]
+    done: Callable[[], object]
+    _mode: Mode | None = dataclasses.field(default=None, init=False)
 
     @property
     def mode(self) -> Mode | None:

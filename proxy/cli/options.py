@@ -172,16 +172,12 @@ def say(ctx_path: str, text: str) -> None:
 # ---------------------------------------------------------------------- value types
 
 
+@dataclass(eq=False)
 class Port(click.ParamType[int]):
     """A TCP port: to listen on (0 picks a free one) or to connect to (1..65535)."""
 
     name = "port"
-
-    def __init__(self, listen: bool) -> None:
-        self.listen = listen
-
-    def __repr__(self) -> str:
-        return f"Port(listen={self.listen})"
+    listen: bool
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
@@ -202,16 +198,12 @@ LISTEN_PORT = Port(listen=True)
 REMOTE_PORT = Port(listen=False)
 
 
+@dataclass(eq=False)
 class Seconds(click.ParamType[float]):
     """A finite number, greater than 0 or (``zero_ok``) at least 0."""
 
     name = "number"
-
-    def __init__(self, zero_ok: bool) -> None:
-        self.zero_ok = zero_ok
-
-    def __repr__(self) -> str:
-        return f"Seconds(zero_ok={self.zero_ok})"
+    zero_ok: bool
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -388,6 +380,11 @@ class Windows:
 
     stall_window: float
     reply_timeout: float
+
+
+def speed_option(help: str) -> Decorator:
+    """``--speed N``: how much faster than recorded a command plays a capture."""
+    return click.option("--speed", type=POSITIVE, default=1.0, metavar="N", help=help)
 
 
 def stall_window_option(default: float | None) -> Decorator:

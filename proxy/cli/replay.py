@@ -21,6 +21,7 @@ from proxy.cli.options import (
     listener_options,
     outlet_options,
     recording_options,
+    speed_option,
 )
 from proxy.core.errors import UserError
 from proxy.net.listen import listen_warning
@@ -75,10 +76,7 @@ def group() -> None:
     host_alias=True,
     can_disable="listen on",
 )
-@click.option(
-    "--speed", type=POSITIVE, default=1.0, metavar="N",
-    help="divide every recorded delay by N (default 1; 10 plays ten times faster)",
-)  # fmt: skip
+@speed_option("divide every recorded delay by N (default 1; 10 plays ten times faster)")
 @click.option(
     "--unmatched", type=Choices(("puback0", "silence")), default="puback0",
     help=(
@@ -128,10 +126,7 @@ def serve_command(
     "--transport", type=Choices(("tcp", "ws", "auto")), default="auto",
     help="connect over tcp, ws, or auto: as each connection was recorded (default)",
 )  # fmt: skip
-@click.option(
-    "--speed", type=POSITIVE, default=1.0, metavar="N",
-    help="divide the recorded gaps between requests by N (default 1)",
-)  # fmt: skip
+@speed_option("divide the recorded gaps between requests by N (default 1)")
 @click.option(
     "--timeout", type=POSITIVE, default=5.0, metavar="S",
     help="seconds to wait for each reply (default 5)",

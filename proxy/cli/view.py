@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from proxy.cli.options import POSITIVE, InvisCommand, stall_window_option
+from proxy.cli.options import InvisCommand, speed_option, stall_window_option
 from proxy.core.errors import UserError
 
 
@@ -39,10 +39,7 @@ class ViewOptions:
     "--play", is_flag=True,
     help="play the capture at its recorded pace (space pauses, . steps, +/- speed)",
 )  # fmt: skip
-@click.option(
-    "--speed", type=POSITIVE, default=1.0, metavar="N",
-    help="with --play: play N times faster than recorded (default 1)",
-)  # fmt: skip
+@speed_option("with --play: play N times faster than recorded (default 1)")
 @stall_window_option(None)
 def command(file: str, follow: bool, play: bool, speed: float, stall_window: float | None) -> int:
     if follow and play:

@@ -24,12 +24,11 @@ from proxy.core.framing import Frame
 from proxy.core.protocol import name_of, possible_callbacks
 from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
 from proxy.net.peers import peer_text, ws_url
+from proxy.replay.diff import MISSING, diff_reply
 from proxy.replay.script import (
     DESTRUCTIVE,
-    MISSING,
     RecordedRequest,
     Script,
-    diff_reply,
     rewrite_packet_id,
 )
 from proxy.store.capture import CaptureWriter

@@ -28,10 +28,10 @@ Choices where the protocol notes state nothing (tags as in protocol/README §0):
   one (``Fault.times``). A request refused for its own reason (already up to date, an
   update running, the deco offline) does not use it up.
 
-The device's data and catalog are in ``state.py``; the sockets are
-:class:`~proxy.net.server.OutletServer`'s (shared with replay serve); this module is the
-clock, the restarts, the OTA timeline, and the per-connection writer that merges and
-splits TCP writes as the real outlet does.
+The device's data and catalog are in ``state.py``, its settings in ``config.py``, the
+per-connection writer that merges and splits TCP writes as the real outlet does in
+``wire.py``; the sockets are :class:`~proxy.net.server.OutletServer`'s (shared with
+replay serve); this module is the clock, the restarts and the OTA timeline.
 """
 
 from __future__ import annotations
@@ -39,185 +39,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import random
-import re
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Self
 
 from proxy.core.events import Transport
 from proxy.core.framing import Frame
 from proxy.net.server import Endpoint, ListenError, OutletServer
-from proxy.sim.state import NO_PAYLOAD, DeviceState, Firmware, Json, JsonObject, Reply
+from proxy.sim.config import (
+    DEFAULT_SERIALS,
+    Fault,
+    FaultKind,
+    Revision,
+    SimConfig,
+    WireStats,
+)
+from proxy.sim.state import NO_PAYLOAD, DeviceState, Json, JsonObject, Reply
+from proxy.sim.wire import Client
 
-Revision = Literal["A", "B"]
-FaultKind = Literal["refuse", "fail-at", "stall-at"]
-
-DEFAULT_SERIALS: Final[dict[Revision, str]] = {"A": "0003C44076", "B": "11B27540076"}
-_FAULT_RE: Final = re.compile(r"^(refuse)$|^(fail-at|stall-at):(\d{1,3})$")
+__all__ = [
+    "DEFAULT_SERIALS",
+    "Fault",
+    "FaultKind",
+    "OutletSimulator",
+    "Revision",
+    "SimConfig",
+    "SimError",
+    "WireStats",
+]
 
 
 class SimError(Exception):
     """The simulator cannot do what it was asked (for example, a port is in use)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """A failure to act out during the next update, or the next ``times`` updates."""
-
-    kind: FaultKind
-    percent: int = 0
-    times: int | None = 1
-    """How many updates act it out, starting with the next one; None: every update."""
-
-    @classmethod
-    def parse(cls, text: str) -> Fault:
-        """``refuse``, ``fail-at:N`` or ``stall-at:N`` (0 <= N <= 100)."""
-        match = _FAULT_RE.match(text.strip())
-        if match is None:
-            raise ValueError(
-                f"bad fault {text!r}: expected 'refuse', 'fail-at:N' or 'stall-at:N' (N = 0..100)"
-            )
-        if match.group(1):
-            return cls("refuse")
-        percent = int(match.group(3))
-        if percent > 100:
-            raise ValueError(f"bad fault {text!r}: the percentage must be 0..100")
-        kind: FaultKind = "fail-at" if match.group(2) == "fail-at" else "stall-at"
-        return cls(kind, percent)
-
-    def __str__(self) -> str:
-        return self.kind if self.kind == "refuse" else f"{self.kind}:{self.percent}"
-
-    def describe(self) -> str:
-        """The fault and how long it lasts, for the simulator's output."""
-        if self.times is None:
-            return f"{self} on every update"
-        if self.times == 1:
-            return f"{self} on the next update"
-        return f"{self} on the next {self.times} updates"
-
-
-@dataclass(slots=True)
-class SimConfig:
-    """How the simulated outlet behaves. Ports 0 mean "pick a free one"."""
-
-    revision: Revision = "B"
-    host: str = "127.0.0.1"
-    tcp_port: int = 0
-    ws_port: int = 0
-    serial: str | None = None
-    firmware: Firmware = field(default_factory=Firmware)
-    ota_seconds: float = 8.0
-    """Total time of the progress phases of one update."""
-    reboot_seconds: float = 3.0
-    """Down time after a successful update, a cb5 restart, and of a rebooting deco."""
-    restart_seconds: float = 1.0
-    """Down time of the revB restart that follows the cb21 request."""
-    sync_wait_seconds: float = 30.0
-    """revB: how long the update waits for a client to reconnect and get the sync cb21."""
-    sensor_interval: float = 5.0
-    """Seconds between cb11 pushes; 0 turns them off."""
-    fault: Fault | None = None
-    seed: int | None = None
-    progress_step: int = 10
-    tcp_merge: float = 0.2
-    """Chance that a queued TCP message is written together with the next, no delimiter."""
-    tcp_split: float = 0.15
-    """Chance that a TCP write is cut in two, with a drain and a short pause between."""
-    split_pause: float = 0.005
-
-    def serial_number(self) -> str:
-        return self.serial or DEFAULT_SERIALS[self.revision]
-
-
-@dataclass(slots=True)
-class WireStats:
-    """What the TCP writer did, so tests can tell merged and split writes happened."""
-
-    writes: int = 0
-    merged: int = 0
-    split: int = 0
-
-
-class _Client:
-    """One connected app. Messages are queued so a reply and its push can share a write,
-    and TCP writes are merged and split here (the server writes what it is given)."""
-
-    def __init__(self, sim: OutletSimulator, endpoint: Endpoint) -> None:
-        self.sim = sim
-        self.endpoint = endpoint
-        self.name = f"{endpoint.transport} #{endpoint.number}"
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-        self.closed = False
-        self.writer_task = asyncio.create_task(self._write_loop())
-
-    def send(self, message: JsonObject) -> None:
-        if not self.closed:
-            self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
-
-    async def flush(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout)
-
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                first = await self.queue.get()
-                batch = [first]
-                if not self.queue.empty() and self._wants_merge():
-                    batch.append(self.queue.get_nowait())
-                try:
-                    await self._write(batch)
-                except OSError:
-                    self.closed = True
-                finally:
-                    for _ in batch:
-                        self.queue.task_done()
-                if self.closed:
-                    self._discard_queue()
-                    return
-        except asyncio.CancelledError:
-            self._discard_queue()
-            raise
-
-    def _discard_queue(self) -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
-            self.queue.task_done()
-
-    def _wants_merge(self) -> bool:
-        sim = self.sim
-        return self.endpoint.transport == "tcp" and sim._wire_rng.random() < sim.config.tcp_merge
-
-    async def _write(self, batch: list[str]) -> None:
-        if self.endpoint.transport == "ws":
-            for text in batch:
-                await self.endpoint.write(text.encode())
-            return
-        stats, rng, cfg = self.sim.stats, self.sim._wire_rng, self.sim.config
-        data = ("".join(batch) + "\n").encode()
-        if len(batch) > 1:
-            stats.merged += 1
-        if len(data) > 2 and rng.random() < cfg.tcp_split:
-            cut = rng.randint(1, len(data) - 2)
-            stats.split += 1
-            stats.writes += 1
-            await self.endpoint.write(data[:cut])
-            await asyncio.sleep(cfg.split_pause)
-            data = data[cut:]
-        stats.writes += 1
-        await self.endpoint.write(data)
-
-    async def stop(self) -> None:
-        """Stop writing, with whatever is queued left unsent."""
-        self.closed = True
-        self.writer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.writer_task
 
 
 class OutletSimulator:
@@ -247,7 +102,7 @@ class OutletSimulator:
         self._id_rng = random.Random(f"{seed}:ids")
         self._sensor_rng = random.Random(f"{seed}:sensors")
         self._server = OutletServer(self, cfg.host, cfg.tcp_port, cfg.ws_port)
-        self._clients: dict[int, _Client] = {}
+        self._clients: dict[int, Client] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ota_task: asyncio.Task[None] | None = None
         self._up = False
@@ -363,7 +218,7 @@ class OutletSimulator:
         return None if self._up else "outlet down (rebooting)"
 
     def connected(self, endpoint: Endpoint) -> None:
-        client = _Client(self, endpoint)
+        client = Client(self, endpoint)
         self._clients[endpoint.number] = client
         self.connections_accepted += 1
         self._emit(f"connected: {client.name} from {endpoint.peer}")
@@ -395,7 +250,7 @@ class OutletSimulator:
 
     # --- requests -----------------------------------------------------------------
 
-    def _dispatch(self, client: _Client, request: Json) -> None:
+    def _dispatch(self, client: Client, request: Json) -> None:
         if not self._up or client.closed or not isinstance(request, dict):
             return
         packet_id = request.get("packetID")
@@ -499,7 +354,7 @@ class OutletSimulator:
 
     # --- OTA ------------------------------------------------------------------------
 
-    def _ota_request(self, client: _Client, packet_id: Json, args: Json) -> None:
+    def _ota_request(self, client: Client, packet_id: Json, args: Json) -> None:
         target = args[0] if isinstance(args, list) and args else None
         method = args[1] if isinstance(args, list) and len(args) > 1 else 0
         if target not in (1, 2) or isinstance(target, bool):

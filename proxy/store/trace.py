@@ -11,7 +11,7 @@ Additive to 4.1, so that capture -> trace -> capture is byte for byte the same:
 - a data event recorded as text whose bytes are not UTF-8 carries ``b64`` and
   ``"form": "text"`` (readers that do not know ``form`` still get the right bytes);
 - header metadata JSON cannot hold is tagged by type (``{"$bytes": ...}``, see
-  proxy.store.records.META_TAGS) instead of being turned into text.
+  proxy.store.meta.META_TAGS) instead of being turned into text.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, BinaryIO, Final
 
 from proxy.core.events import Data, Event
+from proxy.store.meta import encode_meta, header_meta
 from proxy.store.records import (
     EventWriter,
     Loaded,
@@ -31,9 +32,7 @@ from proxy.store.records import (
     Problem,
     RecordError,
     SourceError,
-    encode_meta,
     event_from_record,
-    header_meta,
     open_source,
     record_from_event,
 )
@@ -72,7 +71,7 @@ def _line(obj: Mapping[str, Any]) -> str:
 
 
 def _header_line(meta: Mapping[Any, Any]) -> str:
-    """The header: metadata tagged where JSON needs it (records.META_TAGS), as UTF-8
+    """The header: metadata tagged where JSON needs it (meta.META_TAGS), as UTF-8
     where it can be and as escapes where a string holds an unpaired surrogate."""
     header: dict[str, Any] = {TRACE_KEY: TRACE_VERSION}
     header.update(encode_meta({k: v for k, v in meta.items() if k != TRACE_KEY}, "json"))

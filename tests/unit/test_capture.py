@@ -34,7 +34,8 @@ from proxy.store.capture import (
     read_capture,
     write_capture,
 )
-from proxy.store.records import META_TAGS, Loaded, SourceError
+from proxy.store.meta import META_TAGS
+from proxy.store.records import Loaded, SourceError
 from proxy.store.trace import read_trace, write_trace
 
 EVENTS: list[Event] = [

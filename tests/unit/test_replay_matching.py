@@ -10,14 +10,11 @@ import pytest
 
 from proxy.core.analysis import analyze
 from proxy.core.events import Close, Data, Event, Open
+from proxy.replay.diff import MISSING, diff_json, diff_reply, normalize_reply
 from proxy.replay.script import (
-    MISSING,
     Matcher,
     RecordedRequest,
     build_script,
-    diff_json,
-    diff_reply,
-    normalize_reply,
     rewrite_packet_id,
 )
 from proxy.store.recording import load_events

@@ -33,7 +33,16 @@ from proxy.core.analysis.copies import PushCopies
 from proxy.core.analysis.firmware import FW_CALLBACKS, Devices
 from proxy.core.analysis.reaction import AppReaction
 from proxy.core.events import Close
-from proxy.core.model import Annotation, Message, OtaSession, Relation, Severity, Target
+from proxy.core.model import (
+    Annotation,
+    Message,
+    Method,
+    OtaSession,
+    Outcome,
+    Relation,
+    Severity,
+    Target,
+)
 from proxy.core.protocol.ota import (
     PHASE_NAMES,
     WWW_DEVICE_TYPE,
@@ -278,6 +287,14 @@ class OtaTracker:
             )
         del self.verifying[(self._session_device(session), session.target)]
 
+    def _end(self, session: OtaSession, outcome: Outcome, t: float, reason: str) -> None:
+        """The update ends ``outcome`` (refused, failed) at ``t`` and takes no more messages."""
+        session.outcome = outcome
+        session.phase = outcome
+        session.ended = t
+        session.reason = reason
+        self._close_session(session)
+
     def _close_session(self, session: OtaSession) -> None:
         """No more messages for this update (a successor may already hold its key)."""
         key = (self._session_device(session), session.target)
@@ -336,19 +353,15 @@ class OtaTracker:
             old.reason = (old.reason + "; " if old.reason else "") + (
                 f"superseded by a new {target} update requested at {fmt_t(msg.t)}"
             )
-        before, expected = device.firmware.get(target, (None, None))
-        session = OtaSession(
-            target=target,
+        session = self._new_session(
+            msg,
+            device,
+            target,
+            device.sn,
+            f"{target} update requested at {fmt_t(msg.t)} on {msg.conn}",
             request=msg.id,
             method={0: "wifi", 1: "via-outlet"}.get(method_no if method_no is not None else -1),  # type: ignore[arg-type]
-            started=msg.t,
-            last_activity=msg.t,
-            fw_before=before,
-            fw_expected=expected,
-            sn=device.sn,
-            outlet_addr=device.key,
         )
-        session.reason = f"{target} update requested at {fmt_t(msg.t)} on {msg.conn}"
         earlier = self.verifying.get(key)
         if earlier is not None:
             session.reason += (
@@ -356,8 +369,6 @@ class OtaTracker:
                 f"{fmt_t(earlier.ended or earlier.last_activity)}) waits for its firmware read "
                 "after the reboot; that update keeps its own verification"
             )
-        self.sessions.append(session)
-        self.open[key] = session
         self._add(session, msg)
 
     def on_ack(self, request: Message, reply: Message) -> None:
@@ -409,11 +420,8 @@ class OtaTracker:
             session.phase = "accepted"
 
     def _refuse(self, session: OtaSession, reply: Message, context: str) -> None:
-        session.outcome = "refused"
-        session.phase = "refused"
-        session.ended = reply.t
-        session.reason = f"the outlet answered the {describe(session)} with PUBACK 0: {context}"
-        self._close_session(session)
+        why = f"the outlet answered the {describe(session)} with PUBACK 0: {context}"
+        self._end(session, "refused", reply.t, why)
         if session.request is not None:
             self._reaction.refusals.append((session, reply))
             host = self._host
@@ -435,22 +443,44 @@ class OtaTracker:
             return session, (
                 f"{sn}; it belongs to the {describe(session)}; no other {target} update open"
             )
+        session = self._new_session(
+            msg,
+            device,
+            target,
+            msg.sn,
+            f"{target} update seen from {fmt_t(msg.t)} on; its cb21 request is not in the capture",
+        )
+        return session, f"{sn}; no {target} update request in the capture"
+
+    def _new_session(
+        self,
+        msg: Message,
+        device: firmware.Device,
+        target: Target,
+        sn: Any,
+        reason: str,
+        *,
+        request: int | None = None,
+        method: Method | None = None,
+    ) -> OtaSession:
+        """A new open update of ``target`` on ``device`` that ``msg`` starts, from the
+        firmware the device was last seen with (requested, or seen only by its pushes)."""
         before, expected = device.firmware.get(target, (None, None))
         session = OtaSession(
             target=target,
+            request=request,
+            method=method,
             started=msg.t,
             last_activity=msg.t,
             fw_before=before,
             fw_expected=expected,
-            sn=msg.sn,
+            sn=sn,
             outlet_addr=device.key,
-        )
-        session.reason = (
-            f"{target} update seen from {fmt_t(msg.t)} on; its cb21 request is not in the capture"
+            reason=reason,
         )
         self.sessions.append(session)
         self.open[(device.key, target)] = session
-        return session, f"{sn}; no {target} update request in the capture"
+        return session
 
     def _reopen_if_stalled(self, session: OtaSession, msg: Message) -> None:
         if session.outcome == "stalled":
@@ -607,9 +637,7 @@ class OtaTracker:
             self._host.late_annotations.append((first.id, len(first.annotations) - 1))
 
     def _fail(self, session: OtaSession, msg: Message, why: str) -> None:
-        session.outcome = "failed"
-        session.phase = "failed"
-        session.ended = msg.t
-        session.reason = f"the {describe(session)} failed at {fmt_t(msg.t)}: {why}"
-        self._close_session(session)
+        self._end(
+            session, "failed", msg.t, f"the {describe(session)} failed at {fmt_t(msg.t)}: {why}"
+        )
         msg.annotate("ota-failed", "error", f"the {describe(session)} failed: {why}")
