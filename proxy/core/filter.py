@@ -382,7 +382,10 @@ class Filter:
 
     @classmethod
     def parse(cls, expression: str) -> Filter:
-        return cls(expression.strip(), _Parser(expression).parse())
+        try:
+            return cls(expression.strip(), _Parser(expression).parse())
+        except RecursionError:
+            raise FilterError("too deeply nested: use fewer parentheses or nots", 1) from None
 
     @property
     def is_empty(self) -> bool:

@@ -324,7 +324,13 @@ class _ActionParser:
             raise self.error(
                 "set changes exactly one field; write one rule per field", starts[1], None
             )
-        return Action(kind, fields=tuple(found), text=" ".join([kind, *spelled]))
+        action = Action(kind, fields=tuple(found), text=" ".join([kind, *spelled]))
+        if kind == "reply":
+            try:  # fields that cannot nest together fail now, not on the wire
+                action.reply_object(0, None)
+            except ValueError as e:
+                raise self.error(str(e), starts[0], None) from None
+        return action
 
     def path(self) -> tuple[tuple[PathKey, ...], str, int]:
         m = _WORD.match(self.text, self.pos)
@@ -362,7 +368,7 @@ class _ActionParser:
             raise self.error("a value is missing after '='", at, None)
         try:
             value, end = _JSON.raw_decode(text, at)
-        except ValueError:
+        except (ValueError, RecursionError):
             end = -1
         if end != -1 and (end == len(text) or text[end].isspace()):
             self.pos = end

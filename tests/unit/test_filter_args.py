@@ -133,7 +133,7 @@ def test_errors_say_where(expr: str, column: int, words: str) -> None:
 def test_listed_in_fields_and_help() -> None:
     assert "arg.N" in FIELDS
     assert "arg.N:" in help_text()
-    with pytest.raises(FilterError, match="arg.N"):
+    with pytest.raises(FilterError, match=r"arg\.N"):
         Filter.parse("nosuch:1")
 
 

@@ -530,3 +530,17 @@ def test_normalised_text_parses_back_the_same(match: str, action: str, limit: st
     assert again.action == first.action
     assert (again.times, again.after) == (first.times, first.after)
     assert again.match.expression == first.match.expression
+
+
+def test_hostile_nesting_is_an_error_not_a_crash() -> None:
+    with pytest.raises(RuleError, match="too deeply nested"):
+        parse_rule("(" * 5000 + "cb:22" + ")" * 5000 + " -> drop")
+    with pytest.raises(RuleError, match="bad JSON value"):
+        parse_rule("cb:22 -> reply x=" + "[" * 100000)
+
+
+def test_reply_fields_that_cannot_nest_are_refused_at_start() -> None:
+    with pytest.raises(RuleError) as info:
+        parse_rule("cb:21 -> reply payload.callbackArgs=[1] payload.callbackArgs.x=1")
+    assert info.value.column == 16
+    assert "is not an object" in info.value.message
