@@ -171,6 +171,20 @@ def _sized(msg: Message, args: Any, n: int, expected: str) -> bool:
     return False
 
 
+def _one_in(expected: str, lo: int, hi: int, *, whole: bool = True) -> SideCheck:
+    """The check of a list of one value in [lo, hi] (any number unless ``whole``);
+    ``expected`` says what should have come when anything else does."""
+
+    def check(msg: Message, args: Any) -> None:
+        if type(args) is list and len(args) == 1:
+            v = args[0]
+            if _int_in(v, lo, hi) if whole else _num_in(v, lo, hi):
+                return
+        _bad(msg, f"expected {expected}, got {_json(args, 60)}")
+
+    return check
+
+
 def _in_ranges(msg: Message, values: list[Any], rules: tuple[Arg, ...]) -> None:
     """Annotates each value outside its ``Arg``'s range, in order."""
     for v, arg in zip(values, rules, strict=False):

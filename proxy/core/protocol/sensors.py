@@ -11,12 +11,11 @@ from proxy.core.protocol.common import (
     _bad,
     _fields_for,
     _first,
-    _int_in,
     _is_num,
     _json,
     _named,
     _num,
-    _num_in,
+    _one_in,
     _raw_fields,
     _replied,
     _requested,
@@ -113,10 +112,7 @@ def _sum_sensors(msg: Message, args: Any) -> str | None:
 # Occupancy calibration (cb26)
 
 
-@_requested
-def _check_calibration(msg: Message, args: Any) -> None:
-    if type(args) is not list or len(args) != 1 or not _num_in(args[0], 1, 86400):
-        _bad(msg, f"expected [seconds] (30-60 advised), got {_json(args, 60)}")
+_check_calibration: Final = _requested(_one_in("[seconds] (30-60 advised)", 1, 86400, whole=False))
 
 
 @_fields_for(1)
@@ -160,10 +156,7 @@ def _mqtt_puback(puback: int, request_args: Any) -> str | None:
     return None
 
 
-@_requested
-def _check_mqtt(msg: Message, args: Any) -> None:
-    if type(args) is not list or len(args) != 1 or not _int_in(args[0], 0, 2):
-        _bad(msg, f"expected [sub 0|1|2], got {_json(args, 60)}")
+_check_mqtt: Final = _requested(_one_in("[sub 0|1|2]", 0, 2))
 
 
 @_fields_for(1)
