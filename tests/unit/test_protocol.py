@@ -1,7 +1,8 @@
 """The callback catalog and the decoder, against the protocol reference.
 
 Expected values come from protocol/README.md (sections 2-7) and its example files,
-copied to tests/data/protocol_examples so the tests do not depend on ../shared.
+copied to tests/data/protocol_examples so the tests do not depend on ../shared; what
+each example decodes to is in tests/data/protocol_examples_expected.json.
 """
 
 from __future__ import annotations
@@ -136,170 +137,18 @@ def test_puback_meaning_of_odd_values_says_so() -> None:
 
 # --------------------------------------------------------------------------- examples
 
-# file -> (callback, name, annotation codes, summary, {field: (value, meaning)} subset)
+# What each example file decodes to, as data beside the examples: file -> (callback,
+# name, annotation codes, summary, {field: (value, meaning)} subset).
+_DOCUMENTED = json.loads((EXAMPLES.parent / "protocol_examples_expected.json").read_bytes())
 EXPECTED: dict[str, tuple[int | None, str, list[str], str, dict[str, tuple[str, str]]]] = {
-    "cb3-request.json": (3, "Request accessory names", [], "Request accessory names", {}),
-    "cb3-response.json": (
-        3,
-        "Request accessory names",
-        [],
-        "Names: 1 'Outlet 1', 2 'Outlet 2', 3 'Nightlight'",
-        {
-            "form": ("{payload: [...]}", "wrapped (documented form)"),
-            "accessory 1": ("Outlet 1", "top outlet"),
-            "accessory 3": ("Nightlight", "nightlight"),
-        },
-    ),
-    "cb4-request.json": (
-        4,
-        "Configure accessory names",
-        [],
-        "Configure accessory names: 1 'Fan', 2 'Charger', 3 'Nightlight'",
-        {"accessory 2": ("Charger", "bottom outlet")},
-    ),
-    "cb4-response.json": (
-        None,
-        "",
-        [],
-        "ack: PUBACK 1 (processed)",
-        {"PUBACK": ("1", "processed")},
-    ),
-    "cb7-request.json": (7, "Factory reset", ["fire-and-forget"], "Factory reset", {}),
-    "cb9-request.json": (9, "Fetch outlets status", [], "Fetch outlets status", {}),
-    "cb9-response.json": (
-        9,
-        "Fetch outlets status",
-        [],
-        "Outlets: 1 on, 2 off",
-        {"outlet1": ("1", "on"), "outlet2": ("0", "off")},
-    ),
-    "cb11-request.json": (11, "Fetch sensors", [], "Fetch sensors", {}),
-    "cb12-request.json": (12, "Get device information", [], "Get device information", {}),
-    "cb14-request.json": (
-        14,
-        "Nightlight control",
-        [],
-        "Nightlight control: on, 100 %",
-        {"on": ("1", "on"), "brightness": ("100", "100 %")},
-    ),
-    "cb14-response.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb15-request.json": (15, "Fetch nightlight", [], "Fetch nightlight", {}),
-    "cb15-response.json": (
-        15,
-        "Fetch nightlight",
-        [],
-        "Nightlight: on, 100 %",
-        {"PUBACK": ("1", "processed"), "brightness": ("100", "100 %")},
-    ),
-    "cb17-request-hsv.json": (
-        17,
-        "Color light control",
-        [],
-        "Color light control: nightlight static HSV, 9 LEDs",
-        {
-            "light": ("5", "nightlight"),
-            "mode": ("1", "static HSV"),
-            "led 9": ("[1,100,[360,100]]", "on, 100 %, hue 360°, sat 100 %"),
-        },
-    ),
-    "cb17-request-starry-night-aura.json": (
-        17,
-        "Color light control",
-        [],
-        "Color light control: nightlight starry night, 2 LEDs",
-        {
-            "mode": ("7", "starry night"),
-            "background": ("[1,100,[0,0]]", "on, 100 %, hue 0°, sat 0 %"),
-            "star colour": ("[1,100,[320,100]]", "on, 100 %, hue 320°, sat 100 %"),
-            "speed": ("0", "0-7"),
-            "random": ("0", "0/1"),
-        },
-    ),
-    "cb17-response.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb18-request.json": (
-        18,
-        "Fetch color light",
-        [],
-        "Fetch color light: nightlight",
-        {"light": ("5", "nightlight")},
-    ),
-    "cb20-request.json": (20, "Request available updates", [], "Request available updates", {}),
-    "cb20-response-fail.json": (
-        None,
-        "",
-        ["puback-failure"],
-        "ack: PUBACK 0 (failed)",
-        {"PUBACK": ("0", "failed")},
-    ),
-    "cb20-response-success.json": (
-        20,
-        "Request available updates",
-        [],
-        "Updates: outlet 0.0.1 up to date, WWW 0.1.2 → 0.3.0, deco 0.5.0 → 0.5.1",
-        {
-            "IM.available_fw_rev": ("0.0.1", "InvisOutlet firmware: up to date"),
-            "IM.available_www_fw_rev": ("0.3.0", "InvisOutlet web UI: update available"),
-            "PM.available_fw_rev": ("0.5.1", "InvisDeco firmware: update available"),
-        },
-    ),
-    "cb21-request.json": (
-        21,
-        "Perform OTA update",
-        [],
-        "Perform OTA update: outlet (method Wi-Fi)",
-        {
-            "target": ("1", "InvisOutlet"),
-            "method": ("0", "deco downloads over its own Wi-Fi (the outlet ignores it)"),
-        },
-    ),
-    "cb21-response-reva.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb21-response-reva-aura.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb21-response-revb-aura.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb21-response-revb-sync.json": (
-        21,
-        "Perform OTA update",
-        [],
-        "OTA status: outlet continues",
-        {"device": ("1", "InvisOutlet"), "status": ("1", "the update continues")},
-    ),
-    "cb22-progress.json": (
-        22,
-        "OTA download progress",
-        [],
-        "OTA progress: outlet 90 %",
-        {"device_type": ("1", "InvisOutlet"), "percent": ("90", "90 %")},
-    ),
-    "cb23-result.json": (
-        23,
-        "OTA result",
-        [],
-        "OTA result: outlet succeeded, rebooting",
-        {"status": ("1", "succeeded; the device reboots now")},
-    ),
-    "cb26-request.json": (
-        26,
-        "Occupancy sensor calibration",
-        [],
-        "Occupancy sensor calibration: 30 s",
-        {"seconds": ("30", "calibration time (30 recommended, 30-60 advised)")},
-    ),
-    "cb26-response.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb27-request-mqtt-status.json": (
-        27,
-        "MQTT status / Home Assistant discovery",
-        [],
-        "MQTT status / Home Assistant discovery: check MQTT status",
-        {"sub": ("0", "check MQTT status")},
-    ),
-    "cb27-request-ha-discovery.json": (
-        27,
-        "MQTT status / Home Assistant discovery",
-        [],
-        "MQTT status / Home Assistant discovery: send Home Assistant discovery payload",
-        {"sub": ("2", "send Home Assistant discovery payload")},
-    ),
-    "cb27-response-mqtt-status.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
-    "cb27-response-ha-discovery.json": (None, "", [], "ack: PUBACK 1 (processed)", {}),
+    name: (
+        e["callback"],
+        e["name"],
+        e["codes"],
+        e["summary"],
+        {key: (value, meaning) for key, (value, meaning) in e["fields"].items()},
+    )
+    for name, e in _DOCUMENTED.items()
 }
 
 

@@ -115,18 +115,21 @@ def _buzz_summary(msg: Message, args: Any) -> str | None:
     return None
 
 
-BUZZ: CallbackSpec = callback(
-    30,
-    "Sound the buzzer",
-    "Buzzer",
-    arguments="request: [count]",
-    check=_check_buzz,
-    fields=_buzz_fields,
-    summary=_buzz_summary,
-    never="the outlet beeps and says nothing",
-    ok="will beep",
-    fail="no buzzer",
-)
+def buzzer(**options: Any) -> CallbackSpec:
+    """cb30 as a family module would specify it, with ``options`` for ``callback``."""
+    return callback(
+        30,
+        "Sound the buzzer",
+        "Buzzer",
+        arguments="request: [count]",
+        check=_check_buzz,
+        fields=_buzz_fields,
+        summary=_buzz_summary,
+        **options,
+    )
+
+
+BUZZ = buzzer(never="the outlet beeps and says nothing", ok="will beep", fail="no buzzer")
 
 
 @pytest.fixture
@@ -177,16 +180,7 @@ def test_only_eager_callbacks_keep_the_decoded_arguments(
     raw = b'{"packetID":123456,"payload":{"callbackName":30,"callbackArgs":[2]}}'
     monkeypatch.setitem(catalog_module.CATALOG, 30, BUZZ)
     assert decode(frame(value, "app", raw), 1, "tcp").args == [2]
-    eager = callback(
-        30,
-        "Sound the buzzer",
-        "Buzzer",
-        arguments="request: [count]",
-        check=_check_buzz,
-        fields=_buzz_fields,
-        summary=_buzz_summary,
-        eager=True,
-    )
+    eager = buzzer(eager=True)
     monkeypatch.setitem(catalog_module.CATALOG, 30, eager)
     assert decode(frame(value, "app", raw), 1, "tcp").args == [1]
     assert all(CATALOG[n].eager_args for n in (21, 22, 23))  # the analysis reads these

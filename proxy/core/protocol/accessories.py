@@ -3,23 +3,30 @@ nightlight (cb14, cb15) and the colour light (cb17, cb18)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Final
 
 from proxy.core.events import Side
 from proxy.core.model import Message
 from proxy.core.protocol.common import (
     _ON_OFF,
+    Arg,
     Field,
     _bad,
+    _fields_for,
+    _in_ranges,
     _int_in,
     _is_num,
     _json,
     _named,
-    _no_args,
     _num,
     _num_in,
     _plain,
     _raw_fields,
+    _replied,
+    _requested,
+    _sized,
+    _summary_for,
 )
 from proxy.core.protocol.spec import CallbackSpec, callback
 
@@ -29,21 +36,16 @@ _ACCESSORIES: Final = {1: "top outlet", 2: "bottom outlet", 3: "nightlight"}
 # Accessory names (cb3 reply, cb4 request)
 
 
-def _check_names_reply(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-        return
-    if args is None:
-        return
+@_replied
+def _check_names_reply(msg: Message, args: Any) -> None:
     if type(args) is dict:
         args = args.get("payload")
     if type(args) is not list:
         _bad(msg, "expected a list of {accessory, name} (bare or wrapped in {payload: [...]})")
 
 
-def _check_names_set(msg: Message, side: Side, args: Any) -> None:
-    if side != "app":
-        return
+@_requested
+def _check_names_set(msg: Message, args: Any) -> None:
     if type(args) is not list or not args:
         _bad(msg, f"expected a list of {{accessory, name}}, got {_json(args, 60)}")
         return
@@ -111,12 +113,8 @@ def _outlet_pair(args: Any) -> tuple[Any, Any, Any] | None:
     return None, args[0], args[1]
 
 
-def _check_outlets(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-        return
-    if args is None:
-        return
+@_replied
+def _check_outlets(msg: Message, args: Any) -> None:
     pair = _outlet_pair(args)
     if pair is None or not (_int_in(pair[1], 0, 1) and _int_in(pair[2], 0, 1)):
         _bad(msg, f"expected [outlet1, outlet2] of 0/1 (or [x, [o1, o2]]), got {_json(args, 60)}")
@@ -144,30 +142,28 @@ def _sum_outlets(msg: Message, args: Any) -> str | None:
     return f"1 {_named(_ON_OFF, pair[1], '?')}, 2 {_named(_ON_OFF, pair[2], '?')}"
 
 
-def _check_outlet_control(msg: Message, side: Side, args: Any) -> None:
-    if side != "app":
-        return
-    if type(args) is not list or len(args) != 2:
-        _bad(msg, f"expected [outlet 1|2, state 0|1], got {_json(args, 60)}")
-        return
-    if not _int_in(args[0], 1, 2):
-        _bad(msg, f"outlet {_json(args[0], 20)} should be 1 or 2")
-    if not _int_in(args[1], 0, 1):
-        _bad(msg, f"state {_json(args[1], 20)} should be 0 or 1")
+_OUTLET_CONTROL_ARGS: Final = (
+    Arg("outlet", 1, 2, "should be 1 or 2"),
+    Arg("state", 0, 1, "should be 0 or 1"),
+)
 
 
-def _outlet_control_fields(msg: Message, args: Any) -> list[Field]:
-    if type(args) is not list or len(args) != 2:
-        return [] if args is None else _raw_fields("callbackArgs", args)
+@_requested
+def _check_outlet_control(msg: Message, args: Any) -> None:
+    if _sized(msg, args, 2, "[outlet 1|2, state 0|1]"):
+        _in_ranges(msg, args, _OUTLET_CONTROL_ARGS)
+
+
+@_fields_for(2)
+def _outlet_control_fields(msg: Message, args: list[Any]) -> list[Field]:
     return [
         Field("outlet", _num(args[0]), _named(_ACCESSORIES, args[0])),
         Field("state", _num(args[1]), _named(_ON_OFF, args[1])),
     ]
 
 
-def _sum_outlet_control(msg: Message, args: Any) -> str | None:
-    if type(args) is not list or len(args) != 2:
-        return None
+@_summary_for(2)
+def _sum_outlet_control(msg: Message, args: list[Any]) -> str:
     return f"outlet {_num(args[0])} {_named(_ON_OFF, args[1], '?')}"
 
 
@@ -175,26 +171,19 @@ def _sum_outlet_control(msg: Message, args: Any) -> str | None:
 # Nightlight (cb14 control, cb15 state): both [on 0|1, brightness 0-100]
 
 
+_ON_BRIGHTNESS_ARGS: Final = (
+    Arg("on", 0, 1, "should be 0 or 1"),
+    Arg("brightness", 0, 100, "outside 0-100", whole=False),
+)
+
+
 def _check_on_brightness(msg: Message, args: Any) -> None:
-    if type(args) is not list or len(args) != 2:
-        _bad(msg, f"expected [on 0|1, brightness 0-100], got {_json(args, 60)}")
-        return
-    if not _int_in(args[0], 0, 1):
-        _bad(msg, f"on {_json(args[0], 20)} should be 0 or 1")
-    if not _num_in(args[1], 0, 100):
-        _bad(msg, f"brightness {_json(args[1], 20)} outside 0-100")
+    if _sized(msg, args, 2, "[on 0|1, brightness 0-100]"):
+        _in_ranges(msg, args, _ON_BRIGHTNESS_ARGS)
 
 
-def _check_nightlight_control(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _check_on_brightness(msg, args)
-
-
-def _check_nightlight_state(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-    elif args is not None:
-        _check_on_brightness(msg, args)
+_check_nightlight_control: Final = _requested(_check_on_brightness)
+_check_nightlight_state: Final = _replied(_check_on_brightness)
 
 
 def _on_brightness_fields(msg: Message, args: Any) -> list[Field]:
@@ -207,9 +196,8 @@ def _on_brightness_fields(msg: Message, args: Any) -> list[Field]:
     ]
 
 
-def _sum_on_brightness(msg: Message, args: Any) -> str | None:
-    if type(args) is not list or len(args) != 2:
-        return None
+@_summary_for(2)
+def _sum_on_brightness(msg: Message, args: list[Any]) -> str:
     return f"{_named(_ON_OFF, args[0], '?')}, {_num(args[1])} %"
 
 
@@ -331,24 +319,27 @@ def _sum_color(msg: Message, args: Any) -> str | None:
 # ---------------------------------------------------------------------------
 # The specs
 
+# A fetch and its command carry the same arguments, so they read them alike.
+_names_callback: Final = partial(callback, fields=_names_fields, summary=_sum_names)
+_nightlight_callback: Final = partial(
+    callback, fields=_on_brightness_fields, summary=_sum_on_brightness
+)
+_color_callback: Final = partial(callback, fields=_color_fields, summary=_sum_color)
+
 SPECS: Final[tuple[CallbackSpec, ...]] = (
-    callback(
+    _names_callback(
         3,
         "Request accessory names",
         "Names",
         arguments="request: none; reply: [{accessory, name}], bare or as {payload: [...]}",
         check=_check_names_reply,
-        fields=_names_fields,
-        summary=_sum_names,
     ),
-    callback(
+    _names_callback(
         4,
         "Configure accessory names",
         "Set names",
         arguments="request: [{accessory 1-3, name}]",
         check=_check_names_set,
-        fields=_names_fields,
-        summary=_sum_names,
     ),
     callback(
         9,
@@ -369,42 +360,34 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         fields=_outlet_control_fields,
         summary=_sum_outlet_control,
     ),
-    callback(
+    _nightlight_callback(
         14,
         "Nightlight control",
         "Nightlight control",
         arguments="request: [on 0|1, brightness 0-100]",
         check=_check_nightlight_control,
-        fields=_on_brightness_fields,
-        summary=_sum_on_brightness,
     ),
-    callback(
+    _nightlight_callback(
         15,
         "Fetch nightlight",
         "Nightlight",
         arguments="request: none; reply/push: [on 0|1, brightness 0-100]",
         check=_check_nightlight_state,
-        fields=_on_brightness_fields,
-        summary=_sum_on_brightness,
         pushed=True,
     ),
-    callback(
+    _color_callback(
         17,
         "Color light control",
         "Color light control",
         arguments="request: [light, mode 1-7, [leds], speed 0-7?, random 0|1?, level 0-100?]",
         check=_check_color_control,
-        fields=_color_fields,
-        summary=_sum_color,
     ),
-    callback(
+    _color_callback(
         18,
         "Fetch color light",
         "Color light",
         arguments="request: [light]; reply/push: as cb17's request, short without an Aura",
         check=_check_color_fetch,
-        fields=_color_fields,
-        summary=_sum_color,
         pushed=True,
     ),
 )

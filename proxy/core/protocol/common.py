@@ -8,7 +8,7 @@ to this package: its modules share them, nothing outside imports them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -124,6 +124,122 @@ def _raw_fields(name: str, value: Any, meaning: str = "not decoded; shown raw") 
     return [Field(name, _json(value), meaning)]
 
 
+# The checks of one side's arguments, which the combinators below give a direction.
+SideCheck = Callable[[Message, Any], None]
+
+
+def _replied(check_reply: SideCheck) -> Check:
+    """The check of a fetch: its request carries nothing, and its reply or push is
+    checked by ``check_reply`` when it carries anything (cb1, 3, 9, 11, 12, 15, 20)."""
+
+    def check(msg: Message, side: Side, args: Any) -> None:
+        if side == "app":
+            _no_args(msg, side, args)
+        elif args is not None:
+            check_reply(msg, args)
+
+    return check
+
+
+def _requested(check_request: SideCheck) -> Check:
+    """The check of a command: only the app's arguments are defined; the outlet's
+    PUBACK carries none worth checking."""
+
+    def check(msg: Message, side: Side, args: Any) -> None:
+        if side == "app":
+            check_request(msg, args)
+
+    return check
+
+
+class Arg(NamedTuple):
+    """One positional integer argument's range, and what to say when it is outside."""
+
+    name: str
+    lo: int
+    hi: int
+    wrong: str  # follows "<name> <value> ": "should be 0 or 1", "outside 0-100"
+    whole: bool = True  # False: any number in the range will do
+    hint: Callable[[Any], str] | None = None  # more words on a particular wrong value
+
+
+def _sized(msg: Message, args: Any, n: int, expected: str) -> bool:
+    """Whether ``args`` is a list of ``n``; annotates what was expected when it is not."""
+    if type(args) is list and len(args) == n:
+        return True
+    _bad(msg, f"expected {expected}, got {_json(args, 60)}")
+    return False
+
+
+def _one_in(expected: str, lo: int, hi: int, *, whole: bool = True) -> SideCheck:
+    """The check of a list of one value in [lo, hi] (any number unless ``whole``);
+    ``expected`` says what should have come when anything else does."""
+
+    def check(msg: Message, args: Any) -> None:
+        if type(args) is list and len(args) == 1:
+            v = args[0]
+            if _int_in(v, lo, hi) if whole else _num_in(v, lo, hi):
+                return
+        _bad(msg, f"expected {expected}, got {_json(args, 60)}")
+
+    return check
+
+
+def _in_ranges(msg: Message, values: list[Any], rules: tuple[Arg, ...]) -> None:
+    """Annotates each value outside its ``Arg``'s range, in order."""
+    for v, arg in zip(values, rules, strict=False):
+        if not (_int_in(v, arg.lo, arg.hi) if arg.whole else _num_in(v, arg.lo, arg.hi)):
+            hint = arg.hint(v) if arg.hint is not None else ""
+            _bad(msg, f"{arg.name} {_json(v, 20)} {arg.wrong}{hint}")
+
+
+def _fields_for(n: int) -> Callable[[Callable[[Message, list[Any]], list[Field]]], FieldsFn]:
+    """Fields of a list of exactly ``n`` arguments; none when absent, any other shape raw."""
+
+    def wrap(show: Callable[[Message, list[Any]], list[Field]]) -> FieldsFn:
+        def fields(msg: Message, args: Any) -> list[Field]:
+            if type(args) is list and len(args) == n:
+                return show(msg, args)
+            return [] if args is None else _raw_fields("callbackArgs", args)
+
+        return fields
+
+    return wrap
+
+
+def _summary_for(n: int) -> Callable[[Callable[[Message, list[Any]], str]], SummaryFn]:
+    """A summary of a list of exactly ``n`` arguments; any other shape is shown raw."""
+
+    def wrap(show: Callable[[Message, list[Any]], str]) -> SummaryFn:
+        def summarise(msg: Message, args: Any) -> str | None:
+            return show(msg, args) if type(args) is list and len(args) == n else None
+
+        return summarise
+
+    return wrap
+
+
+def _object_fields(show: Callable[[Message, dict[Any, Any]], list[Field]]) -> FieldsFn:
+    """Fields of an object argument; none when absent, any other shape raw."""
+
+    def fields(msg: Message, args: Any) -> list[Field]:
+        if type(args) is dict:
+            return show(msg, args)
+        return [] if args is None else _raw_fields("callbackArgs", args)
+
+    return fields
+
+
+def _modules(args: dict[Any, Any], out: list[Field]) -> Iterator[tuple[str, dict[Any, Any]]]:
+    """The IM and PM blocks of a cb12 or cb20 object, in order; any other key goes to
+    ``out`` raw, where it stands."""
+    for key, block in args.items():
+        if key in ("IM", "PM") and type(block) is dict:
+            yield key, block
+        else:
+            out.extend(_raw_fields(str(key), block, ""))
+
+
 def _named(table: dict[int, str], v: Any, default: str | None = None) -> str:
     """The table's word for ``v``, else ``default``, else why there is none."""
     if type(v) is int and v in table:
@@ -146,10 +262,9 @@ def _sum_raw(msg: Message, args: Any) -> str | None:
     return None
 
 
-def _sum_single(labels: dict[int, str]) -> Callable[[Message, Any], str | None]:
-    def summarise(msg: Message, args: Any) -> str | None:
-        if type(args) is not list or len(args) != 1:
-            return None
+def _sum_single(labels: dict[int, str]) -> SummaryFn:
+    @_summary_for(1)
+    def summarise(msg: Message, args: list[Any]) -> str:
         return _named(labels, args[0], _json(args[0], 20))
 
     return summarise

@@ -4,9 +4,9 @@ restarts and resets of the outlet (cb5-7) and the deco (cb24, cb25)."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Final
 
-from proxy.core.events import Side
 from proxy.core.model import Message
 from proxy.core.protocol.common import (
     Field,
@@ -14,10 +14,14 @@ from proxy.core.protocol.common import (
     _clip,
     _fw,
     _json,
+    _modules,
     _no_args,
     _no_fields,
+    _object_fields,
     _plain,
     _raw_fields,
+    _replied,
+    _requested,
     _sum_raw,
 )
 from proxy.core.protocol.redaction import REDACTED, _config_objects, _mqtt_secrets, redact_url
@@ -27,16 +31,14 @@ from proxy.core.protocol.spec import CallbackSpec, callback
 # Configuration (cb1 reply, cb2 request)
 
 
-def _check_config_reply(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-    elif args is not None and type(args) is not dict:
+@_replied
+def _check_config_reply(msg: Message, args: Any) -> None:
+    if type(args) is not dict:
         _bad(msg, f"device configuration should be an object, got {_json(args, 60)}")
 
 
-def _check_config_set(msg: Message, side: Side, args: Any) -> None:
-    if side != "app":
-        return
+@_requested
+def _check_config_set(msg: Message, args: Any) -> None:
     if type(args) is dict:
         return
     if type(args) is list and len(args) == 1 and type(args[0]) is dict:
@@ -124,28 +126,18 @@ def _sum_config(msg: Message, args: Any) -> str | None:
 # Device information (cb12)
 
 
-def _check_device_info(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-        return
-    if args is None:
-        return
+@_replied
+def _check_device_info(msg: Message, args: Any) -> None:
     if type(args) is not dict or type(args.get("IM")) is not dict:
         _bad(msg, f"expected {{IM: {{...}}, PM?: {{...}}}}, got {_json(args, 60)}")
     elif "PM" in args and type(args["PM"]) is not dict:
         _bad(msg, f"PM should be an object, got {_json(args['PM'], 40)}")
 
 
-def _device_info_fields(msg: Message, args: Any) -> list[Field]:
-    if args is None:
-        return []
-    if type(args) is not dict:
-        return _raw_fields("callbackArgs", args)
+@_object_fields
+def _device_info_fields(msg: Message, args: dict[Any, Any]) -> list[Field]:
     out: list[Field] = []
-    for key, block in args.items():
-        if key not in ("IM", "PM") or type(block) is not dict:
-            out.extend(_raw_fields(str(key), block, ""))
-            continue
+    for key, block in _modules(args, out):
         module = "InvisOutlet module" if key == "IM" else "InvisDeco faceplate"
         for sub, v in block.items():
             name = f"{key}.{sub}"
@@ -205,61 +197,37 @@ def _sum_device_info(msg: Message, args: Any) -> str | None:
 # ---------------------------------------------------------------------------
 # The specs
 
-_NONE: Final = "none"
+_REBOOTS: Final = "the device reboots; no reply is expected"
+_LEAVES: Final = "the device leaves the network; no reply is expected"
+_RESETS: Final = "the device resets and reboots; no reply is expected"
+
+# Both configuration callbacks carry the same object, with the same secrets in it.
+_config_callback: Final = partial(
+    callback, fields=_config_fields, summary=_sum_config, eager=True, secrets=True
+)
+# The restarts and resets carry nothing either way.
+_bare_callback: Final = partial(
+    callback, arguments="none", check=_no_args, fields=_no_fields, summary=_sum_raw
+)
 
 SPECS: Final[tuple[CallbackSpec, ...]] = (
-    callback(
+    _config_callback(
         1,
         "Request device configuration",
         "Config",
         arguments="request: none; reply: the config object",
         check=_check_config_reply,
-        fields=_config_fields,
-        summary=_sum_config,
-        eager=True,
-        secrets=True,
     ),
-    callback(
+    _config_callback(
         2,
         "Configure device configuration",
         "Set config",
         arguments="request: a config object, or a one-element list of one",
         check=_check_config_set,
-        fields=_config_fields,
-        summary=_sum_config,
-        eager=True,
-        secrets=True,
     ),
-    callback(
-        5,
-        "Restart InvisOutlet",
-        "Restart outlet",
-        arguments=_NONE,
-        check=_no_args,
-        fields=_no_fields,
-        summary=_sum_raw,
-        never="the device reboots; no reply is expected",
-    ),
-    callback(
-        6,
-        "Reset network settings",
-        "Network reset",
-        arguments=_NONE,
-        check=_no_args,
-        fields=_no_fields,
-        summary=_sum_raw,
-        never="the device leaves the network; no reply is expected",
-    ),
-    callback(
-        7,
-        "Factory reset",
-        "Factory reset",
-        arguments=_NONE,
-        check=_no_args,
-        fields=_no_fields,
-        summary=_sum_raw,
-        never="the device resets and reboots; no reply is expected",
-    ),
+    _bare_callback(5, "Restart InvisOutlet", "Restart outlet", never=_REBOOTS),
+    _bare_callback(6, "Reset network settings", "Network reset", never=_LEAVES),
+    _bare_callback(7, "Factory reset", "Factory reset", never=_RESETS),
     callback(
         12,
         "Get device information",
@@ -271,22 +239,6 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         pushed=True,
         eager=True,
     ),
-    callback(
-        24,
-        "Restart InvisDeco",
-        "Restart deco",
-        arguments=_NONE,
-        check=_no_args,
-        fields=_no_fields,
-        summary=_sum_raw,
-    ),
-    callback(
-        25,
-        "Reset InvisDeco",
-        "Reset deco",
-        arguments=_NONE,
-        check=_no_args,
-        fields=_no_fields,
-        summary=_sum_raw,
-    ),
+    _bare_callback(24, "Restart InvisDeco", "Restart deco"),
+    _bare_callback(25, "Reset InvisDeco", "Reset deco"),
 )

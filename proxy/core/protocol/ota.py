@@ -8,24 +8,30 @@ its own copies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 from proxy.core.events import Side
 from proxy.core.model import Message, Target
 from proxy.core.protocol.common import (
+    Arg,
     Field,
+    FieldsFn,
+    SummaryFn,
     _at,
     _bad,
     _fw,
-    _int_in,
+    _in_ranges,
     _is_num,
     _json,
+    _modules,
     _named,
-    _no_args,
     _num,
-    _num_in,
+    _object_fields,
     _plain,
     _raw_fields,
+    _replied,
+    _sized,
 )
 from proxy.core.protocol.spec import CallbackSpec, callback
 
@@ -147,18 +153,14 @@ def firmware_versions(callback: int, args: Any) -> dict[str, tuple[str | None, s
 # Checks, fields and summaries
 
 
-def _check_updates(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-    elif args is not None and type(args) is not dict:
+@_replied
+def _check_updates(msg: Message, args: Any) -> None:
+    if type(args) is not dict:
         _bad(msg, f"expected {{IM: {{...}}, PM: {{...}}}}, got {_json(args, 60)}")
 
 
-def _updates_fields(msg: Message, args: Any) -> list[Field]:
-    if args is None:
-        return []
-    if type(args) is not dict:
-        return _raw_fields("callbackArgs", args)
+@_object_fields
+def _updates_fields(msg: Message, args: dict[Any, Any]) -> list[Field]:
     out: list[Field] = []
     pairs = (
         ("IM", "fw_rev", "available_fw_rev", "InvisOutlet firmware"),
@@ -183,10 +185,7 @@ def _updates_fields(msg: Message, args: Any) -> list[Field]:
         "IM": ("fw_rev", "available_fw_rev", "www_fw_rev", "available_www_fw_rev"),
         "PM": ("fw_rev", "available_fw_rev"),
     }
-    for key, block in args.items():
-        if key not in known or type(block) is not dict:
-            out.extend(_raw_fields(str(key), block, ""))
-            continue
+    for key, block in _modules(args, out):
         for sub, v in block.items():
             if sub not in known[key]:
                 out.extend(_raw_fields(f"{key}.{sub}", v, ""))
@@ -213,52 +212,82 @@ def _sum_updates(msg: Message, args: Any) -> str | None:
     return ", ".join(parts) if parts else None
 
 
+def _early_target(a: Any) -> str:
+    return " (0 was the 0-based target of early library versions)" if a == 0 else ""
+
+
+# What each position of cb21's request and of its synchronous status may hold, and of
+# cb22's and cb23's pushes.
+_REQUEST_ARGS: Final = (
+    Arg("target", 1, 2, "should be 1 (outlet) or 2 (deco)", hint=_early_target),
+    Arg("method", 0, 1, "should be 0 (deco Wi-Fi) or 1 (via outlet)"),
+)
+_SYNC_ARGS: Final = (
+    Arg("device", 1, 3, "should be 1, 2 or 3"),
+    Arg("status", 0, 1, "should be 1 (continues) or 0 (failed)"),
+)
+_DEVICE_TYPE_ARG: Final = Arg("device_type", 1, 3, "should be 1, 2 or 3")
+_PROGRESS_ARGS: Final = (_DEVICE_TYPE_ARG, Arg("percent", 0, 100, "outside 0-100", whole=False))
+_RESULT_ARGS: Final = (
+    _DEVICE_TYPE_ARG,
+    Arg("status", 0, 1, "should be 1 (success) or 0 (failure)"),
+)
+
+
 def _check_ota_request(msg: Message, side: Side, args: Any) -> None:
-    if type(args) is not list or len(args) != 2:
-        what = "[target 1|2, method 0|1]" if side == "app" else "[device, status 1|0]"
-        _bad(msg, f"expected {what}, got {_json(args, 60)}")
-        return
-    a, b = args
     if side == "app":
-        if not _int_in(a, 1, 2):
-            hint = " (0 was the 0-based target of early library versions)" if a == 0 else ""
-            _bad(msg, f"target {_json(a, 20)} should be 1 (outlet) or 2 (deco){hint}")
-        if not _int_in(b, 0, 1):
-            _bad(msg, f"method {_json(b, 20)} should be 0 (deco Wi-Fi) or 1 (via outlet)")
-    else:
-        if not _int_in(a, 1, 3):
-            _bad(msg, f"device {_json(a, 20)} should be 1, 2 or 3")
-        if not _int_in(b, 0, 1):
-            _bad(msg, f"status {_json(b, 20)} should be 1 (continues) or 0 (failed)")
+        if _sized(msg, args, 2, "[target 1|2, method 0|1]"):
+            _in_ranges(msg, args, _REQUEST_ARGS)
+    elif _sized(msg, args, 2, "[device, status 1|0]"):
+        _in_ranges(msg, args, _SYNC_ARGS)
 
 
-def _ota_request_fields(msg: Message, args: Any) -> list[Field]:
-    if type(args) is not list or len(args) < 2:
-        return [] if args is None else _raw_fields("callbackArgs", args)
-    a, b = args[0], args[1]
+# cb21-23 read their two arguments by position (README 7.2, 7.16), so a longer list is
+# still read, its trailing values shown raw; a shorter one is all raw.
+_Pair = Callable[[Message, Any, Any], list[Field]]
+
+
+def _fields_by_position(extra: str) -> Callable[[_Pair], FieldsFn]:
+    def wrap(show: _Pair) -> FieldsFn:
+        def fields(msg: Message, args: Any) -> list[Field]:
+            if type(args) is not list or len(args) < 2:
+                return [] if args is None else _raw_fields("callbackArgs", args)
+            out = show(msg, args[0], args[1])
+            if len(args) > 2:
+                out.extend(_raw_fields("extra", args[2:], extra))
+            return out
+
+        return fields
+
+    return wrap
+
+
+def _summary_by_position(show: Callable[[Message, Any, Any], str]) -> SummaryFn:
+    def summarise(msg: Message, args: Any) -> str | None:
+        return show(msg, args[0], args[1]) if type(args) is list and len(args) >= 2 else None
+
+    return summarise
+
+
+@_fields_by_position("unexpected trailing values")
+def _ota_request_fields(msg: Message, a: Any, b: Any) -> list[Field]:
     if msg.side == "app":
         method = _named(_METHOD_MEANINGS, b)
         if a == 1 and type(b) is int and b in METHODS:
             method += " (the outlet ignores it)"
-        out = [
+        return [
             Field("target", _json(a, 40), _named(_TARGET_NAMES, a)),
             Field("method", _json(b, 40), method),
         ]
-    else:
-        status = {1: "the update continues", 0: "failed"}
-        out = [
-            Field("device", _json(a, 40), _named(_DEVICE_NAMES, a)),
-            Field("status", _json(b, 40), _named(status, b)),
-        ]
-    if len(args) > 2:
-        out.extend(_raw_fields("extra", args[2:], "unexpected trailing values"))
-    return out
+    status = {1: "the update continues", 0: "failed"}
+    return [
+        Field("device", _json(a, 40), _named(_DEVICE_NAMES, a)),
+        Field("status", _json(b, 40), _named(status, b)),
+    ]
 
 
-def _sum_ota_request(msg: Message, args: Any) -> str | None:
-    if type(args) is not list or len(args) < 2:
-        return None
-    a, b = args[0], args[1]
+@_summary_by_position
+def _sum_ota_request(msg: Message, a: Any, b: Any) -> str:
     if msg.side == "app":
         target = _named(_TARGET_SHORT, a, f"target {_json(a, 20)}")
         method = _named(_METHOD_SHORT, b, _json(b, 20))
@@ -295,28 +324,17 @@ def _check_ota_push_slow(msg: Message, args: Any) -> None:
             _bad(msg, f"expected [device_type, value], got {_json(args, 60)}")
         if n is None or n < 2:
             return
-    dt, value = args[0], args[1]
-    if not _int_in(dt, 1, 3):
-        _bad(msg, f"device_type {_json(dt, 20)} should be 1, 2 or 3")
-    if msg.callback == 22:
-        if not _num_in(value, 0, 100):
-            _bad(msg, f"percent {_json(value, 20)} outside 0-100")
-    elif not _int_in(value, 0, 1):
-        _bad(msg, f"status {_json(value, 20)} should be 1 (success) or 0 (failure)")
+    _in_ranges(msg, args, _PROGRESS_ARGS if msg.callback == 22 else _RESULT_ARGS)
 
 
-def _ota_push_fields(msg: Message, args: Any) -> list[Field]:
-    if type(args) is not list or len(args) < 2:
-        return [] if args is None else _raw_fields("callbackArgs", args)
-    dt, value = args[0], args[1]
+@_fields_by_position("unexpected trailing values (ignored)")
+def _ota_push_fields(msg: Message, dt: Any, value: Any) -> list[Field]:
     out = [Field("device_type", _json(dt, 40), _named(_DEVICE_NAMES, dt))]
     if msg.callback == 22:
         pct = f"{_num(value)} %" if _is_num(value) else "not a number"
         out.append(Field("percent", _json(value, 40), pct))
     else:
         out.append(Field("status", _json(value, 40), _result_text(dt, value)))
-    if len(args) > 2:
-        out.extend(_raw_fields("extra", args[2:], "unexpected trailing values (ignored)"))
     return out
 
 
@@ -330,10 +348,8 @@ def _result_text(dt: Any, status: Any) -> str:
     return "unknown status"
 
 
-def _sum_ota_push(msg: Message, args: Any) -> str | None:
-    if type(args) is not list or len(args) < 2:
-        return None
-    dt, value = args[0], args[1]
+@_summary_by_position
+def _sum_ota_push(msg: Message, dt: Any, value: Any) -> str:
     device = _named(_DEVICE_SHORT, dt, f"device_type {_json(dt, 20)}")
     if msg.callback == 22:
         return f"{device} {_num(value)} %"
@@ -353,6 +369,22 @@ def _ota_head(msg: Message) -> str:
 
 # ---------------------------------------------------------------------------
 # The specs
+
+
+def _push_callback(number: int, name: str, label: str, arguments: str) -> CallbackSpec:
+    """cb22 and cb23: the outlet's pushes of [device_type, value], read by the analysis."""
+    return callback(
+        number,
+        name,
+        label,
+        arguments=arguments,
+        check=_check_ota_push,
+        fields=_ota_push_fields,
+        summary=_sum_ota_push,
+        push_only=True,
+        eager=True,
+    )
+
 
 SPECS: Final[tuple[CallbackSpec, ...]] = (
     callback(
@@ -381,26 +413,8 @@ SPECS: Final[tuple[CallbackSpec, ...]] = (
         outlet_head=_ota_head,
         eager=True,
     ),
-    callback(
-        22,
-        "OTA download progress",
-        "OTA progress",
-        arguments="push: [device_type 1-3, percent 0-100]",
-        check=_check_ota_push,
-        fields=_ota_push_fields,
-        summary=_sum_ota_push,
-        push_only=True,
-        eager=True,
+    _push_callback(
+        22, "OTA download progress", "OTA progress", "push: [device_type 1-3, percent 0-100]"
     ),
-    callback(
-        23,
-        "OTA result",
-        "OTA result",
-        arguments="push: [device_type 1-3, status 1|0]",
-        check=_check_ota_push,
-        fields=_ota_push_fields,
-        summary=_sum_ota_push,
-        push_only=True,
-        eager=True,
-    ),
+    _push_callback(23, "OTA result", "OTA result", "push: [device_type 1-3, status 1|0]"),
 )

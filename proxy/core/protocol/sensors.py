@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from proxy.core.events import Side
 from proxy.core.model import Message
 from proxy.core.protocol.common import (
     Field,
     _bad,
+    _fields_for,
     _first,
-    _int_in,
     _is_num,
     _json,
     _named,
-    _no_args,
     _num,
-    _num_in,
+    _one_in,
     _raw_fields,
+    _replied,
+    _requested,
     _sum_single,
+    _summary_for,
 )
 from proxy.core.protocol.spec import CallbackSpec, callback
 
@@ -50,12 +51,8 @@ _READINGS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def _check_sensors(msg: Message, side: Side, args: Any) -> None:
-    if side == "app":
-        _no_args(msg, side, args)
-        return
-    if args is None:
-        return
+@_replied
+def _check_sensors(msg: Message, args: Any) -> None:
     if type(args) is not list or len(args) != 2 or type(args[1]) is not dict:
         _bad(msg, f"expected [deco_type, {{readings}}], got {_json(args, 60)}")
 
@@ -115,24 +112,18 @@ def _sum_sensors(msg: Message, args: Any) -> str | None:
 # Occupancy calibration (cb26)
 
 
-def _check_calibration(msg: Message, side: Side, args: Any) -> None:
-    if side != "app":
-        return
-    if type(args) is not list or len(args) != 1 or not _num_in(args[0], 1, 86400):
-        _bad(msg, f"expected [seconds] (30-60 advised), got {_json(args, 60)}")
+_check_calibration: Final = _requested(_one_in("[seconds] (30-60 advised)", 1, 86400, whole=False))
 
 
-def _calibration_fields(msg: Message, args: Any) -> list[Field]:
-    if type(args) is not list or len(args) != 1:
-        return [] if args is None else _raw_fields("callbackArgs", args)
+@_fields_for(1)
+def _calibration_fields(msg: Message, args: list[Any]) -> list[Field]:
     return [
         Field("seconds", _json(args[0], 40), "calibration time (30 recommended, 30-60 advised)")
     ]
 
 
-def _sum_calibration(msg: Message, args: Any) -> str | None:
-    if type(args) is not list or len(args) != 1:
-        return None
+@_summary_for(1)
+def _sum_calibration(msg: Message, args: list[Any]) -> str:
     return f"{_num(args[0])} s"
 
 
@@ -165,16 +156,11 @@ def _mqtt_puback(puback: int, request_args: Any) -> str | None:
     return None
 
 
-def _check_mqtt(msg: Message, side: Side, args: Any) -> None:
-    if side != "app":
-        return
-    if type(args) is not list or len(args) != 1 or not _int_in(args[0], 0, 2):
-        _bad(msg, f"expected [sub 0|1|2], got {_json(args, 60)}")
+_check_mqtt: Final = _requested(_one_in("[sub 0|1|2]", 0, 2))
 
 
-def _mqtt_fields(msg: Message, args: Any) -> list[Field]:
-    if type(args) is not list or len(args) != 1:
-        return [] if args is None else _raw_fields("callbackArgs", args)
+@_fields_for(1)
+def _mqtt_fields(msg: Message, args: list[Any]) -> list[Field]:
     return [Field("sub", _json(args[0], 40), _named(_MQTT_SUBS, args[0]))]
 
 
@@ -188,27 +174,24 @@ def _milli(v: Any, unit: str) -> str:
     return f"{_num(v / 1000)} {unit}" if _is_num(v) else "not a number"
 
 
-def _check_temp_rh(msg: Message, side: Side, args: Any) -> None:
-    if side != "app":
-        return
+@_requested
+def _check_temp_rh(msg: Message, args: Any) -> None:
     if type(args) is not list or len(args) != 2 or not all(_is_num(a) for a in args):
         _bad(msg, f"expected [temp m°C, RH milli-%], got {_json(args, 60)}")
     elif not -40000 <= args[0] <= 125000 or not 0 <= args[1] <= 100000:
         _bad(msg, f"{_json(args, 40)} outside -40..125 °C / 0..100 % RH (milli-units)")
 
 
-def _temp_rh_fields(msg: Message, args: Any) -> list[Field]:
-    if type(args) is not list or len(args) != 2:
-        return [] if args is None else _raw_fields("callbackArgs", args)
+@_fields_for(2)
+def _temp_rh_fields(msg: Message, args: list[Any]) -> list[Field]:
     return [
         Field("temperature", _json(args[0], 40), _milli(args[0], "°C")),
         Field("humidity", _json(args[1], 40), _milli(args[1], "% RH")),
     ]
 
 
-def _sum_temp_rh(msg: Message, args: Any) -> str | None:
-    if type(args) is not list or len(args) != 2:
-        return None
+@_summary_for(2)
+def _sum_temp_rh(msg: Message, args: list[Any]) -> str:
     return f"{_milli(args[0], '°C')}, {_milli(args[1], '% RH')}"
 
 
