@@ -16,6 +16,7 @@ one that acts; later rules do not see that message (and do not count it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -527,20 +528,7 @@ def combine(cli_texts: Sequence[str], file_rules: Sequence[Rule] = ()) -> list[R
     """Command-line rules first (1, 2, ...), then the file's, numbered after them."""
     rules = [parse_rule(text, i) for i, text in enumerate(cli_texts, start=1)]
     for rule in file_rules:
-        rules.append(
-            Rule(
-                len(rules) + 1,
-                rule.text,
-                rule.match,
-                rule.action,
-                times=rule.times,
-                after=rule.after,
-                enabled=rule.enabled,
-                matched=rule.matched,
-                applied=rule.applied,
-                source=rule.source,
-            )
-        )
+        rules.append(dataclasses.replace(rule, number=len(rules) + 1))
     return rules
 
 
