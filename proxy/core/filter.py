@@ -3,12 +3,14 @@
 A filter is a boolean expression over terms::
 
     cb:21-23 and not kind:push
+    cb:22 arg.1:40-100                        # the second callbackArgs element, 40 to 100
     ann:spurious-ota-result
     conn:c2 or pid:414883
     (dir:outlet and cb:ota) or timeout        # a bare word searches the text
 
 ``and`` binds tighter than ``or``; two terms side by side mean ``and``; ``not``/``!``
-negates; parentheses group. ``field:value`` terms are listed in :data:`FIELDS`. A value
+negates; parentheses group. ``field:value`` terms are listed in :data:`FIELDS`; ``arg.N:VALUE`` and
+``arg.N:LOW-HIGH`` look at element N (0-based) of ``callbackArgs``. A value
 may be quoted ("...") to hold spaces or parentheses. Bad expressions raise
 :class:`FilterError` with a sentence a user can act on and the column it refers to.
 """
@@ -19,7 +21,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeGuard
 
 from proxy.core.model import Message, Row
 
@@ -38,6 +40,7 @@ FIELDS: Final[dict[str, str]] = {
     "pid": "packetID, exactly",
     "tr": "transport: tcp or ws",
     "text": "text anywhere in the row (also what a bare word does)",
+    "arg.N": "callbackArgs element N (0-based): arg.1:40 (a number or a word), arg.1:40-100",
 }
 ALIASES: Final[dict[str, str]] = {
     "callback": "cb",
@@ -190,6 +193,8 @@ def _term(tok: _Token) -> Predicate:
     name, _, value = word.partition(":")
     field = ALIASES.get(name.lower(), name.lower())
     column = tok.pos + 1
+    if field == "arg" or field.startswith("arg."):
+        return _arg_term(field, value, column)
     if field not in FIELDS:
         known = ", ".join(FIELDS)
         raise FilterError(f"unknown field {name!r}; known fields: {known}", column)
@@ -289,6 +294,68 @@ def _tr_term(value: str, column: int) -> Predicate:
     return lambda row, msg, text: msg is not None and msg.transport == low
 
 
+# A JSON-style number: what arg.N compares numerically (and a range's bounds).
+_NUMBER: Final = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_number = re.compile(_NUMBER).fullmatch
+_range = re.compile(f"({_NUMBER})-({_NUMBER})").fullmatch
+_LITERALS: Final[dict[str, object]] = {"true": True, "false": False, "null": None}
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number: ``bool`` is an ``int`` subclass in Python, but JSON true is not 1."""
+    return type(value) is int or type(value) is float
+
+
+def _arg_test(index: int, value: str, column: int) -> Callable[[object], bool]:
+    """How one ``callbackArgs`` element is compared with the term's VALUE."""
+    if (m := _range(value)) is not None:
+        low, high = float(m.group(1)), float(m.group(2))
+        if low > high:
+            raise FilterError(f"arg.{index}: range {value!r} runs backwards", column)
+        return lambda x: _is_number(x) and low <= x <= high
+    if _number(value) is not None:
+        number = float(value)
+        return lambda x: _is_number(x) and x == number
+    if re.fullmatch(r"[\d.eE+\-]+", value) and any(c.isdigit() for c in value):
+        raise FilterError(
+            f"arg.{index}: {value!r} is neither a number nor a range LOW-HIGH (40-100, -5--1)",
+            column,
+        )
+    low_text = value.lower()
+    if low_text in _LITERALS:
+        literal = _LITERALS[low_text]
+        return lambda x: x is literal or (type(x) is str and x.lower() == low_text)
+    return lambda x: type(x) is str and x.lower() == low_text
+
+
+def _arg_term(field: str, value: str, column: int) -> Predicate:
+    """``arg.N:VALUE`` / ``arg.N:LOW-HIGH``: element N of ``callbackArgs``.
+
+    A message whose arguments are not a list, or are too short, does not match: a
+    rule must never act on a message it cannot read.
+    """
+    if field == "arg":
+        raise FilterError("arg needs an index: arg.N:VALUE, N counting from 0 (arg.1:40)", column)
+    index_text = field[4:]
+    if not (index_text.isascii() and index_text.isdigit()):
+        raise FilterError(
+            f"arg.N: N must be a whole number counting from 0 (arg.1:40), not {index_text!r}",
+            column + 4,
+        )
+    index = int(index_text)
+    if value == "":
+        raise FilterError(f"arg.{index}: needs a value ({FIELDS['arg.N']})", column)
+    test = _arg_test(index, value, column + len(field) + 1)
+
+    def predicate(row: Row, msg: Message | None, text: TextOf) -> bool:
+        if msg is None:
+            return False
+        args = msg.args
+        return type(args) is list and len(args) > index and test(args[index])
+
+    return predicate
+
+
 def _text_field(value: str, column: int) -> Predicate:
     return _text_term(value)
 
@@ -315,7 +382,10 @@ class Filter:
 
     @classmethod
     def parse(cls, expression: str) -> Filter:
-        return cls(expression.strip(), _Parser(expression).parse())
+        try:
+            return cls(expression.strip(), _Parser(expression).parse())
+        except RecursionError:
+            raise FilterError("too deeply nested: use fewer parentheses or nots", 1) from None
 
     @property
     def is_empty(self) -> bool:
