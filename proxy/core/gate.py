@@ -127,20 +127,9 @@ class Decision:
         return self.rule.text if self.rule is not None else None
 
     def _why(self, action: str) -> str | None:
-        done = {
-            "drop": "dropped",
-            "delay": "delayed",
-            "close": "connection closed",
-            "reply": "answered by the proxy",
-            "set": "changed",
-            "edit": "edited",
-            "hold": "held",
-        }[action]
         if action in ("edit", "hold"):
-            return f"{done} by the user"
-        if self.rule is None:
-            return None
-        return f"{done} by {self.rule.label}"
+            return "edited by the user" if action == "edit" else "held by the user"
+        return self.rule.explain() if self.rule is not None else None
 
     def record(self, t: float, held: float | None = None, out: bytes | None = None) -> Data:
         """The Data event of this unit, made when it is released.
@@ -294,10 +283,13 @@ class Gate:
         if action.kind == "close":
             return Decision("close", conn, side, unit, b"", text, msg, rule)
         if action.kind == "delay":
-            return Decision("delay", conn, side, unit, unit, text, msg, rule, seconds=action.seconds)
+            return Decision(
+                "delay", conn, side, unit, unit, text, msg, rule, seconds=action.seconds
+            )
         if action.kind == "reply":
             if side != "app" or msg.packet_id is None:
                 why = "a reply answers an app's request with a packetID; forwarded unchanged"
+                self.rules.not_applied(rule)
                 return Decision("forward", conn, side, unit, unit, text, msg, rule, note=why)
             answer = compact(action.reply_object(msg.packet_id, self.context.last_sn))
             if self.transport == "tcp":
@@ -307,6 +299,7 @@ class Gate:
             changed = action.apply_set(frame.value)
         except ValueError as exc:
             why = f"{rule.label} did not apply ({exc}); forwarded unchanged"
+            self.rules.not_applied(rule)
             return Decision("forward", conn, side, unit, unit, text, msg, rule, note=why)
         out = unit[:lead] + compact(changed) + unit[lead + len(frame.raw) :]
         return Decision("set", conn, side, unit, out, text, msg, rule)
