@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from proxy.core.events import Data, Event, Intervention, Side, Transport
+from proxy.core.events import SIDES, Data, Event, Intervention, InterventionBy, Side, Transport
 from proxy.core.filter import Filter
 from proxy.core.gate import Decision, Gate, GateContext
 from proxy.core.rules import RuleSet
@@ -270,8 +270,10 @@ class Interventions:
 
     def _give_up(self, held: Held, why: str) -> None:
         d = held.decision
-        mark = Intervention("drop", "user" if d.hold else "rule", d.rule.text if d.rule else None,
-                            round(self.wire.now() - held.since, 6), f"not forwarded: {why}")  # fmt: skip
+        by: InterventionBy = "user" if d.hold else "rule"
+        rule = d.rule.text if d.rule else None
+        waited = round(self.wire.now() - held.since, 6)
+        mark = Intervention("drop", by, rule, waited, f"not forwarded: {why}")
         self.wire.emit(Data(self.wire.now(), d.conn, d.side, d.data, d.text, False, mark))
 
     # ------------------------------------------------------------------ the user
@@ -368,8 +370,8 @@ class Interventions:
     def closed(self, conn: str) -> None:
         """The connection is gone: what still waits on it was never forwarded."""
         changed = False
-        for side in ("app", "outlet"):
-            key = (conn, side)
+        for side in SIDES:
+            key: tuple[str, Side] = (conn, side)
             self._gates.pop(key, None)
             timer = self._timers.pop(key, None)
             if timer is not None:

@@ -183,7 +183,7 @@ def test_with_rules_that_match_nothing_the_bytes_forwarded_equal_the_bytes_recei
     gate = _gate("app", "cb:99 -> drop", "cb:98 -> set payload.callbackArgs.0=1")
     out = b""
     pos = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(stream)}) + [len(stream)]:
+    for cut in [*sorted({c for c in cuts if 0 < c < len(stream)}), len(stream)]:
         out += _forwarded(gate.feed(stream[pos:cut], 1.0)) if cut > pos else b""
         pos = cut
     out += _forwarded(gate.flush(2.0))
