@@ -42,6 +42,26 @@ class Open:
     outlet: str
 
 
+InterventionAction = Literal["drop", "delay", "close", "reply", "set", "edit", "hold", "inject"]
+INTERVENTION_ACTIONS: Final = ("drop", "delay", "close", "reply", "set", "edit", "hold", "inject")
+InterventionBy = Literal["rule", "user"]
+
+
+@dataclass(frozen=True, slots=True)
+class Intervention:
+    """What the proxy did to a message instead of forwarding it as received.
+
+    Rare (only rules and the user make them), so frozen. ``rule`` is the rule's label,
+    ``held`` how long the message waited (delay, hold), ``why`` a sentence for people.
+    """
+
+    action: InterventionAction
+    by: InterventionBy
+    rule: str | None = None
+    held: float | None = None
+    why: str | None = None
+
+
 @dataclass(slots=True)
 class Data:
     """Bytes that crossed the wire in one direction.
@@ -50,7 +70,8 @@ class Data:
     several); for WebSocket one message. ``text`` says how the bytes travel in a
     trace: for WebSocket it is the message type (text or binary frame), for TCP it is
     whether the chunk was valid UTF-8 when it was recorded. ``injected`` marks bytes
-    the user injected rather than bytes an endpoint sent.
+    the user injected rather than bytes an endpoint sent. ``intervention`` says what
+    the proxy did instead of forwarding the bytes as received (DESIGN 4.1).
     """
 
     t: float
@@ -59,6 +80,9 @@ class Data:
     data: bytes
     text: bool = True
     injected: bool = False
+    intervention: Intervention | None = None
+    original: bytes | None = None
+    """What was received, when the proxy forwarded something else (``data``)."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,399 @@
+"""Rules, intercepts and user injections applied to the live relay, message by message.
+
+The decisions come from :class:`proxy.core.gate.Gate`; this module owns what takes
+time: a per-direction queue where a delayed or held message makes the ones behind it
+wait (that direction only: the other direction and other connections flow), the timers,
+the held messages the user forwards, edits or drops, and the answers of ``reply``
+rules. It knows mitmproxy only through the :class:`Wire` the addon gives it, so it is
+tested with real relays and reasoned about without mitmproxy's layers.
+
+Every unit a gated direction receives ends as exactly one recorded Data event, at the
+moment it is forwarded, dropped or given up: nothing is lost silently. A unit still
+waiting when its connection ends is recorded as dropped, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from proxy.core.events import SIDES, Data, Event, Intervention, InterventionBy, Side, Transport
+from proxy.core.filter import Filter
+from proxy.core.gate import Decision, Gate, GateContext
+from proxy.core.rules import RuleSet
+
+logger = logging.getLogger(__name__)
+
+
+class InterventionError(ValueError):
+    """A request about held messages or injection that cannot be done (unknown id, bad JSON)."""
+
+
+class Wire(Protocol):
+    """What the relay adapter does for this module."""
+
+    def send(self, conn: str, to: Side, data: bytes, text: bool) -> bool:
+        """Put ``data`` on the wire toward ``to`` later (not recorded again); False if gone."""
+        ...
+
+    def close(self, conn: str) -> None:
+        """Close both sides of the connection."""
+        ...
+
+    def emit(self, event: Event) -> None:
+        """Record an event (to the sinks)."""
+        ...
+
+    def now(self) -> float:
+        """Wall-clock time of the next event."""
+        ...
+
+
+class Held:
+    """A unit waiting in a gated direction: delayed by a rule or held for the user.
+
+    Plain class (mitmproxy loads scripts outside sys.modules, where dataclasses fail).
+    """
+
+    __slots__ = ("conn", "decision", "id", "ready_at", "released", "side", "since")
+
+    def __init__(self, id: int, decision: Decision, since: float, ready_at: float) -> None:
+        self.id = id
+        self.decision = decision
+        self.conn = decision.conn
+        self.side: Side = decision.side
+        self.since = since
+        self.ready_at = ready_at
+        # None: waiting for the user (if held); bytes: what the user let go (maybe edited)
+        self.released: bytes | None = None if decision.hold else decision.out
+
+    @property
+    def for_user(self) -> bool:
+        """Held by the intercept filter and not yet let go."""
+        return self.decision.hold and self.released is None
+
+    @property
+    def text(self) -> str:
+        """The unit as received, for the editor."""
+        return self.decision.data.decode("utf-8", "replace").strip()
+
+
+def _other(side: Side) -> Side:
+    return "outlet" if side == "app" else "app"
+
+
+class Interventions:
+    """The rules and the intercept filter of one relay, and the queues they make."""
+
+    def __init__(self, wire: Wire, rules: RuleSet | None = None) -> None:
+        self.wire = wire
+        self.rules = rules if rules is not None else RuleSet([])
+        self.intercept: Filter | None = None
+        self.context = GateContext()
+        self._gates: dict[tuple[str, Side], Gate] = {}
+        self._queues: dict[tuple[str, Side], deque[Held]] = {}
+        self._transports: dict[str, Transport] = {}
+        self._ids = itertools.count(1)
+        self._timers: dict[tuple[str, Side], asyncio.TimerHandle] = {}
+        # queued answers of reply rules: held id -> the record to emit when sent
+        self._made: dict[int, Data] = {}
+        self.listeners: list[Callable[[], None]] = []
+        """Called (no arguments) whenever the held messages or rule counts change."""
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def active(self) -> bool:
+        """Whether new traffic must go frame by frame (some rule or filter could act)."""
+        return bool(self.rules) or self.intercept is not None
+
+    def gated(self, conn: str, side: Side) -> bool:
+        """Whether this direction goes through a gate now (it stays gated once it was:
+        its gate may hold the start of a frame)."""
+        key = (conn, side)
+        return key in self._gates or self.active or bool(self.context.injected.get(conn))
+
+    def held(self) -> list[Held]:
+        """Every unit waiting for the user, oldest first."""
+        return [h for h in self._waiting() if h.for_user]
+
+    def waiting(self) -> int:
+        """Units waiting for any reason (delays included)."""
+        return sum(1 for _ in self._waiting())
+
+    def _waiting(self) -> Iterator[Held]:
+        for queue in self._queues.values():
+            yield from queue
+
+    def set_intercept(self, expression: Filter | None) -> None:
+        """Hold every later message this matches (None: hold nothing new; those held stay)."""
+        self.intercept = None if expression is None or expression.is_empty else expression
+        for gate in self._gates.values():
+            gate.intercept = self.intercept
+        self._changed()
+
+    def set_rules(self, rules: RuleSet) -> None:
+        self.rules = rules
+        for gate in self._gates.values():
+            gate.rules = rules
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:  # a view's failure must not stop the relay
+                logger.exception("invisproxy: intervention listener failed")
+
+    # ------------------------------------------------------------------ traffic
+
+    def opened(self, conn: str, transport: Transport) -> None:
+        self._transports[conn] = transport
+
+    def on_data(self, conn: str, side: Side, data: bytes, text: bool) -> bytes:
+        """A chunk (TCP) or message (WebSocket) received on a gated direction: what to
+        forward in its place now (maybe nothing). Records every unit it settles."""
+        key = (conn, side)
+        gate = self._gates.get(key)
+        if gate is None:
+            transport = self._transports.get(conn, "tcp")
+            gate = Gate(conn, side, transport, self.rules, self.context, self.intercept)
+            self._gates[key] = gate
+        t = self.wire.now()
+        before = self.rules.generation
+        out = self._settle(gate.feed(data, t, text), t)
+        if self.rules.generation != before:
+            self._changed()
+        return out
+
+    def _settle(self, decisions: list[Decision], t: float) -> bytes:
+        out: list[bytes] = []
+        closing = False
+        for d in decisions:
+            queue = self._queues.get((d.conn, d.side))
+            if d.kind == "close":
+                self.wire.emit(d.record(t))
+                closing = True
+                break
+            if d.kind == "reply":
+                self.wire.emit(d.record(t))
+                self._answer(d, t)
+                continue
+            if queue or d.waits:
+                self._enqueue(d, t)
+                continue
+            if d.out:
+                out.append(d.out)
+            self.wire.emit(d.record(t))
+        if closing:
+            conn = decisions[0].conn
+            asyncio.get_running_loop().call_soon(self.wire.close, conn)
+        return b"".join(out)
+
+    def _answer(self, d: Decision, t: float) -> None:
+        """A ``reply`` rule's answer goes back toward the app, behind what waits there."""
+        assert d.reply is not None
+        record = d.reply_record(t)
+        queue = self._queues.get((d.conn, record.side))
+        if queue:
+            answer = Decision("forward", d.conn, record.side, d.reply, d.reply, True)
+            held = Held(next(self._ids), answer, t, t)
+            held.decision.why = "answer of a reply rule"
+            queue.append(held)
+            self._made[held.id] = record
+            return
+        if self.wire.send(d.conn, _other(record.side), d.reply, True):
+            self.wire.emit(record)
+
+    def _enqueue(self, d: Decision, t: float) -> None:
+        key = (d.conn, d.side)
+        held = Held(next(self._ids), d, t, t + d.seconds)
+        self._queues.setdefault(key, deque()).append(held)
+        if d.seconds > 0:
+            self._arm(key)
+        if d.hold:
+            self._changed()
+
+    def _arm(self, key: tuple[str, Side]) -> None:
+        queue = self._queues.get(key)
+        if not queue or key in self._timers:
+            return
+        head = queue[0]
+        delay = head.ready_at - self.wire.now()
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            self._timers[key] = loop.call_later(delay, self._timer_fired, key)
+
+    def _timer_fired(self, key: tuple[str, Side]) -> None:
+        self._timers.pop(key, None)
+        self._pump(key)
+
+    def _pump(self, key: tuple[str, Side]) -> None:
+        """Send what is ready at the head of a direction's queue, in order."""
+        queue = self._queues.get(key)
+        changed = False
+        while queue:
+            head = queue[0]
+            now = self.wire.now()
+            if head.released is None or now < head.ready_at:
+                break
+            queue.popleft()
+            changed = changed or head.decision.hold
+            self._release(head, now)
+        if queue:
+            self._arm(key)
+        elif queue is not None:
+            del self._queues[key]
+        if changed:
+            self._changed()
+
+    def _release(self, held: Held, now: float) -> None:
+        d = held.decision
+        made = self._made.pop(held.id, None)
+        data = held.released if held.released is not None else d.out
+        if data and not self.wire.send(d.conn, _other(d.side), data, d.text):
+            self._give_up(held, "the connection closed before it could be sent")
+            return
+        if made is not None:
+            self.wire.emit(made)
+            return
+        if d.kind == "drop":
+            self.wire.emit(d.record(now))
+            return
+        edited = held.released if held.released != d.out else None
+        self.wire.emit(d.record(now, round(now - held.since, 6), edited))
+
+    def _give_up(self, held: Held, why: str) -> None:
+        d = held.decision
+        by: InterventionBy = "user" if d.hold else "rule"
+        rule = d.rule.text if d.rule else None
+        waited = round(self.wire.now() - held.since, 6)
+        mark = Intervention("drop", by, rule, waited, f"not forwarded: {why}")
+        self.wire.emit(Data(self.wire.now(), d.conn, d.side, d.data, d.text, False, mark))
+
+    # ------------------------------------------------------------------ the user
+
+    def _find(self, held_id: int) -> tuple[tuple[str, Side], Held]:
+        for key, queue in self._queues.items():
+            for held in queue:
+                if held.id == held_id and held.for_user:
+                    return key, held
+        raise InterventionError(f"no held message #{held_id} (already released?)")
+
+    def forward(self, held_id: int, edited: str | bytes | None = None) -> None:
+        """Let a held message go, as received or as ``edited`` (JSON, sent compactly)."""
+        key, held = self._find(held_id)
+        if edited is None:
+            held.released = held.decision.out
+        else:
+            held.released = compact_edit(edited, held.decision)
+        self._pump(key)
+        self._changed()
+
+    def drop(self, held_id: int) -> None:
+        """Never forward a held message (recorded as dropped by the user)."""
+        key, held = self._find(held_id)
+        held.decision.drop_by_user()
+        held.released = b""
+        self._pump(key)
+        self._changed()
+
+    def forward_all(self) -> int:
+        """Let every held message go as received; how many."""
+        keys = set()
+        count = 0
+        for key, queue in self._queues.items():
+            for held in queue:
+                if held.for_user:
+                    held.released = held.decision.out
+                    keys.add(key)
+                    count += 1
+        for key in keys:
+            self._pump(key)
+        if count:
+            self._changed()
+        return count
+
+    def note_injected(self, conn: str, to: Side, data: bytes) -> None:
+        """A user injection toward the outlet: its reply is swallowed (by default)."""
+        if to == "outlet":
+            self.context.note_injected(conn, data)
+
+    # ------------------------------------------------------------------ ends
+
+    def flush(self, conn: str, side: Side) -> bytes:
+        """The sender closed its side: what its gate still had, and what waited there,
+        goes out now (before the close is passed on). Returns the bytes to send."""
+        key = (conn, side)
+        out: list[bytes] = []
+        gate = self._gates.get(key)
+        if gate is not None:
+            tail = gate.flush(self.wire.now())
+            queue = self._queues.get(key)
+            for d in tail:
+                if queue:
+                    self._enqueue(d, self.wire.now())
+                elif d.out:
+                    out.append(d.out)
+                    self.wire.emit(d.record(self.wire.now()))
+                else:
+                    self.wire.emit(d.record(self.wire.now()))
+        queue = self._queues.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        now = self.wire.now()
+        for held in queue or ():
+            d = held.decision
+            data = held.released if held.released is not None else d.out
+            made = self._made.pop(held.id, None)
+            if made is not None:
+                out.append(data)
+                self.wire.emit(made)
+                continue
+            if d.kind == "drop":
+                self.wire.emit(d.record(now))
+                continue
+            d.why = "sent early: the sender closed its side"
+            out.append(data)
+            edited = held.released if held.released not in (None, d.out) else None
+            self.wire.emit(d.record(now, round(now - held.since, 6), edited))
+        if queue:
+            self._changed()
+        return b"".join(out)
+
+    def closed(self, conn: str) -> None:
+        """The connection is gone: what still waits on it was never forwarded."""
+        changed = False
+        for side in SIDES:
+            key: tuple[str, Side] = (conn, side)
+            self._gates.pop(key, None)
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
+            for held in self._queues.pop(key, ()) or ():
+                self._made.pop(held.id, None)
+                self._give_up(held, "the connection closed while it waited")
+                changed = True
+        self._transports.pop(conn, None)
+        self.context.forget(conn)
+        if changed:
+            self._changed()
+
+
+def compact_edit(edited: str | bytes, decision: Decision) -> bytes:
+    """The user's edit as the wire carries it: compact JSON, the unit's trailing
+    whitespace kept. Invalid JSON is refused (it is never sent)."""
+    try:
+        value = json.loads(edited)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InterventionError(f"not valid JSON: {exc}") from None
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    data = decision.data
+    tail = data[len(data.rstrip(b" \t\r\n")) :]
+    return body + tail
