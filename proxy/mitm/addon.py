@@ -125,7 +125,7 @@ class InvisAddon(SinkBus):
     those layers in place (only on the mitmproxy version they were written for).
     """
 
-    log: ClassVar[logging.Logger] = logger
+    sink_log: ClassVar[logging.Logger] = logger  # not "log": mitmproxy hooks are found by name
 
     def __init__(
         self,

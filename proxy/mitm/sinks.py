@@ -35,11 +35,11 @@ class SinkBus:
 
     Deferred delivery starts once traffic pauses for DEFER_QUIET, at the latest
     DEFER_MAX after an event, in slices of DRAIN_SLICE. :meth:`flush` delivers
-    everything at once. A failing sink is logged once (to :attr:`log`) and then only
+    everything at once. A failing sink is logged once (to :attr:`sink_log`) and then only
     counted in :attr:`sink_errors`.
     """
 
-    log: ClassVar[logging.Logger] = logging.getLogger(__name__)
+    sink_log: ClassVar[logging.Logger] = logging.getLogger(__name__)
     """Where sink failures are reported; an owner may name its own logger."""
 
     def __init__(self, sinks: Iterable[Sink] = (), deferred_sinks: Iterable[Sink] = ()) -> None:
@@ -121,7 +121,7 @@ class SinkBus:
             self.sink_errors += 1
             if id(sink) not in self._failed_sinks:
                 self._failed_sinks.add(id(sink))
-                self.log.error(
+                self.sink_log.error(
                     "invisproxy: sink %r failed (traffic is still forwarded; "
                     "further failures of this sink are only counted)",
                     sink,
