@@ -184,6 +184,7 @@ class InvisAddon(SinkBus):
             logger.warning(f"invisproxy: {self.sink_errors} sink call(s) failed in total")
 
     def next_layer(self, nextlayer: mlayer.NextLayer) -> None:
+        """The raw TCP listener's connections get the takeover's layer, if any."""
         if _transport_of(nextlayer.context.client) == "tcp":
             self.takeover.tcp_layer(nextlayer, self)
 

@@ -8,6 +8,7 @@ relay and record everything.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -16,7 +17,8 @@ import websockets
 
 from proxy.core.events import Data
 from proxy.mitm.takeover import LayerTakeover
-from tests.integration.relay_support import WAIT, EventLog, RelayFactory, TcpOutlet, echo
+from proxy.sim.outlet import OutletSimulator, SimConfig
+from tests.integration.relay_support import WAIT, EventLog, RelayFactory
 
 
 @pytest.mark.parametrize(
@@ -42,51 +44,51 @@ class _MessageHooks:
         self.ws += 1
 
 
+def _reply_to(pid: int, lines: list[bytes]) -> bool:
+    return any(json.loads(line).get("packetID") == pid for line in lines if line.strip())
+
+
 async def test_another_mitmproxy_major_relays_through_the_hooks_and_says_so_once(
     make_relay: RelayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     from mitmproxy import ctx
 
     caplog.set_level(logging.WARNING, logger="proxy.mitm.takeover")
-
-    async def ws_echo(ws: Any) -> None:
-        async for m in ws:
-            await ws.send(m)
-
-    outlet = TcpOutlet(echo)
-    await outlet.start()
-    async with websockets.serve(ws_echo, "127.0.0.1", 0) as server:
+    cfg = SimConfig(seed=9, sensor_interval=0, tcp_merge=0, tcp_split=0)
+    async with OutletSimulator(cfg) as sim:
         log = EventLog()
         relay = await make_relay(
-            outlet_tcp_port=outlet.port,
-            outlet_ws_port=server.sockets[0].getsockname()[1],
+            outlet_tcp_port=sim.tcp_port,
+            outlet_ws_port=sim.ws_port,
             sinks=[log],
             takeover=LayerTakeover("13.0.0"),
         )
         hooks = _MessageHooks()
         ctx.master.addons.add(hooks)  # type: ignore[no-untyped-call]
         assert relay.tcp_address is not None and relay.ws_address is not None
-        for conn in ("c1", "c2"):  # two connections: the warning still comes once
+        for pid, conn in [(300001, "c1"), (300002, "c2")]:  # the warning still comes once
             reader, writer = await asyncio.open_connection(*relay.tcp_address)
-            for i in range(3):
-                writer.write(b'{"n":%d}' % i)
-                assert await asyncio.wait_for(reader.readexactly(7), WAIT) == b'{"n":%d}' % i
+            writer.write(b'{"packetID":%d,"payload":{"callbackName":20}}\n' % pid)
+            got: list[bytes] = []
+            while not _reply_to(pid, got):
+                got.append(await asyncio.wait_for(reader.readline(), WAIT))
             writer.close()
             await log.wait_closed(conn)
+            assert log.stream(conn, "outlet").startswith(b"".join(got))
         async with websockets.connect(f"ws://127.0.0.1:{relay.ws_address[1]}/ws") as ws:
-            for i in range(3):
-                await ws.send(f"m{i}")
-                assert await asyncio.wait_for(ws.recv(), WAIT) == f"m{i}"
+            await ws.send('{"packetID":300003,"payload":{"callbackName":20}}')
+            texts = [await asyncio.wait_for(ws.recv(), WAIT)]
+            while not _reply_to(300003, [str(t).encode() for t in texts]):
+                texts.append(await asyncio.wait_for(ws.recv(), WAIT))
         await log.wait_closed("c3")
-    await outlet.stop()
 
-    data = [(e.conn, e.side, e.data) for e in log.events if isinstance(e, Data)]
-    both_ways = [(side, i) for i in range(3) for side in ("app", "outlet")]
-    assert data == [
-        *[(c, side, b'{"n":%d}' % i) for c in ("c1", "c2") for side, i in both_ways],
-        *[("c3", side, b"m%d" % i) for side, i in both_ways],
-    ]
-    assert (hooks.tcp, hooks.ws) == (12, 6)  # every message went through mitmproxy's hooks
+    data = [e for e in log.events if isinstance(e, Data)]
+    assert {(e.conn, e.side) for e in data} == {
+        (c, side) for c in ("c1", "c2", "c3") for side in ("app", "outlet")
+    }
+    # every message went through mitmproxy's hooks: the takeover skips them all
+    assert hooks.tcp == sum(e.conn != "c3" for e in data)
+    assert hooks.ws == sum(e.conn == "c3" for e in data)
     warnings = [r.getMessage() for r in caplog.records if r.name == "proxy.mitm.takeover"]
     assert len(warnings) == 1
     assert "mitmproxy 12.x, running 13.0.0" in warnings[0] and "ordinary hooks" in warnings[0]
