@@ -29,6 +29,7 @@ from mitmproxy.proxy import mode_specs
 from proxy.core.errors import UserError
 from proxy.core.events import Side, Transport
 from proxy.mitm.addon import InvisAddon, Sink
+from proxy.mitm.takeover import LayerTakeover
 from proxy.net.peers import host_text
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,13 @@ class Relay:
         tcp_timeout: int = DEFAULT_TCP_TIMEOUT,
         confdir: str | None = None,
         bare: bool = False,
+        takeover: LayerTakeover | None = None,
     ) -> None:
-        """``bare`` leaves the invisproxy addon out (a baseline for benchmarks)."""
+        """``bare`` leaves the invisproxy addon out (a baseline for benchmarks).
+
+        ``takeover`` decides whether messages bypass mitmproxy's hooks (by default:
+        on the mitmproxy version that was written for, see :mod:`proxy.mitm.takeover`).
+        """
         if tcp_port is None and ws_port is None:
             raise ValueError("both transports are disabled: nothing to relay")
         self.outlet_host = outlet_host
@@ -84,7 +90,9 @@ class Relay:
         self.tcp_timeout = tcp_timeout
         self.confdir = confdir
         self.bare = bare
-        self.addon = InvisAddon(*sinks, deferred_sinks=deferred_sinks, ws_path=ws_path, direct=True)
+        self.addon = InvisAddon(
+            *sinks, deferred_sinks=deferred_sinks, ws_path=ws_path, direct=True, takeover=takeover
+        )
         self.tcp_address: tuple[str, int] | None = None
         self.ws_address: tuple[str, int] | None = None
         self._master: Master | None = None
