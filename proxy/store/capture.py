@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Final, NoReturn
 import msgpack
 
 from proxy.core.events import T_MAX, Data, Event, is_utf8
+from proxy.store.intervention import encode_intervention
 from proxy.store.records import (
     ClosedOnExit,
     EventWriter,
@@ -90,6 +91,10 @@ def capture_record(event: Event) -> dict[str, Any]:
         }
         if event.injected:
             rec["injected"] = True
+        if event.intervention is not None:
+            rec["intervention"] = encode_intervention(event.intervention)
+            if event.original is not None:
+                rec["original"] = event.original
         return rec
     return record_from_event(event)
 
@@ -386,6 +391,7 @@ class _Reader:
                             and type(data := obj.get("data")) is bytes
                             and type(text := obj.get("text")) is bool
                             and type(injected := obj.get("injected", False)) is bool
+                            and "intervention" not in obj
                         ):
                             last = t
                             events += 1

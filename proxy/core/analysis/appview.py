@@ -1,0 +1,140 @@
+"""The app's view of a capture with interventions: the second truth (DESIGN 4.4 end).
+
+The main analysis says what the outlet did: it decodes what each side sent. When a rule
+or the user dropped, changed or answered messages, the app saw something else. Its view
+is the subsequence of messages that reached it (or that it sent), with the bytes it got:
+
+- app-side messages it sent (not those the proxy injected toward the outlet);
+- outlet-side messages that were forwarded (delayed and held ones too), with the bytes
+  forwarded where they were changed (set, edit), and the proxy's own answers (``reply``
+  rules, the user's injections toward the app); not dropped ones, not ones the proxy
+  closed the connection on, not the swallowed replies to injected requests.
+
+The same OTA state machine runs over that view (a second Analysis over synthesized
+events), and its sessions are mapped back to the main ones by message id. Built only
+when the capture holds interventions, and again only when the analysis changed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, cast
+
+from proxy.core.events import CLOSERS, Close, Closer, Data, Open
+from proxy.core.model import Message, OtaSession, intervention_text
+
+if TYPE_CHECKING:
+    from proxy.core.analysis.facade import Analysis
+
+_NOT_SEEN: Final = ("drop", "close")
+_MSG_REF: Final = re.compile(r"#(\d+)")
+
+
+def app_bytes(msg: Message) -> bytes | None:
+    """The bytes of ``msg`` the app sent or received, None when it never saw them."""
+    if msg.kind == "invalid":
+        return None  # nothing an update's state can hang on; kept out of the framing
+    if msg.side == "app":
+        return None if msg.injected else msg.raw
+    mark = msg.intervention
+    if mark is None:
+        return msg.raw
+    if mark.action in _NOT_SEEN:
+        return None
+    forwarded = msg.forwarded
+    return msg.raw if forwarded is None else forwarded
+
+
+@dataclass(slots=True)
+class AppView:
+    """The analysis of what the app saw, and where its messages are in the main one."""
+
+    generation: int
+    analysis: Analysis
+    main_ids: list[int]
+    """``main_ids[i]``: the main analysis' id of the app view's message ``i``."""
+
+
+def build(main: Analysis) -> AppView:
+    """Feed the app's view of ``main`` to a fresh analysis with the same settings."""
+    from proxy.core.analysis.facade import Analysis
+
+    view = Analysis(stall_window=main.stall_window, reply_timeout=main.reply_timeout)
+    ids: list[int] = []
+    for row in main.rows:
+        info = main.connections.get(row.conn)
+        if row.kind == "open":
+            if info is not None:
+                view.feed(Open(row.t, row.conn, info.transport, info.app, info.outlet))
+        elif row.kind == "close":
+            by = info.closed_by if info is not None and info.closed_by in CLOSERS else None
+            error = info.error if info is not None else None
+            view.feed(Close(row.t, row.conn, cast(Closer | None, by), error))
+        else:
+            msg = main.messages[row.ref]
+            data = app_bytes(msg)
+            if data is None:
+                continue
+            before = len(view.messages)
+            view.feed(Data(msg.t, msg.conn, msg.side, data, True, msg.injected))
+            ids.extend([msg.id] * (len(view.messages) - before))
+    if main.finished:
+        view.finish()
+    elif main.last_t is not None:
+        view.advance(main.last_t)
+    return AppView(main.generation, view, ids)
+
+
+def apply(main: Analysis, seen: AppView) -> None:
+    """Set ``app_outcome`` / ``app_reason`` on each of ``main``'s sessions an intervention
+    touched, from the app view's session that began with the same message."""
+    ids = seen.main_ids
+    by_start: dict[int, OtaSession] = {}
+    for s in seen.analysis.sessions:
+        start = s.request if s.request is not None else (s.messages[0] if s.messages else None)
+        if start is not None:
+            by_start.setdefault(ids[start], s)
+    for session in main.sessions:
+        session.app_outcome = session.app_reason = None
+        marked = _marked(main, session)
+        if not marked:
+            continue
+        app = _counterpart(main, session, by_start)
+        if app is None:
+            continue
+        reason = _MSG_REF.sub(lambda m: _main_ref(m, ids), app.reason)
+        what = _grouped(marked)
+        session.app_outcome = app.outcome
+        session.app_reason = f"{reason} (the app saw this because {what})"
+
+
+def _marked(main: Analysis, session: OtaSession) -> list[Message]:
+    msg_ids = list(session.messages)
+    if session.request is not None and session.request not in msg_ids:
+        msg_ids.insert(0, session.request)
+    return [main.messages[i] for i in msg_ids if main.messages[i].intervention is not None]
+
+
+def _grouped(marked: list[Message]) -> str:
+    """ "#4, #5 dropped by rule 1: ..." : one entry per distinct intervention text."""
+    texts: dict[str, list[int]] = {}
+    for m in marked:
+        texts.setdefault(intervention_text(m), []).append(m.id)
+    return "; ".join(f"{', '.join(f'#{i}' for i in ids)} {text}" for text, ids in texts.items())
+
+
+def _counterpart(
+    main: Analysis, session: OtaSession, by_start: dict[int, OtaSession]
+) -> OtaSession | None:
+    if session.request is not None:
+        return by_start.get(session.request)
+    for i in session.messages:
+        if app_bytes(main.messages[i]) is not None:
+            return by_start.get(i)
+    return None
+
+
+def _main_ref(m: re.Match[str], ids: list[int]) -> str:
+    i = int(m.group(1))
+    return f"#{ids[i]}" if i < len(ids) else m.group(0)
