@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.core.analysis import analyze
-from proxy.core.events import INTERVENTION_ACTIONS, Close, Data, Event, Intervention, Open
+from proxy.core.events import (
+    INTERVENTION_ACTIONS,
+    Close,
+    Data,
+    Event,
+    Intervention,
+    Open,
+    Side,
+)
 from proxy.store.capture import CAPTURE_KEY, read_capture, write_capture
 from proxy.store.redact import redact_events
 from proxy.store.trace import read_trace, write_trace
@@ -45,7 +53,7 @@ def events_with_interventions(draw: st.DrawFn) -> list[Event]:
         payload = draw(st.binary(max_size=30) | texts.map(str.encode))
         mark = draw(st.none() | interventions)
         original = draw(st.none() | st.binary(max_size=30) | texts.map(str.encode))
-        side = draw(st.sampled_from(["app", "outlet"]))
+        side: Side = draw(st.sampled_from(["app", "outlet"]))
         injected = draw(st.booleans())
         # ``original`` is kept only beside an intervention (proxy.store.intervention)
         out.append(Data(t, "c1", side, payload, text, injected, mark, original if mark else None))

@@ -17,7 +17,8 @@ import pytest
 from proxy.cli.main import main
 from proxy.core.analysis import Analysis, analyze
 from proxy.core.analysis.appview import app_bytes
-from proxy.core.events import Data, Event, Intervention, Open
+from proxy.core.events import Data, Event, Intervention, Open, Side
+from proxy.core.model import Message
 from proxy.core.report import summary, timeline
 from proxy.mitm.live import HeadlessPrinter
 from proxy.store.recording import load_events
@@ -137,8 +138,8 @@ def test_live_feeding_gives_the_batch_truths() -> None:
 
 
 def _msg(
-    side: str, mark: Intervention | None, *, injected: bool = False, sent: bytes | None = None
-) -> Any:
+    side: Side, mark: Intervention | None, *, injected: bool = False, sent: bytes | None = None
+) -> Message:
     raw = b'{"sn":"X","packetID":1,"payload":{"callbackName":22,"callbackArgs":[1,5]}}'
     events: list[Event] = [
         Open(0.0, "c1", "ws", "a:1", "o:2"),
@@ -151,7 +152,7 @@ def _msg(
             injected,
             mark,
             raw if sent else None,
-        ),  # type: ignore[arg-type]
+        ),
     ]
     (msg,) = analyze(events).messages
     return msg
@@ -180,7 +181,7 @@ SWALLOWED = Intervention(
     ],
 )
 def test_what_reaches_the_app(
-    side: str, mark: Intervention | None, injected: bool, seen: str | None
+    side: Side, mark: Intervention | None, injected: bool, seen: str | None
 ) -> None:
     msg = _msg(side, mark, injected=injected)
     assert app_bytes(msg) == (msg.raw if seen == "raw" else None)
