@@ -103,18 +103,23 @@ def test_no_app_view_is_built_without_interventions() -> None:
     assert analysis.intervened == 0 and analysis.app_view() is None
 
 
-def test_the_app_view_is_rebuilt_only_when_the_analysis_changed() -> None:
+def test_the_app_view_catches_up_only_with_what_was_added() -> None:
     events = events_of("rule_success_to_failure")
     analysis = Analysis()
     for event in events[:-1]:
         analysis.feed(event)
-    assert analysis.app_view() is None  # the set comes last
+    assert analysis.app_view() is None  # the set comes last: nothing to build yet
     analysis.feed(events[-1])
-    first = analysis.app_view()
-    assert first is not None and analysis.app_view() is first
+    seen = analysis.app_view()
+    assert seen is not None and seen.rows_fed == len(analysis.rows)
     assert analysis.sessions[0].app_outcome == "failed"
+    fed = len(seen.analysis.messages)
+    assert analysis.app_view() is seen and len(seen.analysis.messages) == fed  # unchanged
+    analysis.feed(Data(99.0, "c1", "outlet", b'{"sn":"X","packetID":7}', True))
+    assert analysis.app_view() is seen and len(seen.analysis.messages) == fed + 1
+    assert seen.main_ids[-1] == len(analysis.messages) - 1
     analysis.finish()
-    assert analysis.app_view() is not first
+    assert analysis.app_view() is seen and seen.analysis.finished
 
 
 def test_live_feeding_gives_the_batch_truths() -> None:

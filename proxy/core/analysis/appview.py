@@ -12,13 +12,13 @@ is the subsequence of messages that reached it (or that it sent), with the bytes
 
 The same OTA state machine runs over that view (a second Analysis over synthesized
 events), and its sessions are mapped back to the main ones by message id. Built only
-when the capture holds interventions, and again only when the analysis changed.
+when the capture holds interventions, and caught up only when the analysis changed.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, cast
 
 from proxy.core.events import CLOSERS, Close, Closer, Data, Open
@@ -48,21 +48,32 @@ def app_bytes(msg: Message) -> bytes | None:
 
 @dataclass(slots=True)
 class AppView:
-    """The analysis of what the app saw, and where its messages are in the main one."""
+    """The analysis of what the app saw, and where its messages are in the main one.
 
-    generation: int
+    Fed incrementally: what the app saw of a message is settled when the message is
+    added (its side, mark and bytes never change), so each catch-up feeds only the rows
+    added since the last one.
+    """
+
     analysis: Analysis
-    main_ids: list[int]
+    main_ids: list[int] = field(default_factory=list)
     """``main_ids[i]``: the main analysis' id of the app view's message ``i``."""
+    generation: int = -1
+    rows_fed: int = 0
 
 
-def build(main: Analysis) -> AppView:
-    """Feed the app's view of ``main`` to a fresh analysis with the same settings."""
+def new(main: Analysis) -> AppView:
+    """An empty app view with the main analysis' settings."""
     from proxy.core.analysis.facade import Analysis
 
-    view = Analysis(stall_window=main.stall_window, reply_timeout=main.reply_timeout)
-    ids: list[int] = []
-    for row in main.rows:
+    return AppView(Analysis(stall_window=main.stall_window, reply_timeout=main.reply_timeout))
+
+
+def catch_up(main: Analysis, seen: AppView) -> None:
+    """Feed ``seen`` the app's view of the rows ``main`` added since the last call."""
+    view, ids, rows = seen.analysis, seen.main_ids, main.rows
+    for ri in range(seen.rows_fed, len(rows)):
+        row = rows[ri]
         info = main.connections.get(row.conn)
         if row.kind == "open":
             if info is not None:
@@ -79,11 +90,12 @@ def build(main: Analysis) -> AppView:
             before = len(view.messages)
             view.feed(Data(msg.t, msg.conn, msg.side, data, True, msg.injected))
             ids.extend([msg.id] * (len(view.messages) - before))
+    seen.rows_fed = len(rows)
     if main.finished:
         view.finish()
     elif main.last_t is not None:
         view.advance(main.last_t)
-    return AppView(main.generation, view, ids)
+    seen.generation = main.generation
 
 
 def apply(main: Analysis, seen: AppView) -> None:

@@ -272,13 +272,15 @@ class Analysis:
 
     def app_view(self) -> appview.AppView | None:
         """What the app saw, when an intervention made it differ (None otherwise); sets
-        each touched session's ``app_outcome`` and ``app_reason``. Rebuilt only when the
-        analysis changed since the last call."""
+        each touched session's ``app_outcome`` and ``app_reason``. Caught up (with the rows
+        added since) only when the analysis changed since the last call."""
         if not self.intervened:
             return None
         seen = self._app_view
-        if seen is None or seen.generation != self.generation:
-            seen = self._app_view = appview.build(self)
+        if seen is None:
+            seen = self._app_view = appview.new(self)
+        if seen.generation != self.generation:
+            appview.catch_up(self, seen)
             appview.apply(self, seen)
         return seen
 
