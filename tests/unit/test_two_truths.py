@@ -47,6 +47,17 @@ def test_a_refusal_made_by_a_reply_rule_is_refused_in_both_truths_and_named() ->
     assert REFUSE in session["app_reason"] and "answered by the proxy" in session["app_reason"]
 
 
+def test_a_refusal_the_proxy_made_is_not_put_on_the_outlet() -> None:
+    """The PUBACK 0 came from a reply rule: neither the reason nor the annotation says the
+    outlet refused, and it is no evidence of the outlet's revision (revA answers cb21)."""
+    doc = doc_of("rule_refusal")
+    (session,) = doc["ota"]
+    assert session["reason"].startswith("the proxy (not the outlet) answered")
+    assert "revision A" not in session["reason"]
+    (note,) = doc["messages"][3]["annotations"]
+    assert note["text"].startswith("PUBACK 0: the proxy (not the outlet) refused this request")
+
+
 def test_a_success_turned_into_a_failure_is_two_truths() -> None:
     (session,) = doc_of("rule_success_to_failure")["ota"]
     assert session["outcome"] == "succeeded" and "cb23 [1, 1]" in session["reason"]

@@ -379,7 +379,12 @@ class OtaTracker:
         )
         target_no, _ = protocol.ota_request_target(request.args)
         device = self._devices.of(reply.conn)
-        if target_of_request(target_no) == "outlet" and device.revision is None:
+        # an answer the proxy made (a reply rule) says nothing about the outlet's revision
+        if (
+            target_of_request(target_no) == "outlet"
+            and device.revision is None
+            and not reply.injected
+        ):
             device.revision = "A"
             device.revision_why = (
                 f"it answered an outlet update request at {fmt_t(reply.t)} with PUBACK "
@@ -412,7 +417,8 @@ class OtaTracker:
         session.outcome = "refused"
         session.phase = "refused"
         session.ended = reply.t
-        session.reason = f"the outlet answered the {describe(session)} with PUBACK 0: {context}"
+        who = "the proxy (not the outlet)" if reply.injected else "the outlet"
+        session.reason = f"{who} answered the {describe(session)} with PUBACK 0: {context}"
         self._close_session(session)
         if session.request is not None:
             self._reaction.refusals.append((session, reply))
