@@ -303,6 +303,10 @@ class RefRows[R](Sequence[Row]):
     def __len__(self) -> int:
         return len(self._refs)
 
+    def first_held(self) -> int:
+        """The index of the oldest row still held (a bounded analysis forgets rows)."""
+        return 0
+
     @overload
     def __getitem__(self, index: int) -> Row: ...
 

@@ -20,6 +20,7 @@ from proxy.core.analysis.appview import app_bytes
 from proxy.core.events import Data, Event, Intervention, Open, Side
 from proxy.core.model import Message
 from proxy.core.report import summary, timeline
+from proxy.core.retention import BoundedAnalysis
 from proxy.mitm.live import HeadlessPrinter
 from proxy.store.recording import load_events
 
@@ -232,3 +233,31 @@ def test_the_headless_printer_prints_the_intervention_after_its_message(
     out = capsys.readouterr().out.splitlines()
     at = next(i for i, line in enumerate(out) if "#4 " in line)
     assert out[at + 1].strip() == "⚑ dropped by rule 1: cb:22 arg.1:40-100 -> drop"
+
+
+@pytest.mark.parametrize(
+    "name", ["rule_refusal", "rule_success_to_failure", "rule_sync_lost", "rule_progress_stops"]
+)
+@pytest.mark.parametrize("compact_every", [1, 1024])
+def test_a_bounded_analysis_never_claims_another_app_outcome(name: str, compact_every: int) -> None:
+    """``run --headless`` forgets printed rows: the app's view it gives is the full one's,
+    unless rows were forgotten before the first intervention, and then it says so."""
+    full = analyze(events_of(name))
+    full.app_view()
+    bounded = BoundedAnalysis(compact_every=compact_every)
+    printer = HeadlessPrinter(bounded)
+    with contextlib.redirect_stdout(io.StringIO()):
+        for event in events_of(name):
+            bounded.feed(event)
+            printer(event)
+        bounded.finish()
+    seen = bounded.app_view()
+    assert seen is not None
+    for got, want in zip(bounded.sessions, full.sessions, strict=True):
+        assert got.outcome == want.outcome
+        if seen.started_at == 0:  # nothing forgotten before the view began: the same truths
+            assert (got.app_outcome, got.app_reason) == (want.app_outcome, want.app_reason)
+        elif got.app_reason is not None:  # a partial view says so
+            assert "the earlier ones already forgotten" in got.app_reason
+    if compact_every > 10:  # these traces are far shorter than a compaction
+        assert seen.started_at == 0

@@ -60,6 +60,12 @@ class AppView:
     """``main_ids[i]``: the main analysis' id of the app view's message ``i``."""
     generation: int = -1
     rows_fed: int = 0
+    started_at: int = 0
+    """The first row fed: above 0 when a bounded analysis had already forgotten rows."""
+    marked: dict[int, Message] = field(default_factory=dict)
+    """The main analysis' messages with an intervention, by id: kept here, so that the
+    sessions can be explained after a bounded analysis forgot them (few: only rules and
+    the user make them)."""
 
 
 def new(main: Analysis) -> AppView:
@@ -72,6 +78,10 @@ def new(main: Analysis) -> AppView:
 def catch_up(main: Analysis, seen: AppView) -> None:
     """Feed ``seen`` the app's view of the rows ``main`` added since the last call."""
     view, ids, rows = seen.analysis, seen.main_ids, main.rows
+    # a bounded analysis (run --headless) may have forgotten rows printed before the
+    # first intervention: the app's view starts at the oldest row it still holds
+    if seen.rows_fed == 0:
+        seen.started_at = seen.rows_fed = rows.first_held()
     for ri in range(seen.rows_fed, len(rows)):
         row = rows[ri]
         info = main.connections.get(row.conn)
@@ -84,6 +94,8 @@ def catch_up(main: Analysis, seen: AppView) -> None:
             view.feed(Close(row.t, row.conn, cast(Closer | None, by), error))
         else:
             msg = main.messages[row.ref]
+            if msg.intervention is not None:
+                seen.marked[msg.id] = msg
             data = app_bytes(msg)
             if data is None:
                 continue
@@ -109,23 +121,28 @@ def apply(main: Analysis, seen: AppView) -> None:
             by_start.setdefault(ids[start], s)
     for session in main.sessions:
         session.app_outcome = session.app_reason = None
-        marked = _marked(main, session)
+        marked = _marked(seen, session)
         if not marked:
             continue
-        app = _counterpart(main, session, by_start)
+        app = _counterpart(session, by_start)
         if app is None:
             continue
         reason = _MSG_REF.sub(lambda m: _main_ref(m, ids), app.reason)
         what = _grouped(marked)
         session.app_outcome = app.outcome
-        session.app_reason = f"{reason} (the app saw this because {what})"
+        partial = (
+            f"; worked out from row {seen.started_at} on, the earlier ones already forgotten"
+            if seen.started_at
+            else ""
+        )
+        session.app_reason = f"{reason} (the app saw this because {what}{partial})"
 
 
-def _marked(main: Analysis, session: OtaSession) -> list[Message]:
-    msg_ids = list(session.messages)
-    if session.request is not None and session.request not in msg_ids:
-        msg_ids.insert(0, session.request)
-    return [main.messages[i] for i in msg_ids if main.messages[i].intervention is not None]
+def _marked(seen: AppView, session: OtaSession) -> list[Message]:
+    ids = list(session.messages)
+    if session.request is not None and session.request not in ids:
+        ids.insert(0, session.request)
+    return [seen.marked[i] for i in ids if i in seen.marked]
 
 
 def _grouped(marked: list[Message]) -> str:
@@ -136,14 +153,14 @@ def _grouped(marked: list[Message]) -> str:
     return "; ".join(f"{', '.join(f'#{i}' for i in ids)} {text}" for text, ids in texts.items())
 
 
-def _counterpart(
-    main: Analysis, session: OtaSession, by_start: dict[int, OtaSession]
-) -> OtaSession | None:
+def _counterpart(session: OtaSession, by_start: dict[int, OtaSession]) -> OtaSession | None:
+    """The app view's session that began where ``session`` did (its request, or for an
+    update whose request is not in the capture, its first message the app saw)."""
     if session.request is not None:
         return by_start.get(session.request)
     for i in session.messages:
-        if app_bytes(main.messages[i]) is not None:
-            return by_start.get(i)
+        if i in by_start:
+            return by_start[i]
     return None
 
 

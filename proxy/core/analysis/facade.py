@@ -161,11 +161,13 @@ class Analysis:
             forwarded = event.data
             event = replace(event, data=event.original)
         self.intervened += 1
-        first = len(self.messages)
+        messages = self.messages
+        first = len(messages)
         frames = self._framer.feed(event)
         if frames:
             self._add_frames(frames, event.conn)
-        for msg in self.messages[first:]:
+        for i in range(first, len(messages)):  # by index: a bounded analysis' window
+            msg = messages[i]  # cannot be sliced
             msg.intervention = mark
             if forwarded is not None:
                 msg.forwarded = forwarded
