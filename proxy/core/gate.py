@@ -294,9 +294,7 @@ class Gate:
         if action.kind == "close":
             return Decision("close", conn, side, unit, b"", text, msg, rule)
         if action.kind == "delay":
-            return Decision(
-                "delay", conn, side, unit, unit, text, msg, rule, seconds=action.seconds
-            )
+            return Decision("delay", conn, side, unit, unit, text, msg, rule, seconds=action.seconds)
         if action.kind == "reply":
             if side != "app" or msg.packet_id is None:
                 why = "a reply answers an app's request with a packetID; forwarded unchanged"
