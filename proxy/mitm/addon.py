@@ -32,12 +32,15 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.utils.human import format_address
 
-from proxy.core.events import Close, Closer, Data, Open, Side, Transport, is_utf8
+from proxy.core.events import Close, Closer, Data, Event, Open, Side, Transport, is_utf8
 from proxy.core.framing import JsonBoundary
+from proxy.core.rules import RuleSet
 from proxy.mitm.contentview import InvisContentview, describe_chunk
+from proxy.mitm.intervene import Interventions
 from proxy.mitm.recorder import CaptureRecorder
 from proxy.mitm.sinks import DEFER_MAX, DEFER_QUIET, DRAIN_SLICE, Sink, SinkBus
 from proxy.mitm.takeover import FIRST_CLOSE, LayerTakeover
+from proxy.mitm.wire import MitmWire, Released
 
 __all__ = [
     "DEFER_MAX",
@@ -69,7 +72,17 @@ class _Conn:
     where dataclasses cannot resolve their annotations.
     """
 
-    __slots__ = ("boundary", "client", "closed", "conn", "flow", "injected", "transport")
+    __slots__ = (
+        "boundary",
+        "client",
+        "closed",
+        "closed_by_proxy",
+        "conn",
+        "flow",
+        "injected",
+        "released",
+        "transport",
+    )
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -84,6 +97,9 @@ class _Conn:
         }
         # bytes objects handed to inject.tcp whose echo through tcp_message is still due
         self.injected: deque[bytes] = deque()
+        # what interventions sent (recorded already): its echo passes unrecorded
+        self.released = Released()
+        self.closed_by_proxy = False  # a close rule ended it
 
 
 def _transport_of(client: Client) -> Transport | None:
@@ -134,8 +150,11 @@ class InvisAddon(SinkBus):
         ws_path: str = "/ws",
         direct: bool = False,
         takeover: LayerTakeover | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
         super().__init__(sinks, deferred_sinks)
+        self.interventions = Interventions(MitmWire(self), rules)
+        """Rules, the intercept filter and held messages (:mod:`proxy.mitm.intervene`)."""
         self.direct = direct
         self.takeover = takeover if takeover is not None else LayerTakeover()
         self.ws_path = ws_path
@@ -149,6 +168,17 @@ class InvisAddon(SinkBus):
         self._last_t = 0.0
         self._recorder = CaptureRecorder(self)
         self._contentview = InvisContentview()
+
+    def connection(self, conn: str) -> _Conn | None:
+        """A live connection's state, by id."""
+        return self._by_conn.get(conn)
+
+    def emit(self, event: Event) -> None:
+        """Record an event made outside the hooks (an intervention's)."""
+        self._emit(event)
+
+    def now(self) -> float:
+        return self._now()
 
     def _now(self) -> float:
         """Wall-clock time, never earlier than the previous event's (traces need order)."""
@@ -209,12 +239,15 @@ class InvisAddon(SinkBus):
         state.transport = transport
         self._by_conn[state.conn] = state
         self._emit(Open(self._now(), state.conn, transport, _address(state.client), outlet))
+        self.interventions.opened(state.conn, transport)
 
     def _close(self, state: _Conn, by: Closer | None, error: str | None = None) -> None:
         if state.conn is None or state.closed:
             return
         state.closed = True
-        if self.closing:
+        if self.interventions.engaged:
+            self.interventions.closed(state.conn)  # what still waited is recorded first
+        if self.closing or state.closed_by_proxy:
             by = "proxy"
         self._emit(Close(self._now(), state.conn, by, error))
 
@@ -282,20 +315,56 @@ class InvisAddon(SinkBus):
         message = flow.messages[-1]
         content = message.content
         side: Side = "app" if message.from_client else "outlet"
-        injected = False
-        for i, pending in enumerate(state.injected):
-            if pending is content:
-                del state.injected[i]
-                injected = True
-                break
-        state.boundary[side].feed(content)
-        self._emit(Data(self._now(), state.conn, side, content, is_utf8(content), injected))
+        boundary = state.boundary[side]
+        if self.interventions.engaged and self._intervened(state, side, message, boundary):
+            pass
+        else:
+            injected = False
+            for i, pending in enumerate(state.injected):
+                if pending is content:
+                    del state.injected[i]
+                    injected = True
+                    break
+            boundary.feed(content)
+            if injected:
+                to: Side = "app" if side == "outlet" else "outlet"
+                utf8 = is_utf8(content)
+                self._emit(self.interventions.injected(state.conn, to, content, utf8))
+            else:
+                self._emit(Data(self._now(), state.conn, side, content, is_utf8(content)))
         if self.direct and len(flow.messages) > 1:
             # The embedded relay records every message itself; mitmproxy would keep
             # them all in the flow for the connection's life (days, for a device), so
             # only the one being forwarded stays. As a mitmdump/mitmweb script the flow
             # keeps its history: mitmweb shows it.
             del flow.messages[:-1]
+
+    def _intervened(
+        self, state: _Conn, side: Side, message: tcp.TCPMessage, boundary: JsonBoundary
+    ) -> bool:
+        """A TCP chunk on a gated direction: what the gate decides is forwarded in its
+        place. True if handled here (a send's echo or a gated chunk)."""
+        content = message.content
+        assert state.conn is not None
+        if state.released.take(side, content, same_object=True):
+            boundary.feed(content)  # an intervention's send, recorded when it decided
+            return True
+        if any(pending is content for pending in state.injected):
+            return False  # a user's injection on an ungated direction
+        if not self.interventions.gated(state.conn, side, boundary.at_boundary):
+            return False
+        boundary.feed(content)
+        message.content = self.interventions.on_data(state.conn, side, content, is_utf8(content))
+        return True
+
+    def end_of_stream(self, flow: tcp.TCPFlow, side: Side) -> bytes:
+        """The takeover's TCP layer asks before passing a close on (see takeover)."""
+        if not self.interventions.engaged:
+            return b""
+        state = self._clients.get(flow.client_conn.id)
+        if state is None or state.conn is None:
+            return b""
+        return self.interventions.flush(state.conn, side)
 
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         by: Closer | None = flow.metadata.get(FIRST_CLOSE)
@@ -331,9 +400,22 @@ class InvisAddon(SinkBus):
         messages = flow.websocket.messages
         message = messages[-1]
         side: Side = "app" if message.from_client else "outlet"
-        self._emit(
-            Data(self._now(), state.conn, side, message.content, message.is_text, message.injected)
-        )
+        content = message.content
+        iv = self.interventions
+        if message.injected and state.released.take(side, content, same_object=False):
+            pass  # an intervention's send, recorded when it decided
+        elif iv.engaged and not message.injected and iv.gated(state.conn, side, True):
+            out = iv.on_data(state.conn, side, content, message.is_text)
+            if out:
+                message.content = out
+            else:
+                dropped: Any = message  # WebSocketMessage.drop is untyped
+                dropped.drop()
+        elif message.injected:
+            to: Side = "app" if side == "outlet" else "outlet"
+            self._emit(iv.injected(state.conn, to, content, message.is_text))
+        else:
+            self._emit(Data(self._now(), state.conn, side, content, message.is_text))
         if self.direct and len(messages) > 1:
             del messages[:-1]  # as for TCP: the recording holds them, not the flow
 
@@ -342,6 +424,10 @@ class InvisAddon(SinkBus):
             return
         ws = flow.websocket
         by: Closer = "app" if ws.closed_by_client else "outlet"
+        state = self._state(flow.client_conn)
+        if state.closed_by_proxy:
+            self._close(state, "proxy")
+            return
         error = None
         if ws.close_code not in NORMAL_WS_CLOSE_CODES:
             error = f"WebSocket closed with code {ws.close_code}"
@@ -379,10 +465,12 @@ class InvisAddon(SinkBus):
         flow = state.flow
         if flow is None or not flow.live:
             raise InjectError(f"connection {conn} has no live flow yet (nothing relayed so far)")
+        payload = bytes(data)
+        if self.interventions.engaged and self.interventions.inject(conn, to, payload, text):
+            return  # the direction is gated: it goes out behind what waits there
         addons: Any = ctx.master.addons
         proxyserver = addons.get("proxyserver")
         to_client = to == "app"
-        payload = bytes(data)
         if isinstance(flow, tcp.TCPFlow):
             source: Side = "outlet" if to_client else "app"
             if not state.boundary[source].at_boundary:

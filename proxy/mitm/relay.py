@@ -28,7 +28,9 @@ from mitmproxy.proxy import mode_specs
 
 from proxy.core.errors import UserError
 from proxy.core.events import Side, Transport
+from proxy.core.rules import RuleSet
 from proxy.mitm.addon import InvisAddon, Sink
+from proxy.mitm.intervene import Interventions
 from proxy.mitm.takeover import LayerTakeover
 from proxy.net.peers import host_text
 
@@ -73,8 +75,12 @@ class Relay:
         confdir: str | None = None,
         bare: bool = False,
         takeover: LayerTakeover | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
         """``bare`` leaves the invisproxy addon out (a baseline for benchmarks).
+
+        ``rules`` act on the messages forwarded (:mod:`proxy.core.rules`); with none
+        and no intercept filter, chunks are forwarded exactly as received.
 
         ``takeover`` decides whether messages bypass mitmproxy's hooks (by default:
         on the mitmproxy version that was written for, see :mod:`proxy.mitm.takeover`).
@@ -91,7 +97,12 @@ class Relay:
         self.confdir = confdir
         self.bare = bare
         self.addon = InvisAddon(
-            *sinks, deferred_sinks=deferred_sinks, ws_path=ws_path, direct=True, takeover=takeover
+            *sinks,
+            deferred_sinks=deferred_sinks,
+            ws_path=ws_path,
+            direct=True,
+            takeover=takeover,
+            rules=rules,
         )
         self.tcp_address: tuple[str, int] | None = None
         self.ws_address: tuple[str, int] | None = None
@@ -257,6 +268,11 @@ class Relay:
     def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
         """See :meth:`proxy.mitm.addon.InvisAddon.inject`."""
         self.addon.inject(conn, to, data, text=text)
+
+    @property
+    def interventions(self) -> Interventions:
+        """Rules, the intercept filter and the held messages of this relay."""
+        return self.addon.interventions
 
     @property
     def active_connections(self) -> int:

@@ -21,13 +21,15 @@ from mitmproxy import ctx, http, tcp
 from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import events as mevents
 from mitmproxy.proxy import layer as mlayer
-from mitmproxy.proxy.commands import StartHook
+from mitmproxy.proxy.commands import SendData, StartHook
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import TCPLayer, WebsocketLayer
 from mitmproxy.proxy.layers.modes import ReverseProxy
 from mitmproxy.proxy.layers.tcp import TcpMessageHook
 from mitmproxy.proxy.layers.websocket import WebsocketMessageHook
 from mitmproxy.version import VERSION
+
+from proxy.core.events import Side
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ class MessageHandler(Protocol):
     def tcp_message(self, flow: tcp.TCPFlow) -> None: ...
 
     def websocket_message(self, flow: http.HTTPFlow) -> None: ...
+
+    def end_of_stream(self, flow: tcp.TCPFlow, side: Side) -> bytes:
+        """``side`` closed its sending half: bytes still owed to the other side."""
+        ...
 
 
 class LayerTakeover:
@@ -167,6 +173,14 @@ class _InvisTCPLayer(TCPLayer):
             side = "app" if event.connection == self.context.client else "outlet"
             peer_closed = bool(event.connection.state & ConnectionState.CAN_WRITE)
             flow.metadata[FIRST_CLOSE] = side if peer_closed else "proxy"
+        if isinstance(event, mevents.ConnectionClosed) and flow is not None:
+            # A gated direction may still hold bytes (a frame without its end, messages
+            # that wait): they go out before the close is passed on.
+            from_app = event.connection == self.context.client
+            tail = self.addon.end_of_stream(flow, "app" if from_app else "outlet")
+            peer = self.context.server if from_app else self.context.client
+            if tail and peer.state & ConnectionState.CAN_WRITE:
+                yield SendData(peer, tail)
         commands = super().relay_messages(event)
         if self.addon.direct and flow is not None:
             commands = _without_hook(commands, TcpMessageHook, lambda: self.addon.tcp_message(flow))
@@ -189,3 +203,18 @@ class _InvisWebsocketLayer(WebsocketLayer):
             WebsocketMessageHook,
             lambda: self.addon.websocket_message(flow),
         )
+
+
+def close_connection(flow: tcp.TCPFlow | http.HTTPFlow) -> None:
+    """Close both sides of a live flow's connection now (a ``close`` rule).
+
+    Through the connection handler mitmproxy's own close command uses (mitmproxy 12);
+    the layers then see both connections closed and end the flow as usual.
+    """
+    addons: Any = ctx.master.addons
+    handler = addons.get("proxyserver").connections.get(flow.client_conn.id)
+    if handler is None:
+        return
+    for connection in (flow.server_conn, flow.client_conn):
+        if connection in handler.transports and connection.state is not ConnectionState.CLOSED:
+            handler.close_connection(connection)
