@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from proxy.core.events import Close, Data
+from proxy.core.analysis import analyze
 from proxy.core.filter import Filter
 from proxy.core.rules import RuleSet, parse_rule
 from tests.integration.relay_support import (
@@ -341,3 +342,38 @@ async def test_rules_that_match_nothing_forward_every_byte_in_order(
     writer.close()
     closes = [e for e in log.events if isinstance(e, Close)]
     assert len(closes) == 1
+
+
+async def test_the_analysis_of_a_refusal_by_rule_says_the_outlet_never_saw_it(
+    make_relay: RelayFactory,
+) -> None:
+    rule = "cb:21 dir:app -> reply puback=0"
+    outlet, log, _, reader, writer = await through(make_relay, rule)
+    await outlet.outbox.put(push(1, 12, {"IM": {"fw_rev": "0.0.1"}}))
+    await read_until(reader, b'"callbackName":12')
+    writer.write(request(414883, 21, [1, 1]))
+    await read_until(reader, b"PUBACK")
+    writer.close()
+    await log.wait_closed("c1")
+    (session,) = analyze(log.events).sessions
+    assert session.outcome == "refused" and session.app_outcome == "refused"
+    assert "proxy" in session.reason
+    assert session.app_reason is not None and rule in session.app_reason
+
+
+async def test_the_analysis_of_a_success_shown_as_failure_has_two_truths(
+    make_relay: RelayFactory,
+) -> None:
+    rule = "cb:23 arg.0:1 arg.1:1 -> set payload.callbackArgs.1=0"
+    outlet, log, _, reader, writer = await through(make_relay, rule)
+    writer.write(request(414883, 21, [1, 1]))
+    await outlet.wait_received(b"414883")
+    await outlet.outbox.put(wire({"sn": SN, "packetID": 414883, "PUBACK": 1}))
+    for pct in (10, 100):
+        await outlet.outbox.put(push(pct, 22, [1, pct]))
+    await outlet.outbox.put(push(5, 23, [1, 1]))
+    await read_until(reader, b'"callbackName":23')
+    writer.close()
+    await log.wait_closed("c1")
+    (session,) = analyze(log.events).sessions
+    assert (session.outcome, session.app_outcome) == ("succeeded", "failed")

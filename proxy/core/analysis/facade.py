@@ -241,6 +241,7 @@ class Analysis:
         self.replies.drain()
         self.ota.finish(self.last_t if self.last_t is not None else 0.0)
         self.generation += 1
+        self.app_view()  # a finished analysis' sessions carry app_outcome without asking
 
     # ------------------------------------------------------------------ queries
 
