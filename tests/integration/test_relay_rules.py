@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import websockets
 
-from proxy.core.events import Close, Data
 from proxy.core.analysis import analyze
+from proxy.core.events import Close, Data
 from proxy.core.filter import Filter
 from proxy.core.rules import RuleSet, parse_rule
 from tests.integration.relay_support import (
@@ -239,7 +239,7 @@ async def test_close_once_closes_that_connection_and_then_lets_progress_pass(
 async def test_held_messages_wait_for_the_user_who_forwards_edits_or_drops_them(
     make_relay: RelayFactory,
 ) -> None:
-    outlet, log, relay, reader, writer = await through(make_relay)
+    outlet, log, relay, _reader, writer = await through(make_relay)
     interventions = relay.interventions
     changed = asyncio.Event()
     interventions.listeners.append(changed.set)
@@ -252,7 +252,7 @@ async def test_held_messages_wait_for_the_user_who_forwards_edits_or_drops_them(
         return interventions.held()
 
     writer.write(request(100001, 20) + request(100002, 20) + request(100003, 20))
-    first, second, third = await held(3)
+    first, second, _third = await held(3)
     assert outlet.received == b""
     with pytest.raises(ValueError, match="JSON"):
         interventions.forward(first.id, '{"packetID": 100001,')  # invalid: never sent
@@ -329,7 +329,7 @@ async def test_rules_that_match_nothing_forward_every_byte_in_order(
     _, log, relay = await relay_to_outlet(
         make_relay, outlet, rules=rules("cb:999 -> drop", "pid:1 -> close")
     )
-    reader, writer = await asyncio.open_connection(*relay.tcp_address)
+    _reader, writer = await asyncio.open_connection(*relay.tcp_address)
     await outlet.wait_connections(1)
     await write_in_random_chunks(writer, stream, rng)
     writer.write_eof()
