@@ -19,6 +19,7 @@ from proxy.core.analysis import analyze
 from proxy.core.events import Close, Data
 from proxy.core.filter import Filter
 from proxy.core.rules import RuleSet, parse_rule
+from proxy.mitm.intervene import Held, Interventions
 from tests.integration.relay_support import (
     WAIT,
     EventLog,
@@ -240,12 +241,12 @@ async def test_held_messages_wait_for_the_user_who_forwards_edits_or_drops_them(
     make_relay: RelayFactory,
 ) -> None:
     outlet, log, relay, _reader, writer = await through(make_relay)
-    interventions = relay.interventions
+    interventions: Interventions = relay.interventions
     changed = asyncio.Event()
     interventions.listeners.append(changed.set)
     interventions.set_intercept(Filter.parse("dir:app cb:20"))
 
-    async def held(count: int) -> list[Any]:
+    async def held(count: int) -> list[Held]:
         while len(interventions.held()) < count:
             changed.clear()
             await asyncio.wait_for(changed.wait(), WAIT)
