@@ -10,9 +10,9 @@ marked (a changed one with what was forwarded and what was received, as recorded
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from proxy.core.events import CLOSERS, Close, Closer, Data, Event, Open, is_utf8
+from proxy.core.events import Close, Data, Event, is_utf8
 
 if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
@@ -31,14 +31,12 @@ def visible_events(analysis: Analysis, row_indices: Iterable[int]) -> list[Event
             # a connection first shown by a later row opens no earlier than what is
             # already written: a trace's times never go back
             t = row.t if row.kind == "open" else max(conn.opened, last_t)
-            events.append(Open(t, conn.conn, conn.transport, conn.app, conn.outlet))
+            events.append(conn.open_event(t))
             last_t = max(last_t, t)
         if row.kind == "open":
             continue
         if row.kind == "close":
-            by = conn.closed_by if conn is not None and conn.closed_by in CLOSERS else None
-            error = conn.error if conn is not None else None
-            events.append(Close(row.t, row.conn, cast(Closer | None, by), error))
+            events.append(conn.close_event(row.t) if conn is not None else Close(row.t, row.conn))
         else:
             msg = analysis.messages[row.ref]
             text = is_utf8(msg.raw)

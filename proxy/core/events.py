@@ -61,6 +61,19 @@ class Intervention:
     held: float | None = None
     why: str | None = None
 
+    def as_record(self) -> dict[str, object]:
+        """As DESIGN 4.1 spells it (captures, traces, ``analyze --json``): the four keys
+        always, null when unknown; ``why`` only when there is one."""
+        out: dict[str, object] = {
+            "action": self.action,
+            "by": self.by,
+            "rule": self.rule,
+            "held": self.held,
+        }
+        if self.why is not None:
+            out["why"] = self.why
+        return out
+
 
 @dataclass(slots=True)
 class Data:

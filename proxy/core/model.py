@@ -15,9 +15,9 @@ import json
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol, overload
+from typing import Any, Final, Literal, Protocol, cast, overload
 
-from proxy.core.events import Intervention, Side, Transport
+from proxy.core.events import CLOSERS, Close, Closer, Intervention, Open, Side, Transport
 
 Kind = Literal["request", "response", "push", "invalid"]
 Severity = Literal["info", "warning", "error"]
@@ -255,6 +255,15 @@ class Connection:
     closed: float | None = None
     closed_by: str | None = None
     error: str | None = None
+
+    def open_event(self, t: float) -> Open:
+        """The event that opened it, at ``t`` (views rebuilding a capture's events)."""
+        return Open(t, self.conn, self.transport, self.app, self.outlet)
+
+    def close_event(self, t: float) -> Close:
+        """The event that closed it, at ``t``, with who closed it and why."""
+        by = self.closed_by if self.closed_by in CLOSERS else None
+        return Close(t, self.conn, cast(Closer | None, by), self.error)
 
 
 RowKind = Literal["open", "close", "message"]

@@ -24,17 +24,8 @@ BY: Final = ("rule", "user")
 
 
 def encode_intervention(mark: Intervention) -> dict[str, Any]:
-    """The map both formats store: 4.1's four keys always (null when unknown), ``why``
-    only when there is one."""
-    rec: dict[str, Any] = {
-        "action": mark.action,
-        "by": mark.by,
-        "rule": mark.rule,
-        "held": mark.held,
-    }
-    if mark.why is not None:
-        rec["why"] = mark.why
-    return rec
+    """The map both formats store (DESIGN 4.1)."""
+    return mark.as_record()
 
 
 def decode_intervention(value: object) -> Intervention:

@@ -153,6 +153,12 @@ async def test_reply_puback_0_refuses_the_update_without_reaching_the_outlet(
     made = [e for e in log.events if isinstance(e, Data) and e.injected]
     assert [e.data for e in made] == [answer]
     writer.close()
+    await log.wait_closed("c1")
+    # and the analysis of that recording says who refused
+    (session,) = analyze(log.events).sessions
+    assert session.outcome == "refused" and session.app_outcome == "refused"
+    assert "proxy" in session.reason
+    assert session.app_reason is not None and rule in session.app_reason
 
 
 async def test_drop_of_the_revb_sync_keeps_what_came_with_it(make_relay: RelayFactory) -> None:
@@ -343,23 +349,6 @@ async def test_rules_that_match_nothing_forward_every_byte_in_order(
     writer.close()
     closes = [e for e in log.events if isinstance(e, Close)]
     assert len(closes) == 1
-
-
-async def test_the_analysis_of_a_refusal_by_rule_says_the_outlet_never_saw_it(
-    make_relay: RelayFactory,
-) -> None:
-    rule = "cb:21 dir:app -> reply puback=0"
-    outlet, log, _, reader, writer = await through(make_relay, rule)
-    await outlet.outbox.put(push(1, 12, {"IM": {"fw_rev": "0.0.1"}}))
-    await read_until(reader, b'"callbackName":12')
-    writer.write(request(414883, 21, [1, 1]))
-    await read_until(reader, b"PUBACK")
-    writer.close()
-    await log.wait_closed("c1")
-    (session,) = analyze(log.events).sessions
-    assert session.outcome == "refused" and session.app_outcome == "refused"
-    assert "proxy" in session.reason
-    assert session.app_reason is not None and rule in session.app_reason
 
 
 async def test_the_analysis_of_a_success_shown_as_failure_has_two_truths(

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
-from proxy.core.events import CLOSERS, Close, Closer, Data, Open
+from proxy.core.events import Close, Data
 from proxy.core.model import Message, OtaSession, intervention_text
 
 if TYPE_CHECKING:
@@ -87,11 +87,9 @@ def catch_up(main: Analysis, seen: AppView) -> None:
         info = main.connections.get(row.conn)
         if row.kind == "open":
             if info is not None:
-                view.feed(Open(row.t, row.conn, info.transport, info.app, info.outlet))
+                view.feed(info.open_event(row.t))
         elif row.kind == "close":
-            by = info.closed_by if info is not None and info.closed_by in CLOSERS else None
-            error = info.error if info is not None else None
-            view.feed(Close(row.t, row.conn, cast(Closer | None, by), error))
+            view.feed(info.close_event(row.t) if info is not None else Close(row.t, row.conn))
         else:
             msg = main.messages[row.ref]
             if msg.intervention is not None:

@@ -34,17 +34,7 @@ def message_json(m: Message) -> dict[str, Any]:
 
 def intervention_json(mark: Intervention | None) -> dict[str, Any] | None:
     """As DESIGN 4.1 spells it in a trace (``why`` only when there is one)."""
-    if mark is None:
-        return None
-    out: dict[str, Any] = {
-        "action": mark.action,
-        "by": mark.by,
-        "rule": mark.rule,
-        "held": mark.held,
-    }
-    if mark.why is not None:
-        out["why"] = mark.why
-    return out
+    return None if mark is None else mark.as_record()
 
 
 def link_json(link: Link) -> dict[str, Any]:
