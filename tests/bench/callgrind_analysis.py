@@ -16,6 +16,7 @@ ends with ``os._exit`` right after ``finish()``, so only feeding and finishing c
 from __future__ import annotations
 
 import argparse
+import pickle
 import re
 import subprocess
 import sys
@@ -25,12 +26,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[2]
 
 CHILD = """
-import sys
+import pickle, sys
 sys.path.insert(0, {tree!r})
-sys.path.insert(1, {bench!r})
-from bench_analysis import generate
-from proxy.core.analysis import Analysis
-events = list(generate({n}))
+try:  # the layered tree, or a flat one from before the restructuring
+    from proxy.core import events as ev
+    from proxy.core.analysis import Analysis
+except ImportError:
+    from proxy import events as ev
+    from proxy.analysis import Analysis
+with open({events!r}, "rb") as f:
+    plain = pickle.load(f)
+events = [getattr(ev, kind)(*fields) for kind, fields in plain]
 if {feed}:
     a = Analysis()
     a.feed_all(events)
@@ -39,12 +45,30 @@ if {skip_exit}:
     import os
     os._exit(0)
 """
+"""Each tree builds the same events with its own classes from a pickle of plain tuples,
+so trees of different layouts can be compared (the pickle's reading is in both runs)."""
 
 
-def instructions(tree: Path, n: int, feed: bool, skip_exit: bool) -> int:
+def _plain_events(n: int, path: Path) -> None:
+    sys.path.insert(0, str(HERE / "tests" / "bench"))
+    from bench_analysis import generate
+
+    plain = []
+    for e in generate(n):
+        fields = [getattr(e, f) for f in ("t", "conn")]
+        if type(e).__name__ == "Data":
+            fields += [e.side, e.data, e.text, e.injected]
+        elif type(e).__name__ == "Open":
+            fields += [e.transport, e.app, e.outlet]
+        else:
+            fields += [e.by, e.error]
+        plain.append((type(e).__name__, fields))
+    path.write_bytes(pickle.dumps(plain))
+
+
+def instructions(tree: Path, events: Path, feed: bool, skip_exit: bool) -> int:
     """Total instructions callgrind counts for one child run."""
-    bench = str(HERE / "tests" / "bench")
-    code = CHILD.format(tree=str(tree), bench=bench, n=n, feed=feed, skip_exit=skip_exit)
+    code = CHILD.format(tree=str(tree), events=str(events), feed=feed, skip_exit=skip_exit)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
         run = subprocess.run(
@@ -66,9 +90,12 @@ def main() -> int:
     args = parser.parse_args()
     trees = args.tree or [HERE]
     costs = []
+    tmp = tempfile.TemporaryDirectory()
+    events = Path(tmp.name) / "events.pickle"
+    _plain_events(args.messages, events)
     for tree in trees:
-        base = instructions(tree, args.messages, False, not args.exit)
-        total = instructions(tree, args.messages, True, not args.exit)
+        base = instructions(tree, events, False, not args.exit)
+        total = instructions(tree, events, True, not args.exit)
         costs.append(total - base)
         print(f"{tree}: feed_all+finish {total - base:,} instructions "
               f"({(total - base) / args.messages:,.0f} per message)")  # fmt: skip

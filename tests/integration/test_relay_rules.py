@@ -14,16 +14,20 @@ from typing import Any
 
 import pytest
 import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from proxy.core.analysis import analyze
 from proxy.core.events import Close, Data
 from proxy.core.filter import Filter
 from proxy.core.rules import RuleSet, parse_rule
 from proxy.mitm.intervene import Held, Interventions
+from proxy.mitm.relay import Relay
 from tests.integration.relay_support import (
     WAIT,
     EventLog,
     RelayFactory,
+    TcpOutlet,
     random_json_messages,
     relay_to_outlet,
     write_in_random_chunks,
@@ -367,3 +371,45 @@ async def test_the_analysis_of_a_success_shown_as_failure_has_two_truths(
     await log.wait_closed("c1")
     (session,) = analyze(log.events).sessions
     assert (session.outcome, session.app_outcome) == ("succeeded", "failed")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.sampled_from([request(1, 20), push(2, 22, [1, 5]), b"junk", b'{"a":', b"}", b"\n"]),
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_property_a_gated_direction_forwards_what_it_received_when_no_rule_acts(
+    confdir: str, pieces: list[bytes], rng: random.Random
+) -> None:
+    """Whatever bytes (valid frames, garbage, frames cut anywhere), rules that match
+    nothing forward them all, in order, and record exactly them."""
+    stream = b"".join(pieces) + b"{}"
+
+    async def scenario() -> None:
+        outlet = ScriptedOutlet()
+        server = TcpOutlet(outlet)
+        await server.start()
+        log = EventLog()
+        relay = Relay(
+            "127.0.0.1", outlet_tcp_port=server.port, tcp_port=0, ws_port=None,
+            confdir=confdir, sinks=[log], rules=rules("cb:999 -> drop"),
+        )  # fmt: skip
+        await relay.start()
+        try:
+            assert relay.tcp_address is not None
+            _reader, writer = await asyncio.open_connection(*relay.tcp_address)
+            await write_in_random_chunks(writer, stream, rng, max_chunk=9)
+            writer.write_eof()
+            await outlet.wait_received(stream)
+            assert relay.interventions.engaged  # the direction went frame by frame
+            assert outlet.received == stream
+            assert log.stream("c1", "app") == stream
+            writer.close()
+        finally:
+            await relay.stop()
+            await server.stop()
+
+    asyncio.run(scenario())
