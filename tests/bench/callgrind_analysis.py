@@ -50,8 +50,7 @@ so trees of different layouts can be compared (the pickle's reading is in both r
 
 
 def _plain_events(n: int, path: Path) -> None:
-    sys.path.insert(0, str(HERE / "tests" / "bench"))
-    from bench_analysis import generate
+    from tests.bench.bench_analysis import generate
 
     plain = []
     for e in generate(n):
