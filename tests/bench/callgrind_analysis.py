@@ -52,12 +52,14 @@ so trees of different layouts can be compared (the pickle's reading is in both r
 def _plain_events(n: int, path: Path) -> None:
     from tests.bench.bench_analysis import generate
 
-    plain = []
+    from proxy.core.events import Data, Open
+
+    plain: list[tuple[str, list[object]]] = []
     for e in generate(n):
-        fields = [getattr(e, f) for f in ("t", "conn")]
-        if type(e).__name__ == "Data":
+        fields: list[object] = [e.t, e.conn]
+        if isinstance(e, Data):
             fields += [e.side, e.data, e.text, e.injected]
-        elif type(e).__name__ == "Open":
+        elif isinstance(e, Open):
             fields += [e.transport, e.app, e.outlet]
         else:
             fields += [e.by, e.error]
