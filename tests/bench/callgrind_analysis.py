@@ -50,9 +50,8 @@ so trees of different layouts can be compared (the pickle's reading is in both r
 
 
 def _plain_events(n: int, path: Path) -> None:
-    from tests.bench.bench_analysis import generate
-
     from proxy.core.events import Data, Open
+    from tests.bench.bench_analysis import generate
 
     plain: list[tuple[str, list[object]]] = []
     for e in generate(n):
