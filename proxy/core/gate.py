@@ -187,6 +187,11 @@ class Gate:
         """Bytes received but not yet part of a decided unit."""
         return len(self._buffer)
 
+    @property
+    def pending(self) -> bytes:
+        """Those bytes (the start of a frame whose end has not come)."""
+        return self._buffer
+
     def feed(self, data: bytes, t: float, text: bool = True) -> list[Decision]:
         """Decisions for the units ``data`` completes, in stream order."""
         if self.transport == "ws":
@@ -296,9 +301,11 @@ class Gate:
             return Decision("reply", conn, side, unit, b"", text, msg, rule, reply=answer)
         try:
             changed = action.apply_set(frame.value)
-        except ValueError as exc:
-            why = f"{rule.label} did not apply ({exc}); forwarded unchanged"
+            body = compact(changed)
+        except (ValueError, RecursionError) as exc:
+            problem = str(exc) if isinstance(exc, ValueError) else "nested too deeply to re-encode"
+            why = f"{rule.label} did not apply ({problem}); forwarded unchanged"
             self.rules.not_applied(rule)
             return Decision("forward", conn, side, unit, unit, text, msg, rule, note=why)
-        out = unit[:lead] + compact(changed) + unit[lead + len(frame.raw) :]
+        out = unit[:lead] + body + unit[lead + len(frame.raw) :]
         return Decision("set", conn, side, unit, out, text, msg, rule)

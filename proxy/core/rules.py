@@ -128,7 +128,9 @@ class Action:
         if self.kind != "set":
             raise ValueError(f"{self.text!r} is not a set action")
         path, new = self.fields[0]
-        changed = copy.deepcopy(value)
+        # Only the containers on the path are copied: the rest is shared with ``value``
+        # (never changed), so a deeply nested message costs no recursion here.
+        changed = _shallow(value)
         target = changed
         for depth, key in enumerate(path):
             where = _path_text(path[:depth]) or "the message"
@@ -152,8 +154,9 @@ class Action:
                     f"{_path_text(path)} is not in this message: no {key!r} in {where}"
                 )
             if last:
-                target[key] = copy.deepcopy(new)
+                target[key] = copy.deepcopy(new)  # parsed from the rule: shallow enough
             else:
+                target[key] = _shallow(target[key])
                 target = target[key]
         return changed
 
@@ -219,6 +222,15 @@ class Rule:
         if self.action.kind == "delay" and self.action.seconds is not None:
             done = f"delayed {_seconds_text(self.action.seconds)} s"
         return f"{done} by {self.label}"
+
+
+def _shallow(value: Any) -> Any:
+    """A copy of one container level (lists and objects); other values as they are."""
+    if type(value) is dict:
+        return dict(value)
+    if type(value) is list:
+        return list(value)
+    return value
 
 
 def _seconds_text(seconds: float) -> str:

@@ -102,6 +102,8 @@ class Interventions:
         self._timers: dict[tuple[str, Side], asyncio.TimerHandle] = {}
         # queued answers of reply rules: held id -> the record to emit when sent
         self._made: dict[int, Data] = {}
+        # directions whose gate failed: forwarded as received until they close
+        self._broken: set[tuple[str, Side]] = set()
         self.listeners: list[Callable[[], None]] = []
         """Called (no arguments) whenever the held messages or rule counts change."""
         self.engaged = False
@@ -128,6 +130,8 @@ class Interventions:
         being gated once nothing could act and its gate holds nothing.
         """
         key = (conn, side)
+        if key in self._broken:
+            return False
         gate = self._gates.get(key)
         wanted = self.active or (side == "outlet" and bool(self.context.injected.get(conn)))
         if gate is not None:
@@ -189,7 +193,16 @@ class Interventions:
             self.engaged = True
         t = self.wire.now()
         before = self.rules.generation
-        out = self._settle(gate.feed(data, t, text), t)
+        try:
+            decisions = gate.feed(data, t, text)
+        except Exception:  # forwarding never fails (DESIGN 1.3): this direction goes raw
+            logger.exception(f"invisproxy: rules failed on {conn} ({side}); forwarding as is")
+            held = gate.pending + data
+            del self._gates[key]
+            self._broken.add(key)
+            self.wire.emit(Data(t, conn, side, held, text))
+            return held
+        out = self._settle(decisions, t)
         if self.rules.generation != before:
             self._changed()
         return out
@@ -419,6 +432,7 @@ class Interventions:
         for side in SIDES:
             key: tuple[str, Side] = (conn, side)
             self._gates.pop(key, None)
+            self._broken.discard(key)
             timer = self._timers.pop(key, None)
             if timer is not None:
                 timer.cancel()

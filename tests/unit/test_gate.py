@@ -188,3 +188,12 @@ def test_with_rules_that_match_nothing_the_bytes_forwarded_equal_the_bytes_recei
         pos = cut
     out += _forwarded(gate.flush(2.0))
     assert out == stream
+
+
+def test_a_set_on_a_deeply_nested_message_changes_only_its_path() -> None:
+    gate = _gate("outlet", "cb:22 -> set payload.callbackArgs.0=1")
+    deep = b"[" * 900 + b"]" * 900
+    msg = b'{"packetID":1,"payload":{"callbackName":22,"callbackArgs":[0,' + deep + b"]}}"
+    (d,) = gate.feed(msg, 1.0)
+    assert d.kind == "set"
+    assert d.out == msg.replace(b"[0,", b"[1,")
