@@ -50,6 +50,8 @@ so trees of different layouts can be compared (the pickle's reading is in both r
 
 
 def _plain_events(n: int, path: Path) -> None:
+    if str(HERE) not in sys.path:  # run as a script: the repository is not on the path
+        sys.path.insert(0, str(HERE))
     from proxy.core.events import Data, Open
     from tests.bench.bench_analysis import generate
 

@@ -49,11 +49,15 @@ def test_a_failing_rule_leaves_the_direction_forwarding_as_received() -> None:
     assert not iv.gated("c1", "app", True)
 
 
+def _state(iv: Interventions) -> tuple[bool, bool]:
+    return iv.engaged, iv.gated("c1", "app", True)
+
+
 def test_without_rules_nothing_is_engaged() -> None:
     iv = Interventions(RecordingWire())
-    assert not iv.engaged and not iv.gated("c1", "app", True)
+    assert _state(iv) == (False, False)
     iv.set_intercept(Filter.parse("cb:21"))
-    assert iv.engaged and iv.gated("c1", "app", True)
+    assert _state(iv) == (True, True)
     assert not iv.gated("c1", "app", False)  # only between JSON values
     iv.set_intercept(None)
-    assert not iv.gated("c1", "app", True)
+    assert _state(iv) == (False, False)
