@@ -131,6 +131,12 @@ COMMANDS: tuple[Command, ...] = (
         "Copy JSON",
     ),
     Command(
+        "held_edit",
+        "Edit held message",
+        "Edit the held message as JSON, then forward it (e exports when nothing is held)",
+        "e",
+    ),
+    Command(
         "export",
         "Export visible rows (JSON)",
         "Write the rows on show to a JSON file",
@@ -150,6 +156,38 @@ COMMANDS: tuple[Command, ...] = (
         "Focus the OTA updates; Enter filters to one",
         "s",
         "OTA panel",
+    ),
+    Command(
+        "intercept",
+        "Intercept",
+        "Hold live messages matching a filter before forwarding (empty: hold none)",
+        "i",
+        "Intercept",
+    ),
+    Command("held_forward", "Forward held message", "Let the highlighted held message go", "a"),
+    Command(
+        "held_drop",
+        "Drop held message",
+        "Never forward the highlighted held message (recorded as dropped)",
+        "x",
+    ),
+    Command("held_forward_all", "Forward all held", "Let every held message go as received", "A"),
+    Command(
+        "inject('outlet')",
+        "Send to outlet…",
+        "Inject a message toward the outlet on the selected message's connection",
+    ),
+    Command(
+        "inject('app')",
+        "Send to app…",
+        "Inject a message toward the app on the selected message's connection",
+    ),
+    Command(
+        "rules",
+        "Rules",
+        "The active rules, how often each matched, each switchable on and off",
+        "l",
+        "Rules",
     ),
     Command(
         "play_pause",
@@ -198,6 +236,9 @@ WIDGET_KEYS: tuple[tuple[str, str, str], ...] = (
 )
 
 PLAYBACK_ACTIONS = frozenset(c.action for c in COMMANDS if c.playback)
+# Enabled only while a message is held, so their key falls through to the next
+# binding of that key (e: export) otherwise.
+HELD_ONLY_ACTIONS = frozenset({"held_edit"})
 
 
 def bindings() -> list[Binding]:
