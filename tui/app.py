@@ -285,7 +285,10 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(commands.help_rows(playing=self.playback.available)))
+            rows = commands.help_rows(
+                playing=self.playback.available, live=self.source.control is not None
+            )
+            self.push_screen(HelpScreen(rows))
 
     def action_time_mode(self) -> None:
         modes = describe.TIME_MODES
@@ -421,10 +424,11 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
     def action_held_edit(self) -> None:
         self.intervener.edit()
 
-    def action_inject(self, to: str) -> None:
-        if to not in ("app", "outlet"):
-            raise ValueError(f"inject toward {to!r}")
-        self.intervener.inject("app" if to == "app" else "outlet")
+    def action_inject_outlet(self) -> None:
+        self.intervener.inject("outlet")
+
+    def action_inject_app(self) -> None:
+        self.intervener.inject("app")
 
     def action_rules(self) -> None:
         self.intervener.rules()

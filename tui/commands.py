@@ -22,6 +22,7 @@ class Command:
     label: str = ""  # in the footer; empty: not there
     key_display: str | None = None
     playback: bool = False  # only while playing a capture back (view --play)
+    live: bool = False  # acts on a live relay (run, demo); on the help screen only then
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -131,12 +132,6 @@ COMMANDS: tuple[Command, ...] = (
         "Copy JSON",
     ),
     Command(
-        "held_edit",
-        "Edit held message",
-        "Edit the held message as JSON, then forward it (e exports when nothing is held)",
-        "e",
-    ),
-    Command(
         "export",
         "Export visible rows (JSON)",
         "Write the rows on show to a JSON file",
@@ -162,32 +157,54 @@ COMMANDS: tuple[Command, ...] = (
         "Intercept",
         "Hold live messages matching a filter before forwarding (empty: hold none)",
         "i",
-        "Intercept",
+        live=True,
     ),
-    Command("held_forward", "Forward held message", "Let the highlighted held message go", "a"),
+    Command(
+        "held_forward",
+        "Forward held message",
+        "Let the highlighted held message go",
+        "a",
+        live=True,
+    ),
+    Command(
+        "held_edit",
+        "Edit held message",
+        "Edit the held message as JSON, then forward it (e exports when nothing is held)",
+        "e",
+        live=True,
+    ),
     Command(
         "held_drop",
         "Drop held message",
         "Never forward the highlighted held message (recorded as dropped)",
         "x",
+        live=True,
     ),
-    Command("held_forward_all", "Forward all held", "Let every held message go as received", "A"),
     Command(
-        "inject('outlet')",
+        "held_forward_all",
+        "Forward all held",
+        "Let every held message go as received",
+        "A",
+        live=True,
+    ),
+    Command(
+        "inject_outlet",
         "Send to outlet…",
         "Inject a message toward the outlet on the selected message's connection",
+        live=True,
     ),
     Command(
-        "inject('app')",
+        "inject_app",
         "Send to app…",
         "Inject a message toward the app on the selected message's connection",
+        live=True,
     ),
     Command(
         "rules",
         "Rules",
         "The active rules, how often each matched, each switchable on and off",
         "l",
-        "Rules",
+        live=True,
     ),
     Command(
         "play_pause",
@@ -242,10 +259,12 @@ HELD_ONLY_ACTIONS = frozenset({"held_edit"})
 
 
 def bindings() -> list[Binding]:
-    """The Textual bindings of every command that has a key."""
+    """The Textual bindings of every command that has a key. Those enabled only while a
+    message is held come first, so their key reaches the other command otherwise."""
+    ordered = sorted(COMMANDS, key=lambda c: c.action not in HELD_ONLY_ACTIONS)
     return [
         Binding(c.key, c.action, c.label or c.title, show=bool(c.label), key_display=c.key_display)
-        for c in COMMANDS
+        for c in ordered
         if c.key is not None
     ]
 
@@ -266,11 +285,12 @@ def _runner(run_action: Callable[[str], Awaitable[object]], action: str) -> Call
     return run
 
 
-def help_rows(playing: bool) -> list[tuple[str, str, str]]:
-    """(key, title, help) for the help screen; playback keys only while playing."""
+def help_rows(playing: bool, live: bool = False) -> list[tuple[str, str, str]]:
+    """(key, title, help) for the help screen; playback keys only while playing, the
+    live relay's only when there is one (the palette has them always, and says so)."""
     rows = [
         (c.key_display or c.key or "Ctrl+P", c.title, c.help)
         for c in COMMANDS
-        if playing or not c.playback
+        if (playing or not c.playback) and (live or not c.live)
     ]
     return rows + list(WIDGET_KEYS)

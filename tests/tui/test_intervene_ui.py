@@ -17,10 +17,10 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
-from proxy.core.events import Data, Event, Open, Side
+from proxy.core.events import Data, Open
 from proxy.core.rules import RuleSet, parse_rule
-from proxy.mitm.intervene import Interventions
 from tests.tui.conftest import source_app, wait_until
+from tests.tui.live_helpers import Control, RecordingWire, app_sends, frame
 from tui.app import InvisApp
 from tui.sources import IterSource, LiveSource
 from tui.widgets.choice import ChoiceScreen
@@ -28,52 +28,6 @@ from tui.widgets.editor import EditorScreen
 from tui.widgets.rules import RulesScreen
 
 SIZE = (100, 30)
-
-
-class RecordingWire:
-    """What ``Interventions`` asks of the relay, done in memory."""
-
-    def __init__(self, source: LiveSource) -> None:
-        self.source = source
-        self.sent: list[tuple[str, Side, bytes]] = []
-        self.closed: list[str] = []
-        self.events: list[Event] = []
-
-    def send(self, conn: str, to: Side, data: bytes, text: bool) -> bool:
-        self.sent.append((conn, to, data))
-        return True
-
-    def close(self, conn: str) -> None:
-        self.closed.append(conn)
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-        self.source.push(event)
-
-    def now(self) -> float:
-        return time.time()
-
-
-class Control:
-    """The relay's control surface: its interventions and injection."""
-
-    def __init__(self, wire: RecordingWire, rules: RuleSet | None = None) -> None:
-        self.wire = wire
-        self.interventions = Interventions(wire, rules)
-        self.injected: list[tuple[str, Side, bytes]] = []
-
-    def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
-        self.interventions.note_injected(conn, to, data)
-        self.injected.append((conn, to, data))
-        sender: Side = "outlet" if to == "app" else "app"
-        self.wire.emit(Data(time.time(), conn, sender, data, text, True))
-
-
-def frame(cb: int, pid: int, args: list[int] | None = None) -> bytes:
-    payload: dict[str, object] = {"callbackName": cb}
-    if args is not None:
-        payload["callbackArgs"] = args
-    return json.dumps({"packetID": pid, "payload": payload}).encode() + b"\n"
 
 
 @asynccontextmanager
@@ -90,14 +44,6 @@ async def live_app(
         control.interventions.opened("c1", "tcp")
         await wait_until(pilot, lambda: len(app.analysis.rows) == 1)
         yield app, pilot, control
-
-
-def app_sends(control: Control, data: bytes) -> bytes:
-    """The app sends ``data`` through the gate: what goes on at once."""
-    out = control.interventions.on_data("c1", "app", data, True)
-    if out:
-        control.wire.sent.append(("c1", "outlet", out))
-    return out
 
 
 def status(app: InvisApp) -> str:
@@ -276,7 +222,7 @@ async def test_inject_to_outlet_prefills_from_the_catalog_with_a_fresh_packet_id
     async with live_app() as (app, pilot, control):
         app_sends(control, frame(3, 111111))
         await wait_until(pilot, lambda: app.timeline.current_message is not None)
-        await app.run_action("inject('outlet')")
+        await app.run_action("inject_outlet")
         await wait_until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         choice = app.screen
         assert isinstance(choice, ChoiceScreen)
@@ -303,7 +249,7 @@ async def test_a_replayed_capture_says_intercept_and_inject_need_a_live_proxy() 
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, RulesScreen)
-        await app.run_action("inject('outlet')")
+        await app.run_action("inject_outlet")
         await pilot.pause()
         texts = [n.message for n in app._notifications]
         assert sum("needs a live proxy" in t for t in texts) == 4
