@@ -132,6 +132,13 @@ COMMANDS: tuple[Command, ...] = (
         "Copy JSON",
     ),
     Command(
+        "held_edit",
+        "Edit held message",
+        "Edit the held message as JSON, then forward it (e exports when nothing is held)",
+        "e",
+        live=True,  # before export: e falls through to it while nothing is held
+    ),
+    Command(
         "export",
         "Export visible rows (JSON)",
         "Write the rows on show to a JSON file",
@@ -164,13 +171,6 @@ COMMANDS: tuple[Command, ...] = (
         "Forward held message",
         "Let the highlighted held message go",
         "a",
-        live=True,
-    ),
-    Command(
-        "held_edit",
-        "Edit held message",
-        "Edit the held message as JSON, then forward it (e exports when nothing is held)",
-        "e",
         live=True,
     ),
     Command(
@@ -259,12 +259,11 @@ HELD_ONLY_ACTIONS = frozenset({"held_edit"})
 
 
 def bindings() -> list[Binding]:
-    """The Textual bindings of every command that has a key. Those enabled only while a
-    message is held come first, so their key reaches the other command otherwise."""
-    ordered = sorted(COMMANDS, key=lambda c: c.action not in HELD_ONLY_ACTIONS)
+    """The Textual bindings of every command that has a key, in the table's order (of
+    two on one key, the first enabled one acts)."""
     return [
         Binding(c.key, c.action, c.label or c.title, show=bool(c.label), key_display=c.key_display)
-        for c in ordered
+        for c in COMMANDS
         if c.key is not None
     ]
 

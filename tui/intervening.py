@@ -70,7 +70,13 @@ class Intervener:
             iv.listeners.append(self._changed)
 
     def detach(self) -> None:
-        if (iv := self.interventions) is not None and self._changed in iv.listeners:
+        """The TUI goes away: stop holding (nobody could release what is held next)."""
+        iv = self.interventions
+        if iv is None:
+            return
+        if iv.intercept is not None:
+            iv.set_intercept(None)
+        if self._changed in iv.listeners:
             iv.listeners.remove(self._changed)
 
     def _changed(self) -> None:
@@ -256,6 +262,8 @@ class Intervener:
             return
 
         def done(choice: str | None) -> None:
+            if choice in ("forward", "drop") and self.interventions is not None:
+                self.interventions.set_intercept(None)  # hold nothing the user cannot see
             if choice == "forward":
                 forwarded = self.interventions.forward_all() if self.interventions else 0
                 self.app.notify(f"Forwarded {forwarded} held message(s)")

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 
-from proxy.core.events import Data, Event, Side
+from proxy.core.events import Event, Side
 from proxy.core.rules import RuleSet
 from proxy.mitm.intervene import Interventions
 from tui.sources import LiveSource
@@ -39,7 +39,8 @@ class RecordingWire:
 
 
 class Control:
-    """The relay's control surface: its interventions and injection."""
+    """The relay's control surface: its interventions and injection (as the addon's
+    ``inject`` does it)."""
 
     def __init__(self, wire: RecordingWire, rules: RuleSet | None = None) -> None:
         self.wire = wire
@@ -47,10 +48,11 @@ class Control:
         self.injected: list[tuple[str, Side, bytes]] = []
 
     def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
-        self.interventions.note_injected(conn, to, data)
         self.injected.append((conn, to, data))
-        sender: Side = "outlet" if to == "app" else "app"
-        self.wire.emit(Data(self.wire.now(), conn, sender, data, text, True))
+        iv = self.interventions
+        if not iv.inject(conn, to, data, text):  # not gated: sent and recorded as is
+            self.wire.sent.append((conn, to, data))
+            self.wire.emit(iv.injected(conn, to, data, text))
 
 
 def frame(cb: int, pid: int, args: list[int] | None = None) -> bytes:
