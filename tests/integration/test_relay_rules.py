@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import websockets
 
+from proxy.core.analysis import analyze
 from proxy.core.events import Close, Data
 from proxy.core.filter import Filter
 from proxy.core.rules import RuleSet, parse_rule
+from proxy.mitm.intervene import Held, Interventions
 from tests.integration.relay_support import (
     WAIT,
     EventLog,
@@ -238,20 +240,20 @@ async def test_close_once_closes_that_connection_and_then_lets_progress_pass(
 async def test_held_messages_wait_for_the_user_who_forwards_edits_or_drops_them(
     make_relay: RelayFactory,
 ) -> None:
-    outlet, log, relay, reader, writer = await through(make_relay)
-    interventions = relay.interventions
+    outlet, log, relay, _reader, writer = await through(make_relay)
+    interventions: Interventions = relay.interventions
     changed = asyncio.Event()
     interventions.listeners.append(changed.set)
     interventions.set_intercept(Filter.parse("dir:app cb:20"))
 
-    async def held(count: int) -> list[Any]:
+    async def held(count: int) -> list[Held]:
         while len(interventions.held()) < count:
             changed.clear()
             await asyncio.wait_for(changed.wait(), WAIT)
         return interventions.held()
 
     writer.write(request(100001, 20) + request(100002, 20) + request(100003, 20))
-    first, second, third = await held(3)
+    first, second, _third = await held(3)
     assert outlet.received == b""
     with pytest.raises(ValueError, match="JSON"):
         interventions.forward(first.id, '{"packetID": 100001,')  # invalid: never sent
@@ -328,7 +330,7 @@ async def test_rules_that_match_nothing_forward_every_byte_in_order(
     _, log, relay = await relay_to_outlet(
         make_relay, outlet, rules=rules("cb:999 -> drop", "pid:1 -> close")
     )
-    reader, writer = await asyncio.open_connection(*relay.tcp_address)
+    _reader, writer = await asyncio.open_connection(*relay.tcp_address)
     await outlet.wait_connections(1)
     await write_in_random_chunks(writer, stream, rng)
     writer.write_eof()
@@ -341,3 +343,38 @@ async def test_rules_that_match_nothing_forward_every_byte_in_order(
     writer.close()
     closes = [e for e in log.events if isinstance(e, Close)]
     assert len(closes) == 1
+
+
+async def test_the_analysis_of_a_refusal_by_rule_says_the_outlet_never_saw_it(
+    make_relay: RelayFactory,
+) -> None:
+    rule = "cb:21 dir:app -> reply puback=0"
+    outlet, log, _, reader, writer = await through(make_relay, rule)
+    await outlet.outbox.put(push(1, 12, {"IM": {"fw_rev": "0.0.1"}}))
+    await read_until(reader, b'"callbackName":12')
+    writer.write(request(414883, 21, [1, 1]))
+    await read_until(reader, b"PUBACK")
+    writer.close()
+    await log.wait_closed("c1")
+    (session,) = analyze(log.events).sessions
+    assert session.outcome == "refused" and session.app_outcome == "refused"
+    assert "proxy" in session.reason
+    assert session.app_reason is not None and rule in session.app_reason
+
+
+async def test_the_analysis_of_a_success_shown_as_failure_has_two_truths(
+    make_relay: RelayFactory,
+) -> None:
+    rule = "cb:23 arg.0:1 arg.1:1 -> set payload.callbackArgs.1=0"
+    outlet, log, _, reader, writer = await through(make_relay, rule)
+    writer.write(request(414883, 21, [1, 1]))
+    await outlet.wait_received(b"414883")
+    await outlet.outbox.put(wire({"sn": SN, "packetID": 414883, "PUBACK": 1}))
+    for pct in (10, 100):
+        await outlet.outbox.put(push(pct, 22, [1, pct]))
+    await outlet.outbox.put(push(5, 23, [1, 1]))
+    await read_until(reader, b'"callbackName":23')
+    writer.close()
+    await log.wait_closed("c1")
+    (session,) = analyze(log.events).sessions
+    assert (session.outcome, session.app_outcome) == ("succeeded", "failed")
