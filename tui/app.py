@@ -32,6 +32,7 @@ from proxy.core.filter import Filter
 from tui import commands, describe, status
 from tui.exporting import Exporter
 from tui.feeder import Feeder
+from tui.intervening import Intervener
 from tui.navigation import NavigationActions, Navigator
 from tui.playback import Playback, PlaybackActions
 from tui.query import QueryBar
@@ -39,6 +40,7 @@ from tui.selection import DetailSync
 from tui.sources import Source
 from tui.view import RowView, session_messages
 from tui.widgets.detail import DetailPane
+from tui.widgets.held import HeldPanel
 from tui.widgets.help import HelpScreen
 from tui.widgets.ota import OtaPanel
 from tui.widgets.timeline import Timeline
@@ -108,6 +110,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             Static(id="query-error"),
             on_filter=self._filter_chosen,
             on_search=lambda text: self.navigation.search_for(text, SEARCH_BUDGET),
+            on_intercept=self._intercept_chosen,
             done=self.timeline.focus,
         )
         self.exporter = Exporter(
@@ -118,6 +121,9 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             copy_text=self.copy_to_clipboard,
         )
         self.playback = Playback(source, self._playback_status)
+        self.held_panel = HeldPanel(id="held")
+        self.intervener = Intervener(self, source.control, self.held_panel)
+        self._held_shown = 0.0
 
     @property
     def search(self) -> Filter | None:
@@ -138,6 +144,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             with Vertical(id="side"):
                 yield self.ota
                 yield self.detail
+        yield self.held_panel
         yield self.query_bar.error
         yield self.query_bar.field
         yield Footer()
@@ -147,6 +154,8 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self.timeline.border_title = "Timeline"
         self.query_bar.hide()
         self.ota.display = False
+        self.held_panel.display = False
+        self.intervener.attach()
         self._fit_detail(self.size)
         self._feed_task = asyncio.get_running_loop().create_task(self._feed_loop())
         self.set_interval(TICK, self._tick)
@@ -154,6 +163,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self._update_status()
 
     async def on_unmount(self) -> None:
+        self.intervener.detach()
         if self._feed_task is not None:
             self._feed_task.cancel()
         await self.source.stop()
@@ -189,6 +199,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
 
     def _tick(self) -> None:
         self.detail_sync.show_if_due()
+        self._held_tick()
         analysis = self.analysis
         feeder = self.feeder
         if not feeder.finish_if_done() and self.source.wall_clock and not feeder.finished:
@@ -199,6 +210,15 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         if analysis.generation != self._generation or not self.timeline.view.complete:
             self._generation = analysis.generation
             self._data_changed()
+
+    def _held_tick(self) -> None:
+        """Redraw the held strip when the relay changed it, and each second while
+        something is held (its ages move)."""
+        now = time.monotonic()
+        aging = self.held_panel.display and now - self._held_shown >= 1.0
+        if self.intervener.refresh(force=aging):
+            self._held_shown = now
+            self._update_status()
 
     def _data_changed(self) -> None:
         self.timeline.view.sync(VIEW_BUDGET)
@@ -234,6 +254,8 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             progress=feeder.progress,
             rate=feeder.rate() if feeder.progress else "",
             problems=len(feeder.problems) if feeder.finished else 0,
+            intercept=self.intervener.intercept_text,
+            held=len(self.held_panel.held),
         )
         width = self.size.width if width is None else width
         text = status.fit(parts, width - self.status.styles.gutter.width)
@@ -257,11 +279,16 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in commands.PLAYBACK_ACTIONS:
             return self.playback.available
+        if action in commands.HELD_ONLY_ACTIONS:
+            return bool(self.intervener.held())
         return True
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(commands.help_rows(playing=self.playback.available)))
+            rows = commands.help_rows(
+                playing=self.playback.available, live=self.source.control is not None
+            )
+            self.push_screen(HelpScreen(rows))
 
     def action_time_mode(self) -> None:
         modes = describe.TIME_MODES
@@ -369,6 +396,46 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self.timeline.focus()
         if event.index is not None:
             self.notify(f"Showing OTA update #{event.index + 1} only (Esc: all)", timeout=2)
+
+    # -- intervening in live traffic (tui.intervening) ---------------------------
+
+    def action_intercept(self) -> None:
+        if self.intervener.interventions is None:
+            self.intervener.intercept_chosen(Filter.parse(""))  # says it needs a live proxy
+            return
+        self.query_bar.open("intercept", self.intervener.intercept_text)
+
+    def _intercept_chosen(self, flt: Filter) -> None:
+        self.intervener.intercept_chosen(flt)
+        self._update_status()
+
+    def action_held_forward(self) -> None:
+        self.intervener.forward()
+        self._update_status()
+
+    def action_held_drop(self) -> None:
+        self.intervener.drop()
+        self._update_status()
+
+    def action_held_forward_all(self) -> None:
+        self.intervener.forward_all()
+        self._update_status()
+
+    def action_held_edit(self) -> None:
+        self.intervener.edit()
+
+    def action_inject_outlet(self) -> None:
+        self.intervener.inject("outlet")
+
+    def action_inject_app(self) -> None:
+        self.intervener.inject("app")
+
+    def action_rules(self) -> None:
+        self.intervener.rules()
+
+    async def action_quit(self) -> None:
+        """Quit; with held messages, first ask whether to forward or drop them."""
+        self.intervener.quit(self.exit)
 
     # -- playback -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ class Command:
     label: str = ""  # in the footer; empty: not there
     key_display: str | None = None
     playback: bool = False  # only while playing a capture back (view --play)
+    live: bool = False  # acts on a live relay (run, demo); on the help screen only then
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -131,6 +132,13 @@ COMMANDS: tuple[Command, ...] = (
         "Copy JSON",
     ),
     Command(
+        "held_edit",
+        "Edit held message",
+        "Edit the held message as JSON, then forward it (e exports when nothing is held)",
+        "e",
+        live=True,  # before export: e falls through to it while nothing is held
+    ),
+    Command(
         "export",
         "Export visible rows (JSON)",
         "Write the rows on show to a JSON file",
@@ -150,6 +158,53 @@ COMMANDS: tuple[Command, ...] = (
         "Focus the OTA updates; Enter filters to one",
         "s",
         "OTA panel",
+    ),
+    Command(
+        "intercept",
+        "Intercept",
+        "Hold live messages matching a filter before forwarding (empty: hold none)",
+        "i",
+        live=True,
+    ),
+    Command(
+        "held_forward",
+        "Forward held message",
+        "Let the highlighted held message go",
+        "a",
+        live=True,
+    ),
+    Command(
+        "held_drop",
+        "Drop held message",
+        "Never forward the highlighted held message (recorded as dropped)",
+        "x",
+        live=True,
+    ),
+    Command(
+        "held_forward_all",
+        "Forward all held",
+        "Let every held message go as received",
+        "A",
+        live=True,
+    ),
+    Command(
+        "inject_outlet",
+        "Send to outlet…",
+        "Inject a message toward the outlet on the selected message's connection",
+        live=True,
+    ),
+    Command(
+        "inject_app",
+        "Send to app…",
+        "Inject a message toward the app on the selected message's connection",
+        live=True,
+    ),
+    Command(
+        "rules",
+        "Rules",
+        "The active rules, how often each matched, each switchable on and off",
+        "l",
+        live=True,
     ),
     Command(
         "play_pause",
@@ -198,10 +253,14 @@ WIDGET_KEYS: tuple[tuple[str, str, str], ...] = (
 )
 
 PLAYBACK_ACTIONS = frozenset(c.action for c in COMMANDS if c.playback)
+# Enabled only while a message is held, so their key falls through to the next
+# binding of that key (e: export) otherwise.
+HELD_ONLY_ACTIONS = frozenset({"held_edit"})
 
 
 def bindings() -> list[Binding]:
-    """The Textual bindings of every command that has a key."""
+    """The Textual bindings of every command that has a key, in the table's order (of
+    two on one key, the first enabled one acts)."""
     return [
         Binding(c.key, c.action, c.label or c.title, show=bool(c.label), key_display=c.key_display)
         for c in COMMANDS
@@ -225,11 +284,12 @@ def _runner(run_action: Callable[[str], Awaitable[object]], action: str) -> Call
     return run
 
 
-def help_rows(playing: bool) -> list[tuple[str, str, str]]:
-    """(key, title, help) for the help screen; playback keys only while playing."""
+def help_rows(playing: bool, live: bool = False) -> list[tuple[str, str, str]]:
+    """(key, title, help) for the help screen; playback keys only while playing, the
+    live relay's only when there is one (the palette has them always, and says so)."""
     rows = [
         (c.key_display or c.key or "Ctrl+P", c.title, c.help)
         for c in COMMANDS
-        if playing or not c.playback
+        if (playing or not c.playback) and (live or not c.live)
     ]
     return rows + list(WIDGET_KEYS)

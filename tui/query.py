@@ -1,4 +1,5 @@
-"""The query bar: one input line for a filter or a search, and the error line above it.
+"""The query bar: one input line for a filter, a search or the intercept filter, and the
+error line above it.
 
 A filter is checked on every key (the error shows at once) but applied only on Enter,
 since filtering a big capture is not free; a search moves the selection as it is
@@ -17,12 +18,14 @@ from textual.widgets import Input, Static
 
 from proxy.core.filter import Filter, FilterError
 
-Mode = Literal["filter", "search"]
+Mode = Literal["filter", "search", "intercept"]
 
 PLACEHOLDERS: dict[Mode, str] = {
     "filter": "filter: cb:21-23 and not kind:push · ann:spurious-ota-result · conn:c2 or pid:1",
     "search": "search: text or filter terms; Enter keeps it, n/N for next/previous",
+    "intercept": "intercept (hold before forwarding): cb:21-23 dir:app · empty: hold nothing",
 }
+TITLES: dict[Mode, str] = {"filter": "Filter", "search": "Search", "intercept": "Intercept"}
 
 
 @dataclass(eq=False)
@@ -34,6 +37,7 @@ class QueryBar:
     _: KW_ONLY
     on_filter: Callable[[Filter], None]
     on_search: Callable[[str], None]
+    on_intercept: Callable[[Filter], None]
     done: Callable[[], object]
     _mode: Mode | None = dataclasses.field(default=None, init=False)
 
@@ -51,7 +55,7 @@ class QueryBar:
         self._mode = mode
         field = self.field
         field.placeholder = PLACEHOLDERS[mode]
-        field.border_title = "Filter" if mode == "filter" else "Search"
+        field.border_title = TITLES[mode]
         field.value = value
         field.display = True
         field.focus()
@@ -63,7 +67,7 @@ class QueryBar:
 
     def changed(self, value: str) -> None:
         """A key in the input: check a filter, or search on."""
-        if self._mode == "filter":
+        if self._mode in ("filter", "intercept"):
             try:
                 Filter.parse(value)
             except FilterError as exc:
@@ -75,14 +79,15 @@ class QueryBar:
 
     def submitted(self, value: str) -> None:
         """Enter: apply a valid filter (a bad one stays open with its error)."""
-        if self._mode == "filter":
+        if self._mode in ("filter", "intercept"):
             try:
                 flt = Filter.parse(value)
             except FilterError as exc:
                 self._show_error(exc)
                 return
+            chosen = self.on_filter if self._mode == "filter" else self.on_intercept
             self.close()
-            self.on_filter(flt)
+            chosen(flt)
         else:
             self.close()
 

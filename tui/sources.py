@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from proxy.core.events import Event
+from proxy.core.events import Event, Side
+from proxy.core.filter import Filter
+from proxy.core.model import Message
+from proxy.core.rules import RuleSet
 
 
 class Sink(Protocol):
@@ -35,6 +38,61 @@ class Sink(Protocol):
     async def wait_drained(self) -> None: ...
 
 
+class HeldDecision(Protocol):
+    """The gate's decision on a held unit; the TUI reads its decoded message."""
+
+    @property
+    def message(self) -> Message | None: ...
+
+
+class HeldMessage(Protocol):
+    """A message a live relay holds for the user (``proxy.mitm.intervene.Held``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def conn(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def since(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def decision(self) -> HeldDecision: ...
+
+
+class Interventions(Protocol):
+    """What the TUI asks of the relay's ``proxy.mitm.intervene.Interventions``.
+
+    Spelled out here because the TUI and proxy.mitm are siblings (neither imports the
+    other): the CLI hands the relay to the source. Its errors are ValueErrors.
+    """
+
+    @property
+    def rules(self) -> RuleSet: ...
+    @property
+    def intercept(self) -> Filter | None: ...
+    @property
+    def listeners(self) -> list[Callable[[], None]]: ...
+    def held(self) -> Sequence[HeldMessage]: ...
+    def forward(self, held_id: int, edited: str | bytes | None = None) -> None: ...
+    def drop(self, held_id: int) -> None: ...
+    def forward_all(self) -> int: ...
+    def set_intercept(self, expression: Filter | None) -> None: ...
+
+
+class Control(Protocol):
+    """A live relay the user can intervene in (``proxy.mitm.relay.Relay``)."""
+
+    @property
+    def interventions(self) -> Interventions: ...
+
+    def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
+        """Send ``data`` on a live connection; raises ValueError when it cannot."""
+        ...
+
+
 class Source:
     """Base class: ``start`` is called once the app runs; ``stop`` when it quits.
 
@@ -50,6 +108,8 @@ class Source:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self.sink: Sink | None = None
+        self.control: Control | None = None
+        """The live relay behind the events, if any (intercept and inject need it)."""
 
     def start(self, sink: Sink) -> None:
         self.sink = sink
@@ -140,9 +200,10 @@ class LiveSource(Source):
     streaming = True
     wall_clock = True
 
-    def __init__(self, label: str = "live") -> None:
+    def __init__(self, label: str = "live", control: Control | None = None) -> None:
         super().__init__()
         self.label = label
+        self.control = control
         self._early: list[Event] = []
         self._ended = False
 

@@ -91,11 +91,19 @@ def status_parts(
     progress: str,
     rate: str,
     problems: int,
+    intercept: str = "",
+    held: int = 0,
 ) -> list[Part]:
     """The status bar's parts, in order. ``shown`` is None when every row is on show;
     ``ota_session`` is the index of the update shown alone; ``problems`` counts what was
-    wrong with a finished file; ``rate`` is appended to ``progress``."""
+    wrong with a finished file; ``rate`` is appended to ``progress``; ``intercept`` is
+    the live intercept filter and ``held`` how many messages wait for the user (never
+    dropped from the line: a held message stalls its direction)."""
     parts = [Part(f"{messages:,} msgs", 90, keep=True)]
+    if held:
+        parts.append(Part(f"⏸ {held:,} held", 95, keep=True))
+    if intercept:
+        parts.append(Part(f"intercept: {intercept}", 80, "intercept…", keep=True, elastic=True))
     if shown is not None:
         text = f"{shown:,} shown"
         parts.append(

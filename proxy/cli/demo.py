@@ -250,6 +250,7 @@ async def _demo_tui(args: DemoOptions) -> int:
         source.push(event)
 
     sim, live = await _start(args, consume)
+    source.control = live.relay  # intercept, inject and the rules screen act on it
     app = InvisApp(source, title=f"demo · rev{args.rev} · {args.target} update",
                    stall_window=_stall_window(args))  # fmt: skip
 

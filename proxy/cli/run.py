@@ -177,6 +177,7 @@ async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     source = LiveSource(f"live: outlet {args.outlet.host}")
     live = _live_proxy(args, source.push)
     await live.start()
+    source.control = live.relay  # intercept, inject and the rules screen act on it
     if warning:  # on stderr, so it is still there when the TUI's screen goes away
         _say(f"warning: {warning}")
     from proxy.core.analysis import Analysis
