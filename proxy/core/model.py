@@ -186,11 +186,15 @@ def intervention_text(msg: Message) -> str:
     mark = msg.intervention
     if mark is None:
         return ""
+    head = intervention_head(mark)
+    return head if mark.held is None else f"{head} (held {mark.held:.3f} s)"
+
+
+def intervention_head(mark: Intervention) -> str:
+    """The intervention without how long the message waited (to group alike ones)."""
     head = mark.why or f"{_DONE.get(mark.action, mark.action)} by the {mark.by}"
-    if mark.rule:
+    if mark.rule and mark.rule not in head:
         head += f": {mark.rule}"
-    if mark.held is not None:
-        head += f" (held {mark.held:.3f} s)"
     return head
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # lack "(app saw: ...)"; tests/unit/test_two_truths.py checks it never says otherwise.
 TRACES = sorted(
     p for p in (ROOT / "tests" / "scenarios").glob("*.jsonl") if not p.name.startswith("rule_")
-) + sorted((ROOT / "captures").glob("*.invcap"))
+) + sorted((ROOT / "captures").glob("sample-*.invcap"))
 # the defaults, and windows short enough for the scenarios' seconds-long traces to
 # settle their requests and updates well before they end (so much is forgotten)
 OPTIONS: list[dict[str, Any]] = [{}, {"stall_window": 1.0, "reply_timeout": 0.5}]
@@ -63,6 +63,23 @@ def test_the_printed_log_is_the_same_with_retention(path: Path, options: dict[st
     events = list(load_events(path).events)
     full = headless_log(Analysis(**options), events)
     bounded = BoundedAnalysis(compact_every=1, **options)
+    assert headless_log(bounded, events) == full
+
+
+RULE_TRACES = sorted((ROOT / "tests" / "scenarios").glob("rule_*.jsonl"))
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "short-windows"])
+@pytest.mark.parametrize("path", RULE_TRACES, ids=[p.name for p in RULE_TRACES])
+def test_a_run_with_rules_prints_the_apps_view_as_the_full_analysis_does(
+    path: Path, options: dict[str, Any]
+) -> None:
+    """run --headless with rules watches the app's view from the first row, so the
+    forgetting printer loses none of what the app saw."""
+    events = list(load_events(path).events)
+    full = headless_log(Analysis(**options), events)
+    bounded = BoundedAnalysis(compact_every=1, watch_app=True, **options)
+    assert "app saw" in full
     assert headless_log(bounded, events) == full
 
 

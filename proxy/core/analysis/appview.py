@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from proxy.core.events import Close, Data
-from proxy.core.model import Message, OtaSession, intervention_text
+from proxy.core.model import Message, OtaSession, intervention_head
 
 if TYPE_CHECKING:
     from proxy.core.analysis.facade import Analysis
@@ -144,11 +144,20 @@ def _marked(seen: AppView, session: OtaSession) -> list[Message]:
 
 
 def _grouped(marked: list[Message]) -> str:
-    """ "#4, #5 dropped by rule 1: ..." : one entry per distinct intervention text."""
-    texts: dict[str, list[int]] = {}
+    """ "#4, #5 dropped by rule 1: ..." : one entry per distinct intervention (holds and
+    delays with the longest wait, not one entry per message)."""
+    groups: dict[str, list[Message]] = {}
     for m in marked:
-        texts.setdefault(intervention_text(m), []).append(m.id)
-    return "; ".join(f"{', '.join(f'#{i}' for i in ids)} {text}" for text, ids in texts.items())
+        assert m.intervention is not None
+        groups.setdefault(intervention_head(m.intervention), []).append(m)
+    parts = []
+    for head, msgs in groups.items():
+        ids = [f"#{m.id}" for m in msgs]
+        refs = ", ".join(ids) if len(ids) <= 4 else f"{ids[0]} … {ids[-1]} ({len(ids)} messages)"
+        waits = [m.intervention.held for m in msgs if m.intervention and m.intervention.held]
+        wait = f" (held up to {max(waits):.3f} s)" if waits else ""
+        parts.append(f"{refs} {head}{wait}")
+    return "; ".join(parts)
 
 
 def _counterpart(session: OtaSession, by_start: dict[int, OtaSession]) -> OtaSession | None:

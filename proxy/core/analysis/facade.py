@@ -71,7 +71,11 @@ class Analysis:
         *,
         stall_window: float = DEFAULT_STALL_WINDOW,
         reply_timeout: float = DEFAULT_REPLY_TIMEOUT,
+        watch_app: bool = False,
     ) -> None:
+        """``watch_app``: follow the app's view from the first row, not from the first
+        intervention (for a live run with rules whose printed rows are forgotten: the
+        view must see the rows before any rule acted)."""
         self.stall_window = stall_window
         self.reply_timeout = reply_timeout
         self.messages: list[Message] = []
@@ -85,6 +89,7 @@ class Analysis:
         # data events that carried an intervention: the app's view is only computed when
         # there is one (see app_view)
         self.intervened = 0
+        self.watch_app = watch_app
         self._app_view: appview.AppView | None = None
         self._framer = Framer()
         # link index: the first link of each message (-1, or past the end: none);
@@ -277,7 +282,7 @@ class Analysis:
         """What the app saw, when an intervention made it differ (None otherwise); sets
         each touched session's ``app_outcome`` and ``app_reason``. Caught up (with the rows
         added since) only when the analysis changed since the last call."""
-        if not self.intervened:
+        if not self.intervened and not self.watch_app:
             return None
         seen = self._app_view
         if seen is None:
