@@ -26,7 +26,7 @@ from proxy.cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "analyze_golden"
 INPUTS = sorted((ROOT / "tests" / "scenarios").glob("*.jsonl")) + sorted(
-    (ROOT / "captures").glob("*.invcap")
+    (ROOT / "captures").glob("sample-*.invcap")
 )
 
 

@@ -343,7 +343,7 @@ def test_random_secrets_at_random_chunkings_are_gone_from_every_output(
 # ----------------------------------------------------------------- --redact=all
 
 
-SAMPLES = sorted((ROOT / "captures").glob("*.invcap")) + sorted(
+SAMPLES = sorted((ROOT / "captures").glob("sample-*.invcap")) + sorted(
     (ROOT / "tests" / "scenarios").glob("*.jsonl")
 )
 
