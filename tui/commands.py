@@ -288,7 +288,7 @@ def help_rows(playing: bool, live: bool = False) -> list[tuple[str, str, str]]:
     """(key, title, help) for the help screen; playback keys only while playing, the
     live relay's only when there is one (the palette has them always, and says so)."""
     rows = [
-        (c.key_display or c.key or "Ctrl+P", c.title, c.help)
+        (c.key_display or c.key or "palette", c.title, c.help)
         for c in COMMANDS
         if (playing or not c.playback) and (live or not c.live)
     ]
