@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 if TYPE_CHECKING:
-    from proxy.core.rules import Rule
+    from proxy.core.rules import Rule, RuleSet
+    from proxy.mitm.rules_file import ReloadOutcome, RulesFileWatcher
 
 Callback = Callable[..., int]
 Decorator = Callable[[Callback], Callback]
@@ -486,11 +487,43 @@ class RuleOptions:
     rules: tuple[Rule, ...]
     file_signature: tuple[int, int, int] | None
 
-    def load(self) -> list[Rule]:
-        """The rules again, the file read afresh (a reload); RuleError if it is broken."""
-        from proxy.core.rules import combine, load_rules
+    def ruleset(self) -> RuleSet | None:
+        """A live set of these rules for the relay; None when none was given (the relay
+        then forwards chunks exactly as received). With a file, the set exists even if
+        the file holds no rule yet: an edit may add some."""
+        from proxy.core.rules import RuleSet
 
-        return combine(self.texts, load_rules(self.file) if self.file is not None else ())
+        if not self.rules and self.file is None:
+            return None
+        return RuleSet(self.rules)
+
+    def watcher(
+        self, rules: RuleSet, say: Callable[[ReloadOutcome], None]
+    ) -> RulesFileWatcher | None:
+        """The reloader of ``--rules FILE`` (not started), or None without a file."""
+        from proxy.mitm.rules_file import RulesFileWatcher
+
+        if self.file is None:
+            return None
+        return RulesFileWatcher(
+            self.file, rules, cli_texts=self.texts, signature=self.file_signature, say=say
+        )
+
+
+def describe_rules(rules: RuleSet | None) -> list[str]:
+    """One line per rule, with how often it matched and acted, for the headless output."""
+    if rules is None:
+        return []
+    if not rules:
+        return ["no rules in use"]
+    lines = []
+    for rule in rules.rules:
+        state = "" if rule.enabled else " (off)"
+        lines.append(
+            f"{rule.label}{state}: matched {rule.matched}, acted {rule.applied}"
+            + (f" [from {rule.source}]" if rule.source else "")
+        )
+    return lines
 
 
 RULE_SYNTAX: Final = (
@@ -550,4 +583,3 @@ def rule_options(f: Callback) -> Callback:
 
 def _param(ctx: click.Context, name: str) -> click.Parameter | None:
     return next((p for p in ctx.command.params if p.name == name), None)
-
