@@ -138,7 +138,18 @@ class RulesFileWatcher:
             await asyncio.sleep(self.interval)
             self.check()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def cancel(self) -> None:
+        """Stop polling, from synchronous code (mitmproxy's ``done`` hook)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
     async def stop(self) -> None:
+        """Stop polling and wait until the task is gone."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
