@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, NamedTuple
 from rich.cells import cell_len, set_cell_size
 
 from proxy.core.events import clock_text, seconds_text
-from proxy.core.model import Connection, Message, Row
+from proxy.core.model import Connection, Message, Row, intervention_text
 
 TimeMode = Literal["relative", "delta", "absolute"]
 TIME_MODES: Final[tuple[TimeMode, ...]] = ("relative", "delta", "absolute")
@@ -32,6 +32,17 @@ RELATION_GLYPHS: Final = {
     "ota-progress": "%",
     "ota-result": "=",
     "ota-verify": "✓",
+}
+# What the proxy did to a message (DESIGN 4.1 interventions), one cell beside its arrow.
+INTERVENTION_GLYPHS: Final = {
+    "drop": "⊘",
+    "delay": "◷",
+    "close": "⊗",
+    "reply": "↺",
+    "set": "✎",
+    "edit": "✎",
+    "hold": "‖",
+    "inject": "+",
 }
 SESSION_GLYPH: Final = "┊"
 MARK_GLYPH: Final = "★"
@@ -127,6 +138,29 @@ def _value_text(value: Any) -> str:
 
 def raw_text(msg: Message, limit: int) -> str:
     text = msg.raw.decode("utf-8", "replace").replace("\n", "⏎").replace("\r", "␍")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def intervention_glyph(msg: Message) -> str:
+    """The timeline's one-cell mark of what the proxy did to ``msg`` (" " for nothing)."""
+    mark = msg.intervention
+    return " " if mark is None else INTERVENTION_GLYPHS.get(mark.action, "?")
+
+
+def intervention_lines(msg: Message) -> list[tuple[str, str]]:
+    """(label, text) lines saying what the proxy did to ``msg`` and why, and for a changed
+    message what was received and what was forwarded; empty when nothing was done."""
+    if msg.intervention is None:
+        return []
+    lines = [("", intervention_text(msg))]
+    if msg.forwarded is not None:
+        lines.append(("received", _bytes_text(msg.raw)))
+        lines.append(("forwarded", _bytes_text(msg.forwarded)))
+    return lines
+
+
+def _bytes_text(data: bytes, limit: int = 2000) -> str:
+    text = data.decode("utf-8", "replace").replace("\n", "⏎").replace("\r", "␍")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

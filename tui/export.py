@@ -3,7 +3,8 @@
 A trace has one writer (``proxy.store.trace``) and one redaction (``proxy.store.redact``);
 the TUI only chooses the events. A row is a message (a frame), so a filtered export
 holds one data event per message on show, not the recorded chunks around it; opens and
-closes keep who closed a connection and why, and injected messages stay marked.
+closes keep who closed a connection and why, and injected and intervened messages stay
+marked (a changed one with what was forwarded and what was received, as recorded).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def visible_events(analysis: Analysis, row_indices: Iterable[int]) -> list[Event
         else:
             msg = analysis.messages[row.ref]
             text = is_utf8(msg.raw)
-            events.append(Data(msg.t, msg.conn, msg.side, msg.raw, text, msg.injected))
+            mark, sent = msg.intervention, msg.forwarded
+            if mark is None:
+                events.append(Data(msg.t, msg.conn, msg.side, msg.raw, text, msg.injected))
+            elif sent is None:
+                events.append(Data(msg.t, msg.conn, msg.side, msg.raw, text, msg.injected, mark))
+            else:  # set/edit: the event holds what was forwarded, beside what was received
+                events.append(
+                    Data(msg.t, msg.conn, msg.side, sent, text, msg.injected, mark, msg.raw)
+                )
         last_t = max(last_t, row.t)
     return events

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, overload
 
-from proxy.core.events import Side, Transport
+from proxy.core.events import Intervention, Side, Transport
 
 Kind = Literal["request", "response", "push", "invalid"]
 Severity = Literal["info", "warning", "error"]
@@ -74,6 +74,8 @@ class Message:
 
     __slots__ = (
         "_args",
+        "_forwarded",
+        "_intervention",
         "annotations",
         "callback",
         "conn",
@@ -133,6 +135,25 @@ class Message:
     def args(self, value: Any) -> None:
         self._args = value
 
+    # What the proxy did to the message (DESIGN 4.1), and the bytes that reached the
+    # other side when they differ from ``raw`` (set, edit). Rare, so their slots stay
+    # unset (read as None) and decoding a message costs nothing more.
+    @property
+    def intervention(self) -> Intervention | None:
+        return getattr(self, "_intervention", None)
+
+    @intervention.setter
+    def intervention(self, value: Intervention | None) -> None:
+        self._intervention = value
+
+    @property
+    def forwarded(self) -> bytes | None:
+        return getattr(self, "_forwarded", None)
+
+    @forwarded.setter
+    def forwarded(self, value: bytes | None) -> None:
+        self._forwarded = value
+
     def annotate(self, code: str, severity: Severity, text: str) -> None:
         self.annotations.append(Annotation(code, severity, text))
 
@@ -145,6 +166,32 @@ class Message:
             f"kind={self.kind!r}, callback={self.callback}, packet_id={self.packet_id!r}, "
             f"annotations={[a.code for a in self.annotations]})"
         )
+
+
+_DONE: Final = {
+    "drop": "dropped",
+    "delay": "delayed",
+    "close": "connection closed instead of forwarding it",
+    "reply": "answered by the proxy",
+    "set": "changed",
+    "edit": "edited",
+    "hold": "held",
+    "inject": "injected",
+}
+
+
+def intervention_text(msg: Message) -> str:
+    """What the proxy did to ``msg`` and why, for people ("dropped by rule 3: cb:22
+    arg.1:40-100 -> drop"); empty for a message forwarded as received."""
+    mark = msg.intervention
+    if mark is None:
+        return ""
+    head = mark.why or f"{_DONE.get(mark.action, mark.action)} by the {mark.by}"
+    if mark.rule:
+        head += f": {mark.rule}"
+    if mark.held is not None:
+        head += f" (held {mark.held:.3f} s)"
+    return head
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -173,6 +220,10 @@ class OtaSession:
     fw_after: str | None = None
     verified: bool | None = None
     reason: str = ""
+    # What the app saw, when an intervention touched the update (DESIGN 4.4 end): set
+    # by the analysis from its app view (proxy.core.analysis.appview), None otherwise.
+    app_outcome: Outcome | None = None
+    app_reason: str | None = None
     # Bookkeeping the correlator needs; not part of the public JSON.
     started: float = 0.0
     last_activity: float = 0.0
@@ -251,6 +302,10 @@ class RefRows[R](Sequence[Row]):
 
     def __len__(self) -> int:
         return len(self._refs)
+
+    def first_held(self) -> int:
+        """The index of the oldest row still held (a bounded analysis forgets rows)."""
+        return 0
 
     @overload
     def __getitem__(self, index: int) -> Row: ...

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from proxy.core import protocol
 from proxy.core.analysis import Analysis, fmt_t
 from proxy.core.events import column_label
-from proxy.core.model import Message, OtaSession, Row
+from proxy.core.model import Message, OtaSession, Row, intervention_text
 
 ARROWS = {"app": "app→outlet", "outlet": "outlet→app"}
 SEVERITY_MARK = {"info": "i", "warning": "!", "error": "✗"}
@@ -53,6 +53,10 @@ def format_message(analysis: Analysis, msg: Message) -> list[str]:
     when = t_label(analysis, msg.t)
     lines = [f"{when}  {msg.conn:<4} {message_head(msg)} {protocol.summary(msg)}"]
     pad = " " * 17
+    if msg.intervention is not None:
+        lines.append(f"{pad}⚑ {intervention_text(msg)}")
+        if msg.forwarded is not None:
+            lines.append(f"{pad}  forwarded instead: {_shown(msg.forwarded)}")
     for link in analysis.links_of(msg.id):
         if link.dst == msg.id:
             lines.append(f"{pad}↖ {link.relation} of #{link.src}: {link.reason}")
@@ -60,6 +64,12 @@ def format_message(analysis: Analysis, msg: Message) -> list[str]:
         mark = SEVERITY_MARK.get(ann.severity, "?")
         lines.append(f"{pad}{mark} {ann.code}: {ann.text}")
     return lines
+
+
+def _shown(raw: bytes, limit: int = 160) -> str:
+    """Bytes as one line of text, cut at ``limit`` characters."""
+    text = raw.decode("utf-8", "replace").strip().replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_late_annotation(analysis: Analysis, msg_id: int, index: int) -> str:
@@ -92,8 +102,10 @@ def format_session(analysis: Analysis, index: int, session: OtaSession) -> list[
         else "request not in the capture"
     )
     method = f", method {session.method}" if session.method else ""
+    saw = f" (app saw: {session.app_outcome.upper()})" if session.app_outcome else ""
     lines = [
-        f"OTA {index + 1}: {session.target} update{method}, {origin}: {session.outcome.upper()}"
+        f"OTA {index + 1}: {session.target} update{method}, {origin}: "
+        f"{session.outcome.upper()}{saw}"
     ]
     mark = {True: "verified ✓", False: "MISMATCH ✗", None: "not verified"}[session.verified]
     lines.append(
@@ -103,6 +115,8 @@ def format_session(analysis: Analysis, index: int, session: OtaSession) -> list[
     lines.append(f"    progress: {progress_text(session)}")
     lines.append(f"    messages: {', '.join(f'#{i}' for i in session.messages)}")
     lines.append(f"    why: {session.reason}")
+    if session.app_reason:
+        lines.append(f"    the app saw: {session.app_reason}")
     return lines
 
 
@@ -111,6 +125,7 @@ def plural(n: int, word: str) -> str:
 
 
 def summary(analysis: Analysis) -> Iterator[str]:
+    analysis.app_view()  # the sessions' app_outcome, when interventions made one
     counts = analysis.counts()
     n_inv = counts.invalid
     yield (

@@ -178,6 +178,9 @@ class RowWindow(RefRows[int | Row]):
         msg = self._messages[ref]
         return Row(msg.t, "message", msg.conn, ref)
 
+    def first_held(self) -> int:
+        return self._refs.base
+
     def forget_before(self, index: int) -> list[Row]:
         """Drop the rows below ``index``; returns the connection rows among them."""
         return [r for r in self._refs.forget_before(index) if isinstance(r, Row)]
@@ -310,6 +313,7 @@ class BoundedAnalysis(Analysis):
             and (raw < COMPACT_BYTES or clock - self._compacted_clock < 1.0)
         ):
             return
+        self.app_view()  # the app's view (interventions only) reads the rows first
         self._compact(rows, messages, late)
 
     def advance(self, now: float) -> None:

@@ -1,2 +1,3 @@
-"""The mitmproxy adapter: the addon that turns relay hooks into wire events, the embedded
-relay, and a running proxy with its recording. The only layer that imports mitmproxy."""
+"""The mitmproxy adapter, the only layer that imports mitmproxy: the event addon (hooks ->
+wire events), its sink bus, the capture option, the contentview, the version-bound layer
+takeover, the embedded relay, and a running proxy with its recording."""

@@ -1,9 +1,10 @@
-"""The mitmproxy adapter: turns a live relay's hooks into wire events.
+"""The event addon: turns mitmproxy's connection and message hooks into wire events.
 
 This is the only place that knows how mitmproxy represents connections and messages.
 Everything downstream (recording, analysis, the TUI) sees ``proxy.core.events`` only,
-delivered to *sinks*: callables that take one event. A sink may fail; forwarding never
-does (DESIGN 1.3), so every sink call is fenced off here.
+delivered through the sink bus (:mod:`proxy.mitm.sinks`). Beside it: the capture
+option (:mod:`proxy.mitm.recorder`), the contentview (:mod:`proxy.mitm.contentview`)
+and the version-bound relay layers (:mod:`proxy.mitm.takeover`).
 
 Also a stock mitmproxy script::
 
@@ -17,49 +18,47 @@ mitmweb.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Any, ClassVar, Final
 
 from mitmproxy import contentviews, ctx, http, tcp
 from mitmproxy.addonmanager import Loader
-from mitmproxy.connection import Client, Connection, ConnectionState
-from mitmproxy.proxy import events as mevents
+from mitmproxy.connection import Client, Connection
 from mitmproxy.proxy import layer as mlayer
-from mitmproxy.proxy.commands import StartHook
-from mitmproxy.proxy.context import Context
-from mitmproxy.proxy.layers import TCPLayer, WebsocketLayer
-from mitmproxy.proxy.layers.modes import ReverseProxy
-from mitmproxy.proxy.layers.tcp import TcpMessageHook
-from mitmproxy.proxy.layers.websocket import WebsocketMessageHook
 from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.utils.human import format_address
 
 from proxy.core.events import Close, Closer, Data, Event, Open, Side, Transport, is_utf8
 from proxy.core.framing import JsonBoundary
+from proxy.core.rules import RuleSet
+from proxy.mitm.contentview import InvisContentview, describe_chunk
+from proxy.mitm.intervene import Interventions
+from proxy.mitm.recorder import CaptureRecorder
+from proxy.mitm.sinks import DEFER_MAX, DEFER_QUIET, DRAIN_SLICE, Sink, SinkBus
+from proxy.mitm.takeover import FIRST_CLOSE, LayerTakeover
+from proxy.mitm.wire import MitmWire, Released
+
+__all__ = [
+    "DEFER_MAX",
+    "DEFER_QUIET",
+    "DRAIN_SLICE",
+    "FIRST_CLOSE",
+    "InjectError",
+    "InvisAddon",
+    "InvisContentview",
+    "LayerTakeover",
+    "Sink",
+    "addons",
+    "describe_chunk",
+]
 
 logger = logging.getLogger(__name__)
 
-Sink = Callable[[Event], object]
-"""Receives every wire event, in order, on the event loop thread. Return value ignored."""
-
-FIRST_CLOSE: Final = "invis_first_close"
-"""flow.metadata key: who closed a TCP flow first (``app``, ``outlet`` or ``proxy``)."""
-
 NORMAL_WS_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
-
-DEFER_QUIET: Final = 0.002
-"""Deferred sinks run once the relay has had no event for this long (seconds)..."""
-DEFER_MAX: Final = 0.05
-"""...or once the oldest undelivered event is this old, whichever comes first."""
-DRAIN_SLICE: Final = 0.0002
-"""A delivery gives the event loop back to the relay after this long, then goes on
-(a reply arriving meanwhile waits at most this, plus one event's work)."""
 
 
 class InjectError(ValueError):
@@ -73,7 +72,17 @@ class _Conn:
     where dataclasses cannot resolve their annotations.
     """
 
-    __slots__ = ("boundary", "client", "closed", "conn", "flow", "injected", "transport")
+    __slots__ = (
+        "boundary",
+        "client",
+        "closed",
+        "closed_by_proxy",
+        "conn",
+        "flow",
+        "injected",
+        "released",
+        "transport",
+    )
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -88,76 +97,9 @@ class _Conn:
         }
         # bytes objects handed to inject.tcp whose echo through tcp_message is still due
         self.injected: deque[bytes] = deque()
-
-
-def _without_hook(
-    commands: mlayer.CommandGenerator[None], hook: type[StartHook], handle: Callable[[], None]
-) -> mlayer.CommandGenerator[None]:
-    """``commands`` with every ``hook`` command handled here, synchronously.
-
-    A message hook is blocking: mitmproxy forwards the message only after a task has
-    run the hook through every addon and resumed the layer on a later loop iteration.
-    Calling the addon in place forwards the message in the same step it arrived.
-    """
-    reply: Any = None
-    while True:
-        try:
-            command = commands.send(reply)
-        except StopIteration:
-            return
-        if type(command) is hook:
-            handle()
-            reply = None
-        else:
-            reply = yield command
-
-
-class _InvisTCPLayer(TCPLayer):
-    """mitmproxy's TCP relay, noting who closed first (tcp_end alone cannot tell).
-
-    The first ``ConnectionClosed`` of a flow comes from the side that sent EOF (or
-    reset); if the proxy itself tore the connection down (timeout, shutdown, write
-    error) that connection is already fully CLOSED rather than half-open.
-
-    With a ``direct`` addon each message goes to it without a ``tcp_message`` hook.
-    """
-
-    def __init__(self, context: Context, addon: InvisAddon) -> None:
-        super().__init__(context)
-        self.addon = addon
-
-    def relay_messages(self, event: mevents.Event) -> mlayer.CommandGenerator[None]:
-        flow = self.flow
-        if (
-            isinstance(event, mevents.ConnectionClosed)
-            and flow is not None
-            and FIRST_CLOSE not in flow.metadata
-        ):
-            side = "app" if event.connection == self.context.client else "outlet"
-            peer_closed = bool(event.connection.state & ConnectionState.CAN_WRITE)
-            flow.metadata[FIRST_CLOSE] = side if peer_closed else "proxy"
-        commands = super().relay_messages(event)
-        if self.addon.direct and flow is not None:
-            commands = _without_hook(commands, TcpMessageHook, lambda: self.addon.tcp_message(flow))
-        yield from commands
-
-
-class _InvisWebsocketLayer(WebsocketLayer):
-    """mitmproxy's WebSocket relay, handing each message to a ``direct`` addon in place.
-
-    mitmproxy's HTTP layer builds a plain WebsocketLayer itself; the addon turns it
-    into this class at ``websocket_start`` (see :meth:`InvisAddon.websocket_start`).
-    """
-
-    addon: InvisAddon
-
-    def relay_messages(self, event: mevents.Event) -> mlayer.CommandGenerator[None]:
-        flow = self.flow
-        yield from _without_hook(
-            super().relay_messages(event),
-            WebsocketMessageHook,
-            lambda: self.addon.websocket_message(flow),
-        )
+        # what interventions sent (recorded already): its echo passes unrecorded
+        self.released = Released()
+        self.closed_by_proxy = False  # a close rule ended it
 
 
 def _transport_of(client: Client) -> Transport | None:
@@ -176,7 +118,7 @@ def _address(conn: Connection) -> str:
     return format_address(addr) if addr else ""
 
 
-class InvisAddon:
+class InvisAddon(SinkBus):
     """Emits Open/Data/Close for every app<->outlet connection through mitmproxy.
 
     - TCP (reverse ``tcp://`` listener): Open when the outlet connection is up, one
@@ -189,18 +131,17 @@ class InvisAddon:
 
     Connection ids are "c1", "c2", ... in order of opening.
 
-    ``sinks`` run inside the hook, before the bytes are forwarded (a capture there holds
-    every byte that was forwarded, even after a crash). ``deferred_sinks`` get the same
-    events in the same order later, in batches: once traffic pauses for DEFER_QUIET, at
-    the latest DEFER_MAX after an event, in slices of DRAIN_SLICE. Slow consumers such
-    as the analysis then add (almost) nothing to the relay's latency. :meth:`flush`
-    delivers everything at once.
+    The events go to ``sinks`` inside the hook, before the bytes are forwarded, and to
+    ``deferred_sinks`` later, in batches (see :class:`proxy.mitm.sinks.SinkBus`).
 
     ``direct`` is for a master that runs no other addon wanting messages (the
     :class:`proxy.mitm.relay.Relay`): the relay layers then hand each message straight to
     this addon instead of firing the ``tcp_message`` / ``websocket_message`` hooks,
-    which costs mitmproxy a task and a loop iteration per message.
+    which costs mitmproxy a task and a loop iteration per message. ``takeover`` puts
+    those layers in place (only on the mitmproxy version they were written for).
     """
+
+    sink_log: ClassVar[logging.Logger] = logger  # not "log": mitmproxy hooks are found by name
 
     def __init__(
         self,
@@ -208,38 +149,36 @@ class InvisAddon:
         deferred_sinks: Iterable[Sink] = (),
         ws_path: str = "/ws",
         direct: bool = False,
+        takeover: LayerTakeover | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
-        self.sinks: list[Sink] = list(sinks)
+        super().__init__(sinks, deferred_sinks)
+        self.interventions = Interventions(MitmWire(self), rules)
+        """Rules, the intercept filter and held messages (:mod:`proxy.mitm.intervene`)."""
         self.direct = direct
-        self.deferred_sinks: list[Sink] = list(deferred_sinks)
-        self._deferred: deque[Event] = deque()
-        self._deferred_count = 0  # ever queued: tells the drain timer whether more came
-        self._count_at_check = 0
-        self._batch_start = 0.0
-        self._drain: asyncio.Handle | None = None
+        self.takeover = takeover if takeover is not None else LayerTakeover()
         self.ws_path = ws_path
-        self.sink_errors = 0
-        """How many sink calls raised (each failing sink is logged once)."""
         self.closing = False
         """Set by the owner while it tears connections down: closes are then by 'proxy'."""
-        self._failed_sinks: set[int] = set()
         self._clients: dict[str, _Conn] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._by_conn: dict[str, _Conn] = {}
         self._next_id = 1
         self._last_t = 0.0
-        self._capture: Any = None
-        self._capture_sink: Sink | None = None
+        self._recorder = CaptureRecorder(self)
         self._contentview = InvisContentview()
 
-    # ------------------------------------------------------------------ sinks
+    def connection(self, conn: str) -> _Conn | None:
+        """A live connection's state, by id."""
+        return self._by_conn.get(conn)
 
-    def add_sink(self, sink: Sink) -> None:
-        self.sinks.append(sink)
+    def emit(self, event: Event) -> None:
+        """Record an event made outside the hooks (an intervention's)."""
+        self._emit(event)
 
-    def remove_sink(self, sink: Sink) -> None:
-        self.sinks.remove(sink)
+    def now(self) -> float:
+        return self._now()
 
     def _now(self) -> float:
         """Wall-clock time, never earlier than the previous event's (traces need order)."""
@@ -249,83 +188,10 @@ class InvisAddon:
         self._last_t = t
         return t
 
-    def _emit(self, event: Event) -> None:
-        for sink in self.sinks:
-            self._call(sink, event)
-        if self.deferred_sinks:
-            self._deferred.append(event)
-            self._deferred_count += 1
-            if self._drain is None:
-                loop = asyncio.get_running_loop()
-                self._batch_start = loop.time()
-                self._count_at_check = self._deferred_count
-                self._drain = loop.call_later(DEFER_QUIET, self._drain_when_quiet)
-
-    def _drain_when_quiet(self) -> None:
-        """Deliver the batch once no event came for DEFER_QUIET, or it is DEFER_MAX old.
-
-        While messages keep coming, the deferred sinks (analysis, screen) would only sit
-        between a request and its reply; their output is not looked at more often than
-        that anyway.
-        """
-        loop = asyncio.get_running_loop()
-        waited = loop.time() - self._batch_start
-        if self._deferred_count != self._count_at_check and waited < DEFER_MAX:
-            self._count_at_check = self._deferred_count
-            delay = min(DEFER_QUIET, DEFER_MAX - waited)
-            self._drain = loop.call_later(delay, self._drain_when_quiet)
-        else:
-            self._drain_slice()
-
-    def _drain_slice(self) -> None:
-        """Deliver pending events for at most DRAIN_SLICE, then let the loop relay again."""
-        deadline = time.perf_counter() + DRAIN_SLICE
-        pending = self._deferred
-        while pending:
-            event = pending.popleft()
-            for sink in self.deferred_sinks:
-                self._call(sink, event)
-            if pending and time.perf_counter() > deadline:
-                # call_later(0), not call_soon: the next loop iteration runs the I/O
-                # callbacks that are ready (the relaying) before due timers
-                self._drain = asyncio.get_running_loop().call_later(0, self._drain_slice)
-                return
-        self._drain = None
-
-    def flush(self) -> None:
-        """Hand every pending event to the deferred sinks now."""
-        if self._drain is not None:
-            self._drain.cancel()
-            self._drain = None
-        pending = self._deferred
-        while pending:
-            event = pending.popleft()
-            for sink in self.deferred_sinks:
-                self._call(sink, event)
-
-    def _call(self, sink: Sink, event: Event) -> None:
-        try:
-            sink(event)
-        except Exception:
-            self.sink_errors += 1
-            if id(sink) not in self._failed_sinks:
-                self._failed_sinks.add(id(sink))
-                logger.error(
-                    "invisproxy: sink %r failed (traffic is still forwarded; "
-                    "further failures of this sink are only counted)",
-                    sink,
-                    exc_info=True,
-                )
-
     # ------------------------------------------------------------------ mitmproxy: setup
 
     def load(self, loader: Loader) -> None:
-        loader.add_option(
-            "invis_capture",
-            str,
-            "",
-            "Record the InvisOutlet traffic to this invisproxy capture file (.invcap).",
-        )
+        self._recorder.load(loader)
         loader.add_option(
             "invis_ws_path",
             str,
@@ -333,61 +199,24 @@ class InvisAddon:
             "Request path of the InvisOutlet WebSocket; other WebSockets are not recorded.",
         )
         contentviews.add(self._contentview)
+        self.takeover.applies()  # says at startup if it will not
 
     def configure(self, updated: set[str]) -> None:
         if "invis_ws_path" in updated:
             self.ws_path = ctx.options.invis_ws_path
-        if "invis_capture" in updated:
-            self._close_capture()
-            if ctx.options.invis_capture:
-                self._open_capture(ctx.options.invis_capture)
-
-    def _open_capture(self, path: str) -> None:
-        from proxy.store.capture import CaptureWriter
-
-        meta = {"source": "mitmproxy", "modes": list(ctx.options.mode)}
-        self._capture = CaptureWriter(Path(path), meta, flush_each=True)
-        self._capture_sink = self._capture.write
-        self.sinks.append(self._capture_sink)
-        logger.info(f"invisproxy: recording to {path}")
-
-    def _close_capture(self) -> None:
-        if self._capture_sink is not None:
-            self.sinks.remove(self._capture_sink)
-            self._capture_sink = None
-        if self._capture is not None:
-            capture, self._capture = self._capture, None
-            capture.close()
+        self._recorder.configure(updated)
 
     def done(self) -> None:
         self._close_remaining()
         self.flush()
-        self._close_capture()
+        self._recorder.close()
         if self.sink_errors:
             logger.warning(f"invisproxy: {self.sink_errors} sink call(s) failed in total")
 
     def next_layer(self, nextlayer: mlayer.NextLayer) -> None:
-        """Raw TCP reverse mode: always our close-aware TCP relay, never TLS sniffing.
-
-        The outlet speaks plain TCP, so whatever the app sends is relayed as bytes (a
-        first byte of 0x16 must not turn the connection into a TLS interception).
-        """
-        context = nextlayer.context
-        if _transport_of(context.client) != "tcp" or not context.layers:
-            return
-        if not isinstance(context.layers[0], ReverseProxy):
-            return
-        current = nextlayer.layer
-        if current is None and len(context.layers) == 1:
-            nextlayer.layer = _InvisTCPLayer(context, self)
-        elif (
-            type(current) is TCPLayer
-            and current.flow is not None
-            and context.layers == [context.layers[0], current]
-        ):
-            # stock mitmproxy: NextLayer (earlier in the chain) already chose TCPLayer
-            context.layers.remove(current)
-            nextlayer.layer = _InvisTCPLayer(context, self)
+        """The raw TCP listener's connections get the takeover's layer, if any."""
+        if _transport_of(nextlayer.context.client) == "tcp":
+            self.takeover.tcp_layer(nextlayer, self)
 
     # ------------------------------------------------------------------ mitmproxy: connections
 
@@ -410,12 +239,15 @@ class InvisAddon:
         state.transport = transport
         self._by_conn[state.conn] = state
         self._emit(Open(self._now(), state.conn, transport, _address(state.client), outlet))
+        self.interventions.opened(state.conn, transport)
 
     def _close(self, state: _Conn, by: Closer | None, error: str | None = None) -> None:
         if state.conn is None or state.closed:
             return
         state.closed = True
-        if self.closing:
+        if self.interventions.engaged:
+            self.interventions.closed(state.conn)  # what still waited is recorded first
+        if self.closing or state.closed_by_proxy:
             by = "proxy"
         self._emit(Close(self._now(), state.conn, by, error))
 
@@ -483,20 +315,56 @@ class InvisAddon:
         message = flow.messages[-1]
         content = message.content
         side: Side = "app" if message.from_client else "outlet"
-        injected = False
-        for i, pending in enumerate(state.injected):
-            if pending is content:
-                del state.injected[i]
-                injected = True
-                break
-        state.boundary[side].feed(content)
-        self._emit(Data(self._now(), state.conn, side, content, is_utf8(content), injected))
+        boundary = state.boundary[side]
+        if self.interventions.engaged and self._intervened(state, side, message, boundary):
+            pass
+        else:
+            injected = False
+            for i, pending in enumerate(state.injected):
+                if pending is content:
+                    del state.injected[i]
+                    injected = True
+                    break
+            boundary.feed(content)
+            if injected:
+                to: Side = "app" if side == "outlet" else "outlet"
+                utf8 = is_utf8(content)
+                self._emit(self.interventions.injected(state.conn, to, content, utf8))
+            else:
+                self._emit(Data(self._now(), state.conn, side, content, is_utf8(content)))
         if self.direct and len(flow.messages) > 1:
             # The embedded relay records every message itself; mitmproxy would keep
             # them all in the flow for the connection's life (days, for a device), so
             # only the one being forwarded stays. As a mitmdump/mitmweb script the flow
             # keeps its history: mitmweb shows it.
             del flow.messages[:-1]
+
+    def _intervened(
+        self, state: _Conn, side: Side, message: tcp.TCPMessage, boundary: JsonBoundary
+    ) -> bool:
+        """A TCP chunk on a gated direction: what the gate decides is forwarded in its
+        place. True if handled here (a send's echo or a gated chunk)."""
+        content = message.content
+        assert state.conn is not None
+        if state.released.take(side, content, same_object=True):
+            boundary.feed(content)  # an intervention's send, recorded when it decided
+            return True
+        if any(pending is content for pending in state.injected):
+            return False  # a user's injection on an ungated direction
+        if not self.interventions.gated(state.conn, side, boundary.at_boundary):
+            return False
+        boundary.feed(content)
+        message.content = self.interventions.on_data(state.conn, side, content, is_utf8(content))
+        return True
+
+    def end_of_stream(self, flow: tcp.TCPFlow, side: Side) -> bytes:
+        """The takeover's TCP layer asks before passing a close on (see takeover)."""
+        if not self.interventions.engaged:
+            return b""
+        state = self._clients.get(flow.client_conn.id)
+        if state is None or state.conn is None:
+            return b""
+        return self.interventions.flush(state.conn, side)
 
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         by: Closer | None = flow.metadata.get(FIRST_CLOSE)
@@ -519,28 +387,7 @@ class InvisAddon:
         state.flow = flow
         self._open(state, "ws", _address(flow.server_conn))
         if self.direct:
-            self._take_over_websocket(flow)
-
-    def _take_over_websocket(self, flow: http.HTTPFlow) -> None:
-        """Make the flow's WebsocketLayer an :class:`_InvisWebsocketLayer`.
-
-        Reached through the connection's HTTP layer (HttpLayer.streams[...].child_layer,
-        mitmproxy 12). Called while the layer waits for this hook, before it relays a
-        message. If the layer is not found the hooks keep working, only slower.
-        """
-        addons: Any = ctx.master.addons
-        handler = addons.get("proxyserver").connections.get(flow.client_conn.id)
-        if handler is None:
-            return
-        for layer in handler.layer.context.layers:
-            for stream in getattr(layer, "streams", {}).values():
-                child = getattr(stream, "child_layer", None)
-                if type(child) is WebsocketLayer and child.flow is flow:
-                    child.__class__ = _InvisWebsocketLayer
-                    assert isinstance(child, _InvisWebsocketLayer)
-                    child.addon = self
-                    return
-        logger.debug("invisproxy: WebSocket layer not found, relaying through hooks")
+            self.takeover.websocket(flow, self)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is None or not self._is_ours(flow):
@@ -553,9 +400,22 @@ class InvisAddon:
         messages = flow.websocket.messages
         message = messages[-1]
         side: Side = "app" if message.from_client else "outlet"
-        self._emit(
-            Data(self._now(), state.conn, side, message.content, message.is_text, message.injected)
-        )
+        content = message.content
+        iv = self.interventions
+        if message.injected and state.released.take(side, content, same_object=False):
+            pass  # an intervention's send, recorded when it decided
+        elif iv.engaged and not message.injected and iv.gated(state.conn, side, True):
+            out = iv.on_data(state.conn, side, content, message.is_text)
+            if out:
+                message.content = out
+            else:
+                dropped: Any = message  # WebSocketMessage.drop is untyped
+                dropped.drop()
+        elif message.injected:
+            to: Side = "app" if side == "outlet" else "outlet"
+            self._emit(iv.injected(state.conn, to, content, message.is_text))
+        else:
+            self._emit(Data(self._now(), state.conn, side, content, message.is_text))
         if self.direct and len(messages) > 1:
             del messages[:-1]  # as for TCP: the recording holds them, not the flow
 
@@ -564,6 +424,10 @@ class InvisAddon:
             return
         ws = flow.websocket
         by: Closer = "app" if ws.closed_by_client else "outlet"
+        state = self._state(flow.client_conn)
+        if state.closed_by_proxy:
+            self._close(state, "proxy")
+            return
         error = None
         if ws.close_code not in NORMAL_WS_CLOSE_CODES:
             error = f"WebSocket closed with code {ws.close_code}"
@@ -601,10 +465,12 @@ class InvisAddon:
         flow = state.flow
         if flow is None or not flow.live:
             raise InjectError(f"connection {conn} has no live flow yet (nothing relayed so far)")
+        payload = bytes(data)
+        if self.interventions.engaged and self.interventions.inject(conn, to, payload, text):
+            return  # the direction is gated: it goes out behind what waits there
         addons: Any = ctx.master.addons
         proxyserver = addons.get("proxyserver")
         to_client = to == "app"
-        payload = bytes(data)
         if isinstance(flow, tcp.TCPFlow):
             source: Side = "outlet" if to_client else "app"
             if not state.boundary[source].at_boundary:
@@ -616,71 +482,6 @@ class InvisAddon:
             proxyserver.inject_tcp(flow, to_client, payload)
         else:
             proxyserver.inject_websocket(flow, to_client, payload, text)
-
-
-# ---------------------------------------------------------------------- contentview
-
-
-def describe_chunk(data: bytes, side: Side, transport: Transport) -> str:
-    """The InvisOutlet messages in one TCP chunk or WebSocket message, for people.
-
-    Each value gets its decoded one-line summary, its fields with their meaning and
-    the pretty JSON. A chunk is seen on its own here: a value split across TCP chunks
-    shows up as incomplete (the timeline, which sees the whole stream, joins them).
-    """
-    from proxy.core import protocol
-    from proxy.core.framing import Framer
-
-    framer = Framer()
-    framer.feed(Open(0.0, "c", transport, "", ""))
-    frames = framer.feed(Data(0.0, "c", side, data, is_utf8(data)))
-    rest = framer.feed(Close(0.0, "c"))  # what is left: a value the next chunk completes
-    blocks: list[str] = []
-    for i, frame in enumerate(frames):
-        msg = protocol.decode(frame, i, transport)
-        head = f"cb{msg.callback}" if msg.callback is not None else msg.kind
-        lines = [f"# {head} {protocol.summary(msg)}"]
-        lines += [f"#   {f.name} = {f.value}  ({f.meaning})" for f in protocol.fields(msg)]
-        lines += [f"#   {a.severity}: {a.code}: {a.text}" for a in msg.annotations]
-        if frame.error is None:
-            lines.append(json.dumps(frame.value, indent=2, ensure_ascii=False))
-        else:
-            lines.append(frame.raw.decode("utf-8", "replace"))
-        blocks.append("\n".join(lines))
-    for frame in rest:
-        text = frame.raw.decode("utf-8", "replace")
-        blocks.append(f"# incomplete here (continues in the next chunk)\n{text}")
-    if not blocks:
-        raise ValueError("no JSON value in this message")
-    return "\n\n".join(blocks)
-
-
-class InvisContentview(contentviews.Contentview):
-    """Shows decoded InvisOutlet messages in mitmproxy/mitmweb."""
-
-    @property
-    def name(self) -> str:
-        return "InvisOutlet"
-
-    @property
-    def syntax_highlight(self) -> contentviews.SyntaxHighlight:
-        return "yaml"
-
-    def prettify(self, data: bytes, metadata: contentviews.Metadata) -> str:
-        if metadata.websocket_message is not None:
-            from_client = metadata.websocket_message.from_client
-            transport: Transport = "ws"
-        else:
-            from_client = metadata.tcp_message is None or metadata.tcp_message.from_client
-            transport = "tcp"
-        return describe_chunk(data, "app" if from_client else "outlet", transport)
-
-    def render_priority(self, data: bytes, metadata: contentviews.Metadata) -> float:
-        if metadata.tcp_message is None and metadata.websocket_message is None:
-            return -1
-        if data.lstrip()[:1] != b"{":
-            return -1
-        return 2 if b"payload" in data or b"packetID" in data else 0.5
 
 
 addons = [InvisAddon()]

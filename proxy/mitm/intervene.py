@@ -104,6 +104,10 @@ class Interventions:
         self._made: dict[int, Data] = {}
         self.listeners: list[Callable[[], None]] = []
         """Called (no arguments) whenever the held messages or rule counts change."""
+        self.engaged = False
+        """False: no direction is or may be gated; the relay forwards chunks as they are
+        (one attribute read per chunk is all this module costs then)."""
+        self._update()
 
     # ------------------------------------------------------------------ state
 
@@ -112,11 +116,27 @@ class Interventions:
         """Whether new traffic must go frame by frame (some rule or filter could act)."""
         return bool(self.rules) or self.intercept is not None
 
-    def gated(self, conn: str, side: Side) -> bool:
-        """Whether this direction goes through a gate now (it stays gated once it was:
-        its gate may hold the start of a frame)."""
+    def _update(self) -> None:
+        self.engaged = self.active or bool(self._gates) or any(self.context.injected.values())
+
+    def gated(self, conn: str, side: Side, at_boundary: bool) -> bool:
+        """Whether this chunk goes through a gate.
+
+        A direction is gated while a rule or the intercept filter could act on it, or
+        (outlet side) while a reply to a user's injection is due. It becomes gated only
+        between JSON values (``at_boundary``: a gate must start at a frame), and stops
+        being gated once nothing could act and its gate holds nothing.
+        """
         key = (conn, side)
-        return key in self._gates or self.active or bool(self.context.injected.get(conn))
+        gate = self._gates.get(key)
+        wanted = self.active or (side == "outlet" and bool(self.context.injected.get(conn)))
+        if gate is not None:
+            if wanted or gate.buffered or self._queues.get(key):
+                return True
+            del self._gates[key]
+            self._update()
+            return False
+        return wanted and at_boundary
 
     def held(self) -> list[Held]:
         """Every unit waiting for the user, oldest first."""
@@ -135,12 +155,14 @@ class Interventions:
         self.intercept = None if expression is None or expression.is_empty else expression
         for gate in self._gates.values():
             gate.intercept = self.intercept
+        self._update()
         self._changed()
 
     def set_rules(self, rules: RuleSet) -> None:
         self.rules = rules
         for gate in self._gates.values():
             gate.rules = rules
+        self._update()
         self._changed()
 
     def _changed(self) -> None:
@@ -164,6 +186,7 @@ class Interventions:
             transport = self._transports.get(conn, "tcp")
             gate = Gate(conn, side, transport, self.rules, self.context, self.intercept)
             self._gates[key] = gate
+            self.engaged = True
         t = self.wire.now()
         before = self.rules.generation
         out = self._settle(gate.feed(data, t, text), t)
@@ -319,10 +342,33 @@ class Interventions:
             self._changed()
         return count
 
-    def note_injected(self, conn: str, to: Side, data: bytes) -> None:
-        """A user injection toward the outlet: its reply is swallowed (by default)."""
+    def injected(self, conn: str, to: Side, data: bytes, text: bool) -> Data:
+        """The record of a user's injection (the outlet's reply to it will be swallowed)."""
         if to == "outlet":
             self.context.note_injected(conn, data)
+            self.engaged = True
+        source: Side = _other(to)
+        mark = Intervention("inject", "user", None, None, f"sent to the {to} by the user")
+        return Data(self.wire.now(), conn, source, data, text, True, mark)
+
+    def inject(self, conn: str, to: Side, data: bytes, text: bool = True) -> bool:
+        """A user's injection on a gated direction: it goes out behind what waits there.
+        False: the direction is not gated (the caller injects as usual)."""
+        key: tuple[str, Side] = (conn, _other(to))
+        if key not in self._gates:
+            return False
+        record = self.injected(conn, to, data, text)
+        queue = self._queues.get(key)
+        if queue:
+            made = Decision("forward", conn, key[1], data, data, text)
+            held = Held(next(self._ids), made, record.t, record.t)
+            queue.append(held)
+            self._made[held.id] = record
+            return True
+        if self.wire.send(conn, to, data, text):
+            self.wire.emit(record)
+            return True
+        raise InterventionError(f"connection {conn} is not live")
 
     # ------------------------------------------------------------------ ends
 
@@ -382,6 +428,7 @@ class Interventions:
                 changed = True
         self._transports.pop(conn, None)
         self.context.forget(conn)
+        self._update()
         if changed:
             self._changed()
 

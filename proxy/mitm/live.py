@@ -21,6 +21,8 @@ from proxy.core.events import Event
 
 if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
+    from proxy.core.rules import RuleSet
+    from proxy.mitm.intervene import Interventions
     from proxy.mitm.relay import Relay
     from proxy.store.capture import CaptureWriter
 
@@ -109,6 +111,7 @@ class LiveProxy:
         record: Path | None = None,
         make_folder: bool = False,
         meta: Mapping[str, Any] | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
         self.outlet = outlet
         self.outlet_tcp_port = outlet_tcp_port
@@ -121,6 +124,7 @@ class LiveProxy:
         self.record = record
         self.make_folder = make_folder
         self.meta = dict(meta or {})
+        self.rules = rules
         self.writer: CaptureWriter | None = None
         self.relay: Relay | None = None
 
@@ -144,6 +148,7 @@ class LiveProxy:
             ws_port=self.ws_port,
             sinks=[self.writer.write, self.consumer] if self.writer else [self.consumer],
             deferred_sinks=[self.after] if self.after else [],
+            rules=self.rules,
         )
         try:
             await self.relay.start()
@@ -153,6 +158,11 @@ class LiveProxy:
                 Path(self.writer.path).unlink(missing_ok=True)
                 self.writer = None
             raise
+
+    @property
+    def interventions(self) -> Interventions | None:
+        """The relay's rules, intercept filter and held messages (None before start)."""
+        return self.relay.interventions if self.relay else None
 
     @property
     def tcp_address(self) -> tuple[str, int] | None:

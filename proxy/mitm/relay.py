@@ -28,7 +28,10 @@ from mitmproxy.proxy import mode_specs
 
 from proxy.core.errors import UserError
 from proxy.core.events import Side, Transport
+from proxy.core.rules import RuleSet
 from proxy.mitm.addon import InvisAddon, Sink
+from proxy.mitm.intervene import Interventions
+from proxy.mitm.takeover import LayerTakeover
 from proxy.net.peers import host_text
 
 logger = logging.getLogger(__name__)
@@ -71,8 +74,17 @@ class Relay:
         tcp_timeout: int = DEFAULT_TCP_TIMEOUT,
         confdir: str | None = None,
         bare: bool = False,
+        takeover: LayerTakeover | None = None,
+        rules: RuleSet | None = None,
     ) -> None:
-        """``bare`` leaves the invisproxy addon out (a baseline for benchmarks)."""
+        """``bare`` leaves the invisproxy addon out (a baseline for benchmarks).
+
+        ``rules`` act on the messages forwarded (:mod:`proxy.core.rules`); with none
+        and no intercept filter, chunks are forwarded exactly as received.
+
+        ``takeover`` decides whether messages bypass mitmproxy's hooks (by default:
+        on the mitmproxy version that was written for, see :mod:`proxy.mitm.takeover`).
+        """
         if tcp_port is None and ws_port is None:
             raise ValueError("both transports are disabled: nothing to relay")
         self.outlet_host = outlet_host
@@ -84,7 +96,14 @@ class Relay:
         self.tcp_timeout = tcp_timeout
         self.confdir = confdir
         self.bare = bare
-        self.addon = InvisAddon(*sinks, deferred_sinks=deferred_sinks, ws_path=ws_path, direct=True)
+        self.addon = InvisAddon(
+            *sinks,
+            deferred_sinks=deferred_sinks,
+            ws_path=ws_path,
+            direct=True,
+            takeover=takeover,
+            rules=rules,
+        )
         self.tcp_address: tuple[str, int] | None = None
         self.ws_address: tuple[str, int] | None = None
         self._master: Master | None = None
@@ -249,6 +268,11 @@ class Relay:
     def inject(self, conn: str, to: Side, data: bytes, *, text: bool = True) -> None:
         """See :meth:`proxy.mitm.addon.InvisAddon.inject`."""
         self.addon.inject(conn, to, data, text=text)
+
+    @property
+    def interventions(self) -> Interventions:
+        """Rules, the intercept filter and the held messages of this relay."""
+        return self.addon.interventions
 
     @property
     def active_connections(self) -> int:

@@ -33,6 +33,7 @@ from proxy.store.capture_scan import (
     _Reader,
     _unpacker,
 )
+from proxy.store.intervention import encode_intervention
 from proxy.store.meta import encode_meta, header_meta
 from proxy.store.records import (
     ClosedOnExit,
@@ -81,6 +82,10 @@ def capture_record(event: Event) -> dict[str, Any]:
         }
         if event.injected:
             rec["injected"] = True
+        if event.intervention is not None:
+            rec["intervention"] = encode_intervention(event.intervention)
+            if event.original is not None:
+                rec["original"] = event.original
         return rec
     return record_from_event(event)
 

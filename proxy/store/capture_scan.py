@@ -211,6 +211,7 @@ class _Reader:
                             and type(data := obj.get("data")) is bytes
                             and type(text := obj.get("text")) is bool
                             and type(injected := obj.get("injected", False)) is bool
+                            and "intervention" not in obj
                         ):
                             last = t
                             events += 1

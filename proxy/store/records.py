@@ -17,6 +17,7 @@ from typing import IO, Any, BinaryIO, Final, Literal, Self
 
 from proxy.core.errors import UserError
 from proxy.core.events import CLOSERS, SIDES, T_MAX, TRANSPORTS, Close, Data, Event, Open, time_ok
+from proxy.store.intervention import decode_intervention, decode_original
 
 EVENT_TYPES: Final = ("open", "data", "close")
 
@@ -180,6 +181,7 @@ def event_from_record(rec: object, payload: Payload) -> Event:
             and conn.isascii()
             and (side == "app" or side == "outlet")
             and type(injected) is bool
+            and "intervention" not in rec
         ):
             data, text = payload(rec)
             return Data(t, conn, side, data, text, injected)
@@ -202,7 +204,14 @@ def _event_from_record(rec: object, payload: Payload) -> Event:
         injected = rec.get("injected", False)
         if not isinstance(injected, bool):
             raise RecordError(_field_problem(rec, "injected", "true or false"))
-        return Data(t, conn, side, data, text, injected)  # type: ignore[arg-type]
+        mark = rec.get("intervention")
+        if mark is None:
+            return Data(t, conn, side, data, text, injected)  # type: ignore[arg-type]
+        try:
+            intervention, original = decode_intervention(mark), decode_original(rec)
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
+        return Data(t, conn, side, data, text, injected, intervention, original)  # type: ignore[arg-type]
     if kind == "open":
         transport = _choice(rec, "transport", TRANSPORTS)
         return Open(t, conn, transport, _str(rec, "app"), _str(rec, "outlet"))  # type: ignore[arg-type]

@@ -241,9 +241,20 @@ def redact_events(
         judge_region(st)
         if st.edits:
             _apply(st, events, out)
+    _redact_originals(out, pseudo)
     if pseudo is not None:
         report.pseudonyms = pseudo.counts()
     return [e for e in out if e is not None], report
+
+
+def _redact_originals(out: list[Event | None], pseudo: Pseudonyms | None) -> None:
+    """Scrub what was received of a message the proxy changed (``original``, one frame
+    and its whitespace): it holds the same secrets as what was forwarded."""
+    for i, ev in enumerate(out):
+        if type(ev) is Data and ev.original is not None:
+            new, _, _ = redact_frame(ev.original, True, pseudo)
+            if new is not ev.original:
+                out[i] = replace(ev, original=new)
 
 
 def _register_serials(events: list[Event], pseudo: Pseudonyms) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, BinaryIO, Final
 
 from proxy.core.events import Data, Event
+from proxy.store.intervention import encode_intervention, trace_original
 from proxy.store.meta import encode_meta, header_meta
 from proxy.store.records import (
     EventWriter,
@@ -63,6 +64,10 @@ def trace_record(event: Event) -> dict[str, Any]:
             rec["b64"] = base64.b64encode(event.data).decode("ascii")
         if event.injected:
             rec["injected"] = True
+        if event.intervention is not None:
+            rec["intervention"] = encode_intervention(event.intervention)
+            if event.original is not None:
+                rec.update(trace_original(event.original, event.text))
     return rec
 
 

@@ -186,6 +186,30 @@ class Trace(Timeline):
     def close(self, conn: str, by: str | None, dt: float = 0.01) -> None:
         self.lines.append({"t": self._at(dt), "conn": conn, "event": "close", "by": by})
 
+    def intervene(
+        self,
+        action: str,
+        rule: str | None = None,
+        *,
+        by: str = "rule",
+        held: float | None = None,
+        why: str | None = None,
+        received: str | None = None,
+        injected: bool = False,
+    ) -> None:
+        """Mark the last data event as the relay records an intervention (DESIGN 4.1):
+        ``received`` is what arrived when the event's text is what was forwarded instead
+        (set, edit); ``injected`` for bytes the proxy made (a reply rule's answer)."""
+        line = self.lines[-1]
+        assert line["event"] == "data", "an intervention marks a data event"
+        line["intervention"] = {"action": action, "by": by, "rule": rule, "held": held}
+        if why is not None:
+            line["intervention"]["why"] = why
+        if received is not None:
+            line["original_text"] = received
+        if injected:
+            line["injected"] = True
+
     def write(self, name: str) -> Path:
         path = HERE / f"{name}.jsonl"
         with path.open("w", encoding="utf-8") as fh:
@@ -680,6 +704,63 @@ def refusal_ignored(tr: Trace) -> None:
         tr.req("c1", 100010 + i, 12, dt=20.0)
         tr.reply("c1", 100010 + i, 12, device_info("0.0.1"))
     tr.close("c1", "app", dt=1.0)  # 81 s after the refusal
+
+
+REFUSE_RULE = "cb:21 dir:app -> reply puback=0"
+SET_RULE = "cb:23 arg.0:1 arg.1:1 -> set payload.callbackArgs.1=0"
+SYNC_RULE = "cb:21 dir:outlet -> drop"
+PROGRESS_RULE = "cb:22 arg.1:40-100 -> drop"
+
+
+@scenario("OTA refused by the proxy (reply rule)")
+def rule_refusal(tr: Trace) -> None:
+    """A reply rule answers the app's cb21 with PUBACK 0; the outlet never sees it."""
+    tr.open("c1", "ws")
+    tr.offer_update("c1", 100001, updates("0.0.1", "0.0.2"))  # msgs 0-1
+    tr.req("c1", 100002, 21, [1, 0])  # msg 2, answered by the proxy
+    tr.intervene("reply", REFUSE_RULE, why="answered by the proxy by rule 1")
+    tr.reply("c1", 100002, puback=0)  # msg 3, the proxy's answer
+    tr.intervene("reply", REFUSE_RULE, why="answered by the proxy by rule 1", injected=True)
+    tr.push("c1", 900001, 11, sensors(), dt=5.0)  # msg 4
+
+
+@scenario("OTA success shown to the app as a failure (set rule)")
+def rule_success_to_failure(tr: Trace) -> None:
+    """The outlet reports success; a set rule shows the app a failure."""
+    tr.open("c1", "ws")
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.progress("c1", 900002, 1, [10, 60, 100], dt=0.5)  # msgs 2-4
+    success = tr._encode(
+        "c1",
+        {"sn": SN, "packetID": 900005, "payload": {"callbackName": 23, "callbackArgs": [1, 1]}},
+    )
+    tr.result("c1", 900005, 1, 0)  # msg 5: forwarded as [1, 0]
+    tr.intervene("set", SET_RULE, why="changed by rule 1", received=success)
+
+
+@scenario("revB OTA: synchronous status dropped (drop rule)")
+def rule_sync_lost(tr: Trace) -> None:
+    """revB: the synchronous cb21 (status 1) is dropped; the app sees progress and a result
+    for an update it never heard had begun."""
+    tr.open("c1", "tcp")
+    tr.request_update("c1", 414883, 1, 0, ack=None)  # msg 0
+    tr.reboot("c1", "c2", back=2.0)
+    tr.push("c2", 414883, 21, [1, 1], dt=0.3)  # msg 1, dropped
+    tr.intervene("drop", SYNC_RULE, why="dropped by rule 1")
+    tr.progress("c2", 900010, 1, [20, 100])  # msgs 2-3
+    tr.result("c2", 900020, 1, 1)  # msg 4
+
+
+@scenario("OTA progress dropped from 40 % (drop rule)")
+def rule_progress_stops(tr: Trace) -> None:
+    """Progress from 40 % on is dropped; the outlet goes on and succeeds."""
+    tr.open("c1", "ws")
+    tr.request_update("c1", 100002, 1, 0)  # msgs 0-1
+    tr.progress("c1", 900002, 1, [10, 30], dt=1.0)  # msgs 2-3
+    for i, percent in enumerate([40, 70, 100]):  # msgs 4-6, dropped
+        tr.push("c1", 900004 + i, 22, [1, percent], dt=1.0)
+        tr.intervene("drop", PROGRESS_RULE, why="dropped by rule 1")
+    tr.result("c1", 900010, 1, 1)  # msg 7
 
 
 def main() -> int:

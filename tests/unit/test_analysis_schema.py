@@ -28,10 +28,11 @@ def test_a_message_has_the_fields_of_design_4_4_in_its_order() -> None:
         "puback": None,
         "args": None,
         "annotations": [{"code": "secret", "severity": "warning", "text": "a password"}],
+        "intervention": None,
     }
     assert list(message_json(msg)) == [
         "id", "t", "conn", "transport", "from", "kind", "callback", "name", "packetID",
-        "sn", "puback", "args", "annotations",
+        "sn", "puback", "args", "annotations", "intervention",
     ]  # fmt: skip
 
 

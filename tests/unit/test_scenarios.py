@@ -431,6 +431,34 @@ EXPECTED: dict[str, Expected] = {
         ],
         reasons=[(0, ["offered IM 0.0.2", "the app gave up"])],
     ),
+    # interventions (issue 10): the outlet's truth in outcome, the app's in app_outcome
+    "rule_refusal": Expected(
+        links={(0, 1, "response"), (2, 3, "ota-ack")},
+        sessions=[
+            {
+                "request": 2,
+                "outcome": "refused",
+                "app_outcome": "refused",
+                "messages": [2, 3],
+                "fw_before": "0.0.1",
+                "fw_expected": "0.0.2",
+            }
+        ],
+        annotations={3: {"puback-failure"}},
+    ),
+    "rule_success_to_failure": Expected(
+        links={(0, 1, "ota-ack"), *progress_links(0, range(2, 5)), (0, 5, "ota-result")},
+        sessions=[{"request": 0, "outcome": "succeeded", "app_outcome": "failed"}],
+    ),
+    "rule_sync_lost": Expected(
+        links={(0, 1, "ota-sync"), *progress_links(0, [2, 3]), (0, 4, "ota-result")},
+        sessions=[{"request": 0, "outcome": "succeeded", "app_outcome": "succeeded"}],
+        annotations={0: {"fire-and-forget", "ota-restart"}},
+    ),
+    "rule_progress_stops": Expected(
+        links={(0, 1, "ota-ack"), *progress_links(0, range(2, 7)), (0, 7, "ota-result")},
+        sessions=[{"request": 0, "outcome": "succeeded", "app_outcome": "succeeded"}],
+    ),
 }
 
 

@@ -91,6 +91,16 @@ class DetailPane(VerticalScroll, can_focus=True):
             head.append("  (injected by the user)", style="italic")
         parts.append(head)
 
+        done = describe.intervention_lines(msg)
+        if done:
+            parts.append(Text("\nIntervention", style=HEADING))
+            for label, text in done:
+                line = Text()
+                if label:
+                    line.append(f"{label}: ", style="bold")
+                line.append(text)
+                parts.append(line)
+
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
@@ -125,10 +135,13 @@ class DetailPane(VerticalScroll, can_focus=True):
 
         session = analysis.session_of(msg.id)
         if session is not None:
+            analysis.app_view()  # the session's app_outcome, when an intervention made one
             parts.append(Text("\nOTA session", style=HEADING))
             parts.append(Text(session_line(session)))
             if session.reason:
                 parts.append(Text(f"    {session.reason}", style="dim"))
+            if session.app_reason:
+                parts.append(Text(f"    the app saw: {session.app_reason}", style="dim"))
 
         parts.append(Text("\nJSON", style=HEADING))
         if msg.kind == "invalid":
@@ -162,4 +175,7 @@ def session_line(session: OtaSession) -> str:
     fw = f"  {session.fw_before or '?'} → {session.fw_after or session.fw_expected or '?'}"
     mark = {True: " ✓", False: " ✗", None: ""}[session.verified]
     request = f"request #{session.request}" if session.request is not None else "no request seen"
-    return f"{session.target}{method}: {session.outcome} ({request}){fw}{mark}"
+    saw = ""
+    if session.app_outcome is not None and session.app_outcome != session.outcome:
+        saw = f" (app saw: {session.app_outcome})"
+    return f"{session.target}{method}: {session.outcome}{saw} ({request}){fw}{mark}"

@@ -62,6 +62,10 @@ def session_prompt(number: int, session: OtaSession, width: int) -> Text:
     text.append(session.outcome, style=OUTCOME_STYLE.get(session.outcome, "bold"))
     if session.outcome == "in-progress":
         text.append(f" ({session.phase})", style="dim")
+    saw = session.app_outcome
+    if saw is not None and saw != session.outcome:
+        text.append(" · app saw ")
+        text.append(saw, style=OUTCOME_STYLE.get(saw, "bold"))
     if session.fw_before or session.fw_after or session.fw_expected:
         after = session.fw_after or f"({session.fw_expected or '?'})"
         text.append(f" {session.fw_before or '?'} → {after}")
@@ -107,6 +111,7 @@ class OtaPanel(OptionList):
     def data_changed(self) -> None:
         """Redraw the sessions whose state changed; add new ones."""
         width = max(self.scrollable_content_region.width, 30)
+        self.analysis.app_view()  # the sessions' app_outcome, when interventions made one
         sessions = self.analysis.sessions
         for i, session in enumerate(sessions):
             state = (
@@ -120,6 +125,7 @@ class OtaPanel(OptionList):
                 session.fw_expected,
                 session.fw_after,
                 session.verified,
+                session.app_outcome,
             )
             if i < len(self._shown) and self._shown[i] == state:
                 continue

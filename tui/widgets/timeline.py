@@ -58,6 +58,7 @@ class Timeline(ScrollView, can_focus=True):
         "timeline--link",
         "timeline--session",
         "timeline--injected",
+        "timeline--intervened",
     }
 
     DEFAULT_CSS = """
@@ -86,6 +87,7 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--link { color: $text-accent; text-style: bold; }
     Timeline > .timeline--session { color: $text-accent; }
     Timeline > .timeline--injected { color: $text-warning; text-style: italic; }
+    Timeline > .timeline--intervened { color: $text-warning; text-style: bold; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -410,11 +412,15 @@ class Timeline(ScrollView, can_focus=True):
         kind_style = style(f"timeline--{msg.kind}", partial=True)
         muted = style("timeline--muted", partial=True)
         arrow = describe.ARROWS[msg.side]
-        segments += [
-            Segment(conn, muted),
-            Segment(f"{arrow} ", kind_style),
-            Segment(f"{msg.transport:<3} ", muted),
-        ]
+        segments.append(Segment(conn, muted))
+        # what the proxy did to it, in the cell after the arrow (a space for nothing)
+        if msg.intervention is None:
+            segments.append(Segment(f"{arrow} ", kind_style))
+        else:
+            done = describe.intervention_glyph(msg)
+            intervened = style("timeline--intervened", partial=True)
+            segments += [Segment(arrow, kind_style), Segment(done, intervened)]
+        segments.append(Segment(f"{msg.transport:<3} ", muted))
         # The summary starts with what the callback does; a separate name column only
         # pays for itself on wide screens.
         name_width = 18 if width >= NAME_COLUMN_MIN_WIDTH else 0

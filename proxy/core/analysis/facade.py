@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from proxy.core import protocol
-from proxy.core.analysis import schema
+from proxy.core.analysis import appview, schema
 from proxy.core.analysis.common import (
     DEFAULT_REPLY_TIMEOUT,
     DEFAULT_STALL_WINDOW,
@@ -82,6 +82,10 @@ class Analysis:
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.finished = False
+        # data events that carried an intervention: the app's view is only computed when
+        # there is one (see app_view)
+        self.intervened = 0
+        self._app_view: appview.AppView | None = None
         self._framer = Framer()
         # link index: the first link of each message (-1, or past the end: none);
         # further ones in _more_links
@@ -127,6 +131,9 @@ class Analysis:
         self.last_t = t
         self.generation += 1
         if type(event) is Data:
+            if event.intervention is not None:
+                self._feed_intervened(event)
+                return
             frames = self._framer.feed(event)
             if frames:
                 self._add_frames(frames, event.conn)
@@ -144,6 +151,26 @@ class Analysis:
                 self._add_frames(frames, event.conn)
             self._on_close(event)
             self.rows.add_connection(t, "close", event.conn)
+
+    def _feed_intervened(self, event: Data) -> None:
+        """A data event the proxy changed, held, dropped or made: the messages decode
+        what the sender said (``original`` when there is one) and keep the mark and what
+        was forwarded instead (DESIGN 4.1)."""
+        mark, forwarded = event.intervention, None
+        if event.original is not None:
+            forwarded = event.data
+            event = replace(event, data=event.original)
+        self.intervened += 1
+        messages = self.messages
+        first = len(messages)
+        frames = self._framer.feed(event)
+        if frames:
+            self._add_frames(frames, event.conn)
+        for i in range(first, len(messages)):  # by index: a bounded analysis' window
+            msg = messages[i]  # cannot be sliced
+            msg.intervention = mark
+            if forwarded is not None:
+                msg.forwarded = forwarded
 
     def _add_frames(self, frames: list[Frame], conn: str) -> None:
         """Decode, record and correlate the frames one event completed: the hot path
@@ -214,6 +241,7 @@ class Analysis:
         self.replies.drain()
         self.ota.finish(self.last_t if self.last_t is not None else 0.0)
         self.generation += 1
+        self.app_view()  # a finished analysis' sessions carry app_outcome without asking
 
     # ------------------------------------------------------------------ queries
 
@@ -245,8 +273,23 @@ class Analysis:
         """The OTA sessions held, each with its number (1 for the first update)."""
         return list(enumerate(self.sessions, 1))
 
+    def app_view(self) -> appview.AppView | None:
+        """What the app saw, when an intervention made it differ (None otherwise); sets
+        each touched session's ``app_outcome`` and ``app_reason``. Caught up (with the rows
+        added since) only when the analysis changed since the last call."""
+        if not self.intervened:
+            return None
+        seen = self._app_view
+        if seen is None:
+            seen = self._app_view = appview.new(self)
+        if seen.generation != self.generation:
+            appview.catch_up(self, seen)
+            appview.apply(self, seen)
+        return seen
+
     def to_json(self) -> dict[str, Any]:
         """The ``analyze --json`` document (DESIGN 4.4)."""
+        self.app_view()
         return schema.document(self.messages, self.links, self.sessions)
 
     # ------------------------------------------------------------------ time

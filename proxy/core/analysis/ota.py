@@ -390,7 +390,12 @@ class OtaTracker:
         )
         target_no, _ = protocol.ota_request_target(request.args)
         device = self._devices.of(reply.conn)
-        if target_of_request(target_no) == "outlet" and device.revision is None:
+        # an answer the proxy made (a reply rule) says nothing about the outlet's revision
+        if (
+            target_of_request(target_no) == "outlet"
+            and device.revision is None
+            and not reply.injected
+        ):
             device.revision = "A"
             device.revision_why = (
                 f"it answered an outlet update request at {fmt_t(reply.t)} with PUBACK "
@@ -420,7 +425,8 @@ class OtaTracker:
             session.phase = "accepted"
 
     def _refuse(self, session: OtaSession, reply: Message, context: str) -> None:
-        why = f"the outlet answered the {describe(session)} with PUBACK 0: {context}"
+        who = "the proxy (not the outlet)" if reply.injected else "the outlet"
+        why = f"{who} answered the {describe(session)} with PUBACK 0: {context}"
         self._end(session, "refused", reply.t, why)
         if session.request is not None:
             self._reaction.refusals.append((session, reply))

@@ -45,7 +45,8 @@ class AppReaction:
 
     def note_refusal(self, reply: Message, context: str) -> None:
         """Give the PUBACK 0 of a cb21 the reason the traffic shows, not a generic one."""
-        text = f"PUBACK 0: the outlet refused this request; {context}"
+        who = "the proxy (not the outlet)" if reply.injected else "the outlet"
+        text = f"PUBACK 0: {who} refused this request; {context}"
         for i, note in enumerate(reply.annotations):
             if note.code == "puback-failure":
                 reply.annotations[i] = Annotation(note.code, note.severity, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from proxy.core.events import Intervention
 from proxy.core.model import Link, Message, OtaSession
 
 VERSION = 1
@@ -27,7 +28,23 @@ def message_json(m: Message) -> dict[str, Any]:
         "annotations": [
             {"code": a.code, "severity": a.severity, "text": a.text} for a in m.annotations
         ],
+        "intervention": intervention_json(m.intervention),
     }
+
+
+def intervention_json(mark: Intervention | None) -> dict[str, Any] | None:
+    """As DESIGN 4.1 spells it in a trace (``why`` only when there is one)."""
+    if mark is None:
+        return None
+    out: dict[str, Any] = {
+        "action": mark.action,
+        "by": mark.by,
+        "rule": mark.rule,
+        "held": mark.held,
+    }
+    if mark.why is not None:
+        out["why"] = mark.why
+    return out
 
 
 def link_json(link: Link) -> dict[str, Any]:
@@ -35,7 +52,9 @@ def link_json(link: Link) -> dict[str, Any]:
 
 
 def session_json(s: OtaSession) -> dict[str, Any]:
-    return {
+    """``app_outcome`` / ``app_reason`` only for sessions an intervention touched, as the
+    facade's ``app_view`` set them."""
+    out: dict[str, Any] = {
         "request": s.request,
         "target": s.target,
         "method": s.method,
@@ -48,6 +67,10 @@ def session_json(s: OtaSession) -> dict[str, Any]:
         "verified": s.verified,
         "reason": s.reason,
     }
+    if s.app_outcome is not None:
+        out["app_outcome"] = s.app_outcome
+        out["app_reason"] = s.app_reason
+    return out
 
 
 def document(

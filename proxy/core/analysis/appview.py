@@ -1,0 +1,169 @@
+"""The app's view of a capture with interventions: the second truth (DESIGN 4.4 end).
+
+The main analysis says what the outlet did: it decodes what each side sent. When a rule
+or the user dropped, changed or answered messages, the app saw something else. Its view
+is the subsequence of messages that reached it (or that it sent), with the bytes it got:
+
+- app-side messages it sent (not those the proxy injected toward the outlet);
+- outlet-side messages that were forwarded (delayed and held ones too), with the bytes
+  forwarded where they were changed (set, edit), and the proxy's own answers (``reply``
+  rules, the user's injections toward the app); not dropped ones, not ones the proxy
+  closed the connection on, not the swallowed replies to injected requests.
+
+The same OTA state machine runs over that view (a second Analysis over synthesized
+events), and its sessions are mapped back to the main ones by message id. Built only
+when the capture holds interventions, and caught up only when the analysis changed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, cast
+
+from proxy.core.events import CLOSERS, Close, Closer, Data, Open
+from proxy.core.model import Message, OtaSession, intervention_text
+
+if TYPE_CHECKING:
+    from proxy.core.analysis.facade import Analysis
+
+_NOT_SEEN: Final = ("drop", "close")
+_MSG_REF: Final = re.compile(r"#(\d+)")
+
+
+def app_bytes(msg: Message) -> bytes | None:
+    """The bytes of ``msg`` the app sent or received, None when it never saw them."""
+    if msg.kind == "invalid":
+        return None  # nothing an update's state can hang on; kept out of the framing
+    if msg.side == "app":
+        return None if msg.injected else msg.raw
+    mark = msg.intervention
+    if mark is None:
+        return msg.raw
+    if mark.action in _NOT_SEEN:
+        return None
+    forwarded = msg.forwarded
+    return msg.raw if forwarded is None else forwarded
+
+
+@dataclass(slots=True)
+class AppView:
+    """The analysis of what the app saw, and where its messages are in the main one.
+
+    Fed incrementally: what the app saw of a message is settled when the message is
+    added (its side, mark and bytes never change), so each catch-up feeds only the rows
+    added since the last one.
+    """
+
+    analysis: Analysis
+    main_ids: list[int] = field(default_factory=list)
+    """``main_ids[i]``: the main analysis' id of the app view's message ``i``."""
+    generation: int = -1
+    rows_fed: int = 0
+    started_at: int = 0
+    """The first row fed: above 0 when a bounded analysis had already forgotten rows."""
+    marked: dict[int, Message] = field(default_factory=dict)
+    """The main analysis' messages with an intervention, by id: kept here, so that the
+    sessions can be explained after a bounded analysis forgot them (few: only rules and
+    the user make them)."""
+
+
+def new(main: Analysis) -> AppView:
+    """An empty app view with the main analysis' settings."""
+    from proxy.core.analysis.facade import Analysis
+
+    return AppView(Analysis(stall_window=main.stall_window, reply_timeout=main.reply_timeout))
+
+
+def catch_up(main: Analysis, seen: AppView) -> None:
+    """Feed ``seen`` the app's view of the rows ``main`` added since the last call."""
+    view, ids, rows = seen.analysis, seen.main_ids, main.rows
+    # a bounded analysis (run --headless) may have forgotten rows printed before the
+    # first intervention: the app's view starts at the oldest row it still holds
+    if seen.rows_fed == 0:
+        seen.started_at = seen.rows_fed = rows.first_held()
+    for ri in range(seen.rows_fed, len(rows)):
+        row = rows[ri]
+        info = main.connections.get(row.conn)
+        if row.kind == "open":
+            if info is not None:
+                view.feed(Open(row.t, row.conn, info.transport, info.app, info.outlet))
+        elif row.kind == "close":
+            by = info.closed_by if info is not None and info.closed_by in CLOSERS else None
+            error = info.error if info is not None else None
+            view.feed(Close(row.t, row.conn, cast(Closer | None, by), error))
+        else:
+            msg = main.messages[row.ref]
+            if msg.intervention is not None:
+                seen.marked[msg.id] = msg
+            data = app_bytes(msg)
+            if data is None:
+                continue
+            before = len(view.messages)
+            view.feed(Data(msg.t, msg.conn, msg.side, data, True, msg.injected))
+            ids.extend([msg.id] * (len(view.messages) - before))
+    seen.rows_fed = len(rows)
+    if main.finished:
+        view.finish()
+    elif main.last_t is not None:
+        view.advance(main.last_t)
+    seen.generation = main.generation
+
+
+def apply(main: Analysis, seen: AppView) -> None:
+    """Set ``app_outcome`` / ``app_reason`` on each of ``main``'s sessions an intervention
+    touched, from the app view's session that began with the same message."""
+    ids = seen.main_ids
+    by_start: dict[int, OtaSession] = {}
+    for s in seen.analysis.sessions:
+        start = s.request if s.request is not None else (s.messages[0] if s.messages else None)
+        if start is not None:
+            by_start.setdefault(ids[start], s)
+    for session in main.sessions:
+        session.app_outcome = session.app_reason = None
+        marked = _marked(seen, session)
+        if not marked:
+            continue
+        app = _counterpart(session, by_start)
+        if app is None:
+            continue
+        reason = _MSG_REF.sub(lambda m: _main_ref(m, ids), app.reason)
+        what = _grouped(marked)
+        session.app_outcome = app.outcome
+        partial = (
+            f"; worked out from row {seen.started_at} on, the earlier ones already forgotten"
+            if seen.started_at
+            else ""
+        )
+        session.app_reason = f"{reason} (the app saw this because {what}{partial})"
+
+
+def _marked(seen: AppView, session: OtaSession) -> list[Message]:
+    ids = list(session.messages)
+    if session.request is not None and session.request not in ids:
+        ids.insert(0, session.request)
+    return [seen.marked[i] for i in ids if i in seen.marked]
+
+
+def _grouped(marked: list[Message]) -> str:
+    """ "#4, #5 dropped by rule 1: ..." : one entry per distinct intervention text."""
+    texts: dict[str, list[int]] = {}
+    for m in marked:
+        texts.setdefault(intervention_text(m), []).append(m.id)
+    return "; ".join(f"{', '.join(f'#{i}' for i in ids)} {text}" for text, ids in texts.items())
+
+
+def _counterpart(session: OtaSession, by_start: dict[int, OtaSession]) -> OtaSession | None:
+    """The app view's session that began where ``session`` did (its request, or for an
+    update whose request is not in the capture, its first message the app saw)."""
+    if session.request is not None:
+        return by_start.get(session.request)
+    for i in session.messages:
+        if i in by_start:
+            return by_start[i]
+    return None
+
+
+def _main_ref(m: re.Match[str], ids: list[int]) -> str:
+    i = int(m.group(1))
+    return f"#{ids[i]}" if i < len(ids) else m.group(0)
