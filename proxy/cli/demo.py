@@ -236,7 +236,9 @@ def verdict(analysis: Analysis, result: AppResult) -> tuple[bool, str]:
             f"the update succeeded but the analysis could not verify the firmware "
             f"(expected {session.fw_expected}, after {session.fw_after})"
         )
-    text = f"the analysis agrees with the app: the app saw {_SAW.get(seen, seen)}"
+    text = f"the analysis agrees with the app: {seen}"
+    if app_outcome is not None:
+        text += f" (the app saw {_SAW.get(seen, seen)})"
     if seen == "succeeded":
         text += f", firmware {session.fw_before} → {session.fw_after} verified"
     return True, text + outlet
