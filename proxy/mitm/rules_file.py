@@ -7,17 +7,19 @@ the switch and the counts of every rule whose text did not change), a broken one
 the rules in use and says why, once per edit. The owner decides where that is said (a
 line on stderr, a status message in the TUI, mitmproxy's log).
 
-No mitmproxy import here: ``run`` and the mitmproxy addon share it.
+``run`` and the mitmproxy addon share it; mitmproxy is imported only where the option
+needs it, so ``run --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from proxy.core.rules import Rule, RuleError, RuleSet, combine, load_rules
 
@@ -25,6 +27,8 @@ Signature = tuple[int, int, int]
 OutcomeKind = Literal["reloaded", "kept"]
 
 POLL_SECONDS: Final = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 def file_signature(path: Path) -> Signature | None:
@@ -170,3 +174,85 @@ def _without_where(exc: RuleError, path: Path) -> str:
         exc_where = where or None
     copy = RuleError(exc.message, exc.column, text=exc.text, where=exc_where, hint=exc.hint)
     return str(copy)
+
+
+OPTION: Final = "invis_rules"
+
+
+class RulesOption:
+    """The mitmproxy option ``invis_rules=FILE``: load the file's rules, then watch it.
+
+    A file that cannot be used is refused with the rule's column: at startup as an error
+    in mitmproxy's log, which makes mitmdump exit (an exception there would be printed
+    with a traceback, as a bug in the script); once running (``:set`` in the console,
+    mitmweb's options) as mitmproxy's OptionsError, which refuses the setting. A broken
+    edit of the file later is a warning in the log, and the rules in use stay. ``apply``
+    hands a new rule set to the relay. Setting the option back to "" removes the file's
+    rules; while it was never set, rules given another way (``Relay(rules=...)``) stay.
+    """
+
+    def __init__(self, apply: Callable[[RuleSet], None]) -> None:
+        self.apply = apply
+        self.path: Path | None = None
+        self.watcher: RulesFileWatcher | None = None
+        self.is_running = False
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            OPTION,
+            str,
+            "",
+            "A TOML file of invisproxy rules ([[rule]] tables with match and action, e.g. "
+            'match = "cb:21 dir:app", action = "reply puback=0") applied to the '
+            "InvisOutlet traffic; reloaded when it changes.",
+        )
+
+    def configure(self, updated: set[str], value: str) -> None:
+        if OPTION not in updated:
+            return
+        from mitmproxy import exceptions
+
+        if not value:
+            if self.path is not None:
+                self._unwatch()
+                self.path = None
+                self.apply(RuleSet([]))
+            return
+        path = Path(value)
+        signature = file_signature(path)
+        try:
+            rules = RuleSet(load_rules(path))
+        except RuleError as exc:
+            if not self.is_running:
+                logger.error(f"invisproxy: {OPTION}: {exc}")
+                return
+            raise exceptions.OptionsError(f"{OPTION}: {exc}") from None  # type: ignore[no-untyped-call]
+        self._unwatch()
+        self.path = path
+        self.apply(rules)
+        count = len(rules)
+        logger.info(f"invisproxy: {count} rule{'s' if count != 1 else ''} from {path}")
+        self.watcher = RulesFileWatcher(path, rules, signature=signature, say=_log)
+        with contextlib.suppress(RuntimeError):  # no loop yet: running() starts it
+            asyncio.get_running_loop()
+            self.watcher.start()
+
+    def running(self) -> None:
+        self.is_running = True
+        if self.watcher is not None and not self.watcher.running:
+            self.watcher.start()
+
+    def done(self) -> None:
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+
+def _log(outcome: ReloadOutcome) -> None:
+    if outcome.kind == "reloaded":
+        logger.info(f"invisproxy: {outcome.message}")
+    else:
+        logger.warning(f"invisproxy: {outcome.message}")

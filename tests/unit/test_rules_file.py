@@ -124,3 +124,57 @@ def test_the_signature_changes_with_the_content(tmp_path: Path, text: str) -> No
     path.write_text(text)
     assert file_signature(path) != before
     assert file_signature(tmp_path / "missing.toml") is None
+
+
+class _Applied:
+    def __init__(self) -> None:
+        self.sets: list[RuleSet] = []
+
+    def __call__(self, rules: RuleSet) -> None:
+        self.sets.append(rules)
+
+
+async def test_the_mitmproxy_option_refuses_a_bad_file_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mitmproxy.exceptions import OptionsError
+
+    from proxy.mitm.rules_file import OPTION, RulesOption
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rule]]\nmatch = "cb:21"\naction = "explode"\n')
+    applied = _Applied()
+    option = RulesOption(applied)
+    # at startup: an error in the log (mitmdump exits on it), nothing applied
+    with caplog.at_level("ERROR"):
+        option.configure({OPTION}, str(bad))
+    assert applied.sets == []
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        f"invisproxy: invis_rules: {bad}, [[rule]] 1: rule 'cb:21 -> explode': unknown "
+        "action 'explode' at column 10; actions: drop, delay SECONDS, close, "
+        "reply FIELD=VALUE..., set PATH=JSON; then once, times N or after N"
+    )
+    # once running: mitmproxy's OptionsError, which refuses the setting
+    option.running()
+    with pytest.raises(OptionsError, match="unknown action 'explode' at column 10"):
+        option.configure({OPTION}, str(bad))
+    good = tmp_path / "good.toml"
+    good.write_text(ONE)
+    option.configure({OPTION}, str(good))
+    assert [len(s) for s in applied.sets] == [1]
+    assert option.watcher is not None and option.watcher.running
+    option.configure({OPTION}, "")  # unset: the file's rules go, the watcher stops
+    assert [len(s) for s in applied.sets] == [1, 0] and option.watcher is None
+    option.done()
+
+
+def test_an_option_never_set_leaves_other_rules_alone() -> None:
+    from proxy.mitm.rules_file import OPTION, RulesOption
+
+    applied = _Applied()
+    option = RulesOption(applied)
+    option.configure({OPTION, "invis_capture"}, "")
+    option.configure({"invis_capture"}, "")
+    assert applied.sets == []
