@@ -164,9 +164,11 @@ async def test_the_mitmproxy_option_refuses_a_bad_file_without_a_traceback(
     good.write_text(ONE)
     option.configure({OPTION}, str(good))
     assert [len(s) for s in applied.sets] == [1]
-    assert option.watcher is not None and option.watcher.running
+    watcher = option.watcher
+    assert watcher is not None and watcher.running
     option.configure({OPTION}, "")  # unset: the file's rules go, the watcher stops
     assert [len(s) for s in applied.sets] == [1, 0] and option.watcher is None
+    assert not watcher.running
     option.done()
 
 
