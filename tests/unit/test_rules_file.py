@@ -165,10 +165,11 @@ async def test_the_mitmproxy_option_refuses_a_bad_file_without_a_traceback(
     option.configure({OPTION}, str(good))
     assert [len(s) for s in applied.sets] == [1]
     watcher = option.watcher
-    assert watcher is not None and watcher.running
+    assert watcher is not None
+    was_running = watcher.running
     option.configure({OPTION}, "")  # unset: the file's rules go, the watcher stops
     assert [len(s) for s in applied.sets] == [1, 0] and option.watcher is None
-    assert not watcher.running
+    assert was_running and not watcher.running
     option.done()
 
 
