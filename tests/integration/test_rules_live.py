@@ -350,3 +350,43 @@ async def test_run_applies_command_line_and_file_rules_and_lists_their_counts(
     events = list(read_capture(capture).events)
     marks = [e.intervention.action for e in events if isinstance(e, Data) and e.intervention]
     assert marks.count("set") == 1 and marks.count("drop") == 14
+
+
+async def test_run_reloads_the_rules_file_and_keeps_the_rules_on_a_broken_edit(
+    tmp_path: Path,
+) -> None:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text('[[rule]]\nmatch = "cb:21 dir:app"\naction = "reply puback=0"\n')
+    async with OutletSimulator(_config("B")) as sim:
+        run = await RunProcess.start(
+            tmp_path, sim.tcp_port, "--no-record", "--rules", str(rules_file)
+        )
+        try:
+            host, port = await run.ready()
+            assert (
+                f"invisproxy run: watching {rules_file}: edits take effect when saved" in run.stderr
+            )
+            rules_file.write_text('[[rule]]\nmatch = "cb:21 dir:app"\naction = "reply puback"\n')
+            while "not reloaded" not in (line := await run.line()):
+                pass
+            assert line == (
+                f"invisproxy run: warning: rules file {rules_file} not reloaded: [[rule]] 1: "
+                "rule 'cb:21 dir:app -> reply puback': reply needs FIELD=VALUE... "
+                "(reply puback=0) at column 24; still using the 1 rule in use"
+            )
+            # the rule in use still acts
+            refused = await ScriptedApp(host, tcp_port=port, timeout=30.0, seed=1).run()
+            rules_file.write_text("")
+            while "reloaded:" not in (line := await run.line()):
+                pass
+            assert line == (
+                f"invisproxy run: rules file {rules_file} reloaded: 0 rules from it, 0 in all"
+            )
+            updated = await ScriptedApp(host, tcp_port=port, timeout=30.0, seed=2).run()
+        finally:
+            if run.proc.returncode is None:
+                run.proc.send_signal(signal.SIGINT)
+            code = await run.finish()
+    assert code == 0, run.stderr
+    assert refused.outcome == "refused", refused.reason
+    assert updated.outcome == "succeeded", updated.reason
