@@ -216,16 +216,14 @@ def verdict(analysis: Analysis, result: AppResult) -> tuple[bool, str]:
     ``app_outcome`` when there is one, and the verdict says both truths.
     """
     expected = {"timeout": ("stalled",)}.get(result.outcome, (result.outcome,))
-    view = getattr(analysis, "app_view", None)
-    if callable(view):
-        view()  # sets each intervened session's app_outcome
+    analysis.app_view()  # sets each intervened session's app_outcome
     sessions = analysis.sessions
     if len(sessions) != 1:
         return False, f"expected one OTA session in the analysis, found {len(sessions)}"
     session = sessions[0]
     if session.request is None:
         return False, "the analysis did not link the update to its cb21 request"
-    app_outcome: str | None = getattr(session, "app_outcome", None)
+    app_outcome = session.app_outcome
     seen = app_outcome or session.outcome
     outlet = _outlet_truth(analysis, session.request, session.outcome, app_outcome)
     if seen not in expected:
@@ -250,7 +248,7 @@ _SAW: Final = {"refused": "a refusal", "failed": "a failure", "succeeded": "a su
 def _outlet_truth(analysis: Analysis, request: int, outcome: str, app_outcome: str | None) -> str:
     """What the outlet did, when a rule made the app see something else."""
     message = analysis.messages[request]
-    mark = getattr(message, "intervention", None)
+    mark = message.intervention
     if mark is not None and mark.action in ("reply", "drop", "close"):
         by = f" ({mark.rule})" if mark.rule else ""
         return f"; the outlet never saw the request: the proxy {_DID[mark.action]} it{by}"

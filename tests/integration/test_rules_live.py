@@ -19,7 +19,6 @@ import pytest
 
 from proxy.cli.main import main
 from proxy.core.events import Data, Event
-from proxy.core.model import OtaSession
 from proxy.core.rules import RuleSet, combine
 from proxy.mitm.live import LiveProxy
 from proxy.sim.outlet import OutletSimulator, SimConfig
@@ -29,10 +28,6 @@ from proxy.store.capture import read_capture
 from tests.integration.test_relay_faults import RunProcess
 
 FW = Firmware()
-HAS_APP_OUTCOME = hasattr(OtaSession, "app_outcome")
-needs_app_outcome = pytest.mark.skipif(
-    not HAS_APP_OUTCOME, reason="the analysis has no app_outcome on this branch yet"
-)
 
 REFUSE = "cb:21 dir:app -> reply puback=0"
 LOSE_SYNC = "cb:21 dir:outlet -> drop"
@@ -169,7 +164,6 @@ async def test_reply_puback_0_refuses_the_update_before_it_reaches_the_outlet(
     assert request["intervention"]["rule"] == REFUSE
 
 
-@needs_app_outcome
 async def test_the_analysis_says_the_app_saw_a_refusal_the_proxy_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -238,7 +232,6 @@ async def test_set_turns_the_final_success_into_a_failure_for_the_app(
     assert message["intervention"]["action"] == "set" and message["callback"] == 23
 
 
-@needs_app_outcome
 async def test_the_analysis_keeps_both_truths_of_a_success_turned_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
