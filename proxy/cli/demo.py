@@ -14,18 +14,29 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
-from proxy.cli.options import NON_NEGATIVE, Choices, InvisCommand, Recording, recording_options
+from proxy.cli.options import (
+    NON_NEGATIVE,
+    Choices,
+    InvisCommand,
+    Recording,
+    RuleOptions,
+    describe_rules,
+    recording_options,
+    rule_options,
+)
 from proxy.cli.sim import FAULT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from proxy.core.analysis import Analysis
+    from proxy.core.rules import RuleSet
     from proxy.mitm.live import LiveProxy
+    from proxy.mitm.rules_file import ReloadOutcome
     from proxy.sim.outlet import Fault, OutletSimulator
     from proxy.sim.scripted_app import AppResult
 
@@ -42,6 +53,7 @@ class DemoOptions:
     fault: Fault | None
     recording: Recording
     seed: int | None
+    rules: RuleOptions
 
 
 @click.command(
@@ -60,7 +72,10 @@ class DemoOptions:
         "revB (default) speaks raw TCP and restarts as soon as it gets cb21, answering "
         "on the next connection; revA speaks WebSocket and acknowledges first. Both "
         "reboot after a successful update. The demo records to captures/ unless "
-        "--no-record, so you can 'invisproxy view' it afterwards."
+        "--no-record, so you can 'invisproxy view' it afterwards. With --rule or "
+        "--rules the proxy makes the outlet misbehave as the rules say (e.g. --rule "
+        "'cb:21 dir:app -> reply puback=0' refuses the update before it reaches the "
+        "outlet), and --headless checks that the analysis tells what the app saw."
     ),
 )
 @click.option("--rev", type=Choices(("A", "B")), default="B", help="outlet revision (default B)")
@@ -85,6 +100,7 @@ class DemoOptions:
 @click.option(
     "--seed", type=int, default=None, metavar="N", help="seed for the simulator's TCP quirks"
 )
+@rule_options
 def command(
     rev: Revision,
     target: Target,
@@ -93,8 +109,9 @@ def command(
     fault: Fault | None,
     recording: Recording,
     seed: int | None,
+    rules: RuleOptions,
 ) -> int:
-    return run(DemoOptions(rev, target, headless, ota_seconds, fault, recording, seed))
+    return run(DemoOptions(rev, target, headless, ota_seconds, fault, recording, seed, rules))
 
 
 def register(group: click.Group) -> None:
@@ -111,6 +128,10 @@ def _say(text: str) -> None:
     print(f"invisproxy demo: {text}", file=sys.stderr, flush=True)
 
 
+def _say_reload(outcome: ReloadOutcome) -> None:
+    _say(("" if outcome.kind == "reloaded" else "warning: ") + outcome.message)
+
+
 def _stall_window(args: DemoOptions) -> float:
     """Short enough for a stall fault to show within the demo, long enough otherwise."""
     if args.fault is not None and args.fault.kind == "stall-at":
@@ -122,6 +143,7 @@ async def _start(
     args: DemoOptions,
     consumer: Callable[[Any], object],
     after: Callable[[Any], object] | None = None,
+    rules: RuleSet | None = None,
 ) -> tuple[OutletSimulator, LiveProxy]:
     from proxy.mitm.live import LiveProxy, default_capture_path
     from proxy.sim.outlet import OutletSimulator, SimConfig
@@ -152,6 +174,7 @@ async def _start(
         record=record,
         make_folder=recording.file is None,
         meta={"source": "invisproxy demo", "revision": args.rev, "target": args.target},
+        rules=rules,
     )
     try:
         await live.start()
@@ -186,25 +209,55 @@ def _app(args: DemoOptions, live: LiveProxy, on_line: Callable[[str], None]) -> 
 
 
 def verdict(analysis: Analysis, result: AppResult) -> tuple[bool, str]:
-    """Whether the analysis tells the story the app lived through."""
+    """Whether the analysis tells the story the app lived through.
+
+    Under rules the app may see something other than what the outlet did (a refusal the
+    proxy made, a success turned into a failure): the app is compared with the analysis'
+    ``app_outcome`` when there is one, and the verdict says both truths.
+    """
     expected = {"timeout": ("stalled",)}.get(result.outcome, (result.outcome,))
+    analysis.app_view()  # sets each intervened session's app_outcome
     sessions = analysis.sessions
     if len(sessions) != 1:
         return False, f"expected one OTA session in the analysis, found {len(sessions)}"
     session = sessions[0]
     if session.request is None:
         return False, "the analysis did not link the update to its cb21 request"
-    if session.outcome not in expected:
-        return False, (f"the app saw '{result.outcome}' but the analysis says '{session.outcome}'")
-    if session.outcome == "succeeded" and session.verified is not True:
+    app_outcome = session.app_outcome
+    seen = app_outcome or session.outcome
+    outlet = _outlet_truth(analysis, session.request, session.outcome, app_outcome)
+    if seen not in expected:
+        says = f"the app saw '{seen}'" if app_outcome else f"'{seen}'"
+        return False, f"the app saw '{result.outcome}' but the analysis says {says}{outlet}"
+    if seen == "succeeded" and session.verified is not True:
         return False, (
             f"the update succeeded but the analysis could not verify the firmware "
             f"(expected {session.fw_expected}, after {session.fw_after})"
         )
-    text = f"the analysis agrees with the app: {session.outcome}"
-    if session.outcome == "succeeded":
+    text = f"the analysis agrees with the app: {seen}"
+    if app_outcome is not None:
+        text += f" (the app saw {_SAW.get(seen, seen)})"
+    if seen == "succeeded":
         text += f", firmware {session.fw_before} → {session.fw_after} verified"
-    return True, text
+    return True, text + outlet
+
+
+_SAW: Final = {"refused": "a refusal", "failed": "a failure", "succeeded": "a success"}
+
+
+def _outlet_truth(analysis: Analysis, request: int, outcome: str, app_outcome: str | None) -> str:
+    """What the outlet did, when a rule made the app see something else."""
+    message = analysis.messages[request]
+    mark = message.intervention
+    if mark is not None and mark.action in ("reply", "drop", "close"):
+        by = f" ({mark.rule})" if mark.rule else ""
+        return f"; the outlet never saw the request: the proxy {_DID[mark.action]} it{by}"
+    if app_outcome is not None and app_outcome != outcome:
+        return f"; the outlet itself says '{outcome}'"
+    return ""
+
+
+_DID: Final = {"reply": "answered", "drop": "dropped", "close": "closed the connection on"}
 
 
 async def _demo_headless(args: DemoOptions) -> int:
@@ -214,12 +267,18 @@ async def _demo_headless(args: DemoOptions) -> int:
 
     analysis = Analysis(stall_window=_stall_window(args))
     printer = HeadlessPrinter(analysis)
-    sim, live = await _start(args, analysis.feed, printer)
-    for line in live.describe():
+    rules = args.rules.ruleset()
+    sim, live = await _start(args, analysis.feed, printer, rules)
+    for line in live.describe() + describe_rules(rules):
         _say(line)
+    watcher = args.rules.watcher(rules, _say_reload) if rules is not None else None
+    if watcher is not None:
+        watcher.start()
     try:
         result = await _app(args, live, lambda line: _say(f"app: {line}")).run()
     finally:
+        if watcher is not None:
+            await watcher.stop()
         where = await live.stop()
         await sim.stop()
     analysis.advance(time.time())
@@ -228,6 +287,8 @@ async def _demo_headless(args: DemoOptions) -> int:
     print()
     print("\n".join(report.summary(analysis)), flush=True)
     _say(f"app: {result.outcome}: {result.reason}")
+    for line in describe_rules(rules):
+        _say(line)
     if where:
         _say(where)
     ok, why = verdict(analysis, result)
@@ -249,7 +310,8 @@ async def _demo_tui(args: DemoOptions) -> int:
         check.feed(event)
         source.push(event)
 
-    sim, live = await _start(args, consume)
+    rules = args.rules.ruleset()
+    sim, live = await _start(args, consume, rules=rules)
     source.control = live.relay  # intercept, inject and the rules screen act on it
     app = InvisApp(source, title=f"demo · rev{args.rev} · {args.target} update",
                    stall_window=_stall_window(args))  # fmt: skip
@@ -273,10 +335,23 @@ async def _demo_tui(args: DemoOptions) -> int:
             timeout=30,
         )
 
+    def say(outcome: ReloadOutcome) -> None:  # a status message; stderr is hidden
+        app.notify(
+            outcome.message,
+            title="Rules",
+            severity="information" if outcome.kind == "reloaded" else "warning",
+            timeout=10,
+        )
+
+    watcher = args.rules.watcher(rules, say) if rules is not None else None
+    if watcher is not None:
+        watcher.start()
     task = asyncio.get_running_loop().create_task(script())
     try:
         await app.run_async()
     finally:
+        if watcher is not None:
+            await watcher.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task  # an error in the script surfaces here, not silently

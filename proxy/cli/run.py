@@ -18,11 +18,14 @@ from proxy.cli.options import (
     Listener,
     Outlet,
     Recording,
+    RuleOptions,
     Windows,
     analysis_options,
+    describe_rules,
     listener_options,
     outlet_options,
     recording_options,
+    rule_options,
 )
 from proxy.core.errors import UserError
 from proxy.net.listen import listen_warning
@@ -32,7 +35,9 @@ if TYPE_CHECKING:
 
     from proxy.core.analysis import Analysis
     from proxy.core.events import Event
+    from proxy.core.rules import RuleSet
     from proxy.mitm.live import HeadlessPrinter, LiveProxy
+    from proxy.mitm.rules_file import ReloadOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class RunOptions:
     recording: Recording
     windows: Windows
     headless: bool
+    rules: RuleOptions
 
 
 @click.command(
@@ -68,10 +74,16 @@ class RunOptions:
     help="print one line per decoded message, with its links, instead of the TUI",
 )  # fmt: skip
 @analysis_options
+@rule_options
 def command(
-    outlet: Outlet, listener: Listener, recording: Recording, windows: Windows, headless: bool
+    outlet: Outlet,
+    listener: Listener,
+    recording: Recording,
+    windows: Windows,
+    headless: bool,
+    rules: RuleOptions,
 ) -> int:
-    return run(RunOptions(outlet, listener, recording, windows, headless))
+    return run(RunOptions(outlet, listener, recording, windows, headless, rules))
 
 
 def register(group: click.Group) -> None:
@@ -103,6 +115,7 @@ def _live_proxy(
     args: RunOptions,
     consumer: Callable[[Event], object],
     after: Callable[[Event], object] | None = None,
+    rules: RuleSet | None = None,
 ) -> LiveProxy:
     from proxy.mitm.live import LiveProxy, default_capture_path
 
@@ -120,6 +133,7 @@ def _live_proxy(
         record=record,
         make_folder=recording.file is None,
         meta={"source": "invisproxy run"},
+        rules=rules,
     )
 
 
@@ -134,14 +148,18 @@ async def _serve_headless(args: RunOptions, warning: str | None) -> int:
     logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
     # the capture is the record: the printed log forgets what it showed (flat memory)
     windows = args.windows
+    rules = args.rules.ruleset()
     analysis = BoundedAnalysis(
-        stall_window=windows.stall_window, reply_timeout=windows.reply_timeout
+        stall_window=windows.stall_window,
+        reply_timeout=windows.reply_timeout,
+        watch_app=rules is not None,  # what the app saw, from before the first rule acts
     )
     printer = HeadlessPrinter(analysis)
-    live = _live_proxy(args, analysis.feed, printer)
+    live = _live_proxy(args, analysis.feed, printer, rules)
     await live.start()
     if warning:
         _say(f"warning: {warning}")
+    watcher = args.rules.watcher(rules, _say_reload) if rules is not None else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -149,22 +167,33 @@ async def _serve_headless(args: RunOptions, warning: str | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     ticker = asyncio.create_task(_tick(analysis, printer))
     try:
-        for line in live.describe():
+        for line in live.describe() + describe_rules(rules):
             _say(line)
+        if watcher is not None:
+            watcher.start()
+            _say(f"watching {watcher.path}: edits take effect when saved")
         _say("press Ctrl-C to stop")
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         ticker.cancel()
+        if watcher is not None:
+            await watcher.stop()
         where = await live.stop()
         analysis.advance(time.time())
         analysis.finish()
         printer.flush()
         print("\n".join(report.summary(analysis)), flush=True)
+        for line in describe_rules(rules):
+            _say(line)
         if where:
             _say(where)
     return 0
+
+
+def _say_reload(outcome: ReloadOutcome) -> None:
+    _say(("" if outcome.kind == "reloaded" else "warning: ") + outcome.message)
 
 
 async def _serve_tui(args: RunOptions, warning: str | None) -> int:
@@ -175,7 +204,8 @@ async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     # mitmproxy logs must not scribble over the screen
     logging.getLogger("mitmproxy").setLevel(logging.CRITICAL)
     source = LiveSource(f"live: outlet {args.outlet.host}")
-    live = _live_proxy(args, source.push)
+    rules = args.rules.ruleset()
+    live = _live_proxy(args, source.push, rules=rules)
     await live.start()
     source.control = live.relay  # intercept, inject and the rules screen act on it
     if warning:  # on stderr, so it is still there when the TUI's screen goes away
@@ -185,9 +215,23 @@ async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     windows = args.windows
     analysis = Analysis(stall_window=windows.stall_window, reply_timeout=windows.reply_timeout)
     app = InvisApp(source, title=" · ".join(live.describe()), analysis=analysis)
+
+    def say(outcome: ReloadOutcome) -> None:  # a status message; stderr is hidden
+        app.notify(
+            outcome.message,
+            title="Rules",
+            severity="information" if outcome.kind == "reloaded" else "warning",
+            timeout=10,
+        )
+
+    watcher = args.rules.watcher(rules, say) if rules is not None else None
+    if watcher is not None:
+        watcher.start()
     try:
         await app.run_async()
     finally:
+        if watcher is not None:
+            await watcher.stop()
         where = await live.stop()
     if where:
         _say(where)

@@ -38,6 +38,8 @@ from proxy.core.rules import RuleSet
 from proxy.mitm.contentview import InvisContentview, describe_chunk
 from proxy.mitm.intervene import Interventions
 from proxy.mitm.recorder import CaptureRecorder
+from proxy.mitm.rules_file import OPTION as RULES_OPTION
+from proxy.mitm.rules_file import RulesOption
 from proxy.mitm.sinks import DEFER_MAX, DEFER_QUIET, DRAIN_SLICE, Sink, SinkBus
 from proxy.mitm.takeover import FIRST_CLOSE, LayerTakeover
 from proxy.mitm.wire import MitmWire, Released
@@ -155,6 +157,7 @@ class InvisAddon(SinkBus):
         super().__init__(sinks, deferred_sinks)
         self.interventions = Interventions(MitmWire(self), rules)
         """Rules, the intercept filter and held messages (:mod:`proxy.mitm.intervene`)."""
+        self._rules_option = RulesOption(self.interventions.set_rules)
         self.direct = direct
         self.takeover = takeover if takeover is not None else LayerTakeover()
         self.ws_path = ws_path
@@ -198,6 +201,7 @@ class InvisAddon(SinkBus):
             "/ws",
             "Request path of the InvisOutlet WebSocket; other WebSockets are not recorded.",
         )
+        self._rules_option.load(loader)
         contentviews.add(self._contentview)
         self.takeover.applies()  # says at startup if it will not
 
@@ -205,8 +209,14 @@ class InvisAddon(SinkBus):
         if "invis_ws_path" in updated:
             self.ws_path = ctx.options.invis_ws_path
         self._recorder.configure(updated)
+        if RULES_OPTION in updated:
+            self._rules_option.configure(updated, ctx.options.invis_rules)
+
+    def running(self) -> None:
+        self._rules_option.running()
 
     def done(self) -> None:
+        self._rules_option.done()
         self._close_remaining()
         self.flush()
         self._recorder.close()

@@ -280,8 +280,8 @@ class ScriptedApp:
 
     def _on_ack(self, puback: Any) -> None:
         self._last_activity = self._now()
-        if puback == 0:
-            self._finish("refused", "the outlet answered cb21 with PUBACK 0")
+        if puback == 0:  # from the outlet, as far as the app can tell (a proxy may answer)
+            self._finish("refused", "cb21 was answered with PUBACK 0")
         else:
             self._say(f"OTA acknowledged (PUBACK {puback})")
 
@@ -314,6 +314,9 @@ class ScriptedApp:
             self._say("WWW partition done; main firmware next")
         elif device == main:
             self._success_conn = conn
+            last = [p for d, p in self.result.progress if d == device]
+            if last and last[-1] < 100:
+                self._say(f"the result came with progress last seen at {last[-1]}%")
             self._say("update succeeded; waiting for the device to come back")
 
     def _on_device_info(self, info: dict[str, Any], conn: int) -> None:
@@ -334,11 +337,14 @@ class ScriptedApp:
             self._verified(fw)
         elif (
             self._success_conn is None
-            and self._progress_seen
             and fw != self.result.fw_before
             and fw == self.result.fw_expected
         ):
-            # The result push was lost while disconnected; the running firmware tells.
+            # The result (and maybe every progress push) never reached the app: lost while
+            # it was disconnected, or held up in a proxy until the outlet rebooted. The
+            # offered firmware now running is the proof a real app relies on.
+            if not self._progress_seen:
+                self._say("no progress or result arrived, but the device runs the new firmware")
             self._verified(fw)
 
     def _verified(self, fw: str) -> None:
