@@ -376,6 +376,19 @@ class InvisAddon(SinkBus):
             return b""
         return self.interventions.flush(state.conn, side)
 
+    def websocket_closing(self, flow: http.HTTPFlow) -> list[tuple[bool, bytes, bool]]:
+        """The takeover's WebSocket layer asks before the close frames go out."""
+        if not self.interventions.engaged:
+            return []
+        state = self._clients.get(flow.client_conn.id)
+        if state is None or state.conn is None:
+            return []
+        owed: list[tuple[bool, bytes, bool]] = []
+        for side in ("outlet", "app"):
+            for data, text in self.interventions.flush_units(state.conn, side):
+                owed.append((side == "outlet", data, text))
+        return owed
+
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         by: Closer | None = flow.metadata.get(FIRST_CLOSE)
         self._close(self._state(flow.client_conn), by)

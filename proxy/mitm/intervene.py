@@ -386,10 +386,15 @@ class Interventions:
     # ------------------------------------------------------------------ ends
 
     def flush(self, conn: str, side: Side) -> bytes:
+        """The sender closed its side (TCP): the bytes still owed to the other side."""
+        return b"".join(data for data, _ in self.flush_units(conn, side))
+
+    def flush_units(self, conn: str, side: Side) -> list[tuple[bytes, bool]]:
         """The sender closed its side: what its gate still had, and what waited there,
-        goes out now (before the close is passed on). Returns the bytes to send."""
+        goes out now (before the close is passed on), unit by unit with its text flag
+        (a WebSocket sends each as a message of its own)."""
         key = (conn, side)
-        out: list[bytes] = []
+        out: list[tuple[bytes, bool]] = []
         gate = self._gates.get(key)
         if gate is not None:
             tail = gate.flush(self.wire.now())
@@ -398,7 +403,7 @@ class Interventions:
                 if queue:
                     self._enqueue(d, self.wire.now())
                 elif d.out:
-                    out.append(d.out)
+                    out.append((d.out, d.text))
                     self.wire.emit(d.record(self.wire.now()))
                 else:
                     self.wire.emit(d.record(self.wire.now()))
@@ -412,19 +417,19 @@ class Interventions:
             data = held.released if held.released is not None else d.out
             made = self._made.pop(held.id, None)
             if made is not None:
-                out.append(data)
+                out.append((data, made.text))
                 self.wire.emit(made)
                 continue
             if d.kind == "drop":
                 self.wire.emit(d.record(now))
                 continue
             d.why = "sent early: the sender closed its side"
-            out.append(data)
+            out.append((data, d.text))
             edited = held.released if held.released not in (None, d.out) else None
             self.wire.emit(d.record(now, round(now - held.since, 6), edited))
         if queue:
             self._changed()
-        return b"".join(out)
+        return out
 
     def closed(self, conn: str) -> None:
         """The connection is gone: what still waits on it was never forwarded."""

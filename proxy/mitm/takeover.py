@@ -26,7 +26,7 @@ from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import TCPLayer, WebsocketLayer
 from mitmproxy.proxy.layers.modes import ReverseProxy
 from mitmproxy.proxy.layers.tcp import TcpMessageHook
-from mitmproxy.proxy.layers.websocket import WebsocketMessageHook
+from mitmproxy.proxy.layers.websocket import Fragmentizer, WebsocketMessageHook
 from mitmproxy.version import VERSION
 
 from proxy.core.events import Side
@@ -52,6 +52,10 @@ class MessageHandler(Protocol):
 
     def end_of_stream(self, flow: tcp.TCPFlow, side: Side) -> bytes:
         """``side`` closed its sending half: bytes still owed to the other side."""
+        ...
+
+    def websocket_closing(self, flow: http.HTTPFlow) -> list[tuple[bool, bytes, bool]]:
+        """A WebSocket closes: messages still owed, as (to the app, data, text)."""
         ...
 
 
@@ -198,11 +202,28 @@ class _InvisWebsocketLayer(WebsocketLayer):
 
     def relay_messages(self, event: mevents.Event) -> mlayer.CommandGenerator[None]:
         flow = self.flow
-        yield from _without_hook(
+        ws = flow.websocket
+        closing = ws is not None and ws.timestamp_end is not None
+        commands = _without_hook(
             super().relay_messages(event),
             WebsocketMessageHook,
             lambda: self.addon.websocket_message(flow),
         )
+        reply: Any = None
+        while True:
+            try:
+                command = commands.send(reply)
+            except StopIteration:
+                return
+            if not closing and ws is not None and ws.timestamp_end is not None:
+                # The close began (mitmproxy sets timestamp_end, then sends the close
+                # frames): messages a gated direction still owes go out first.
+                closing = True
+                for to_app, data, text in self.addon.websocket_closing(flow):
+                    conn = self.client_ws if to_app else self.server_ws
+                    for message in Fragmentizer([], text)(data):
+                        yield conn.send2(message)
+            reply = yield command
 
 
 def close_connection(flow: tcp.TCPFlow | http.HTTPFlow) -> None:

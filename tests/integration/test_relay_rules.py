@@ -413,3 +413,28 @@ def test_property_a_gated_direction_forwards_what_it_received_when_no_rule_acts(
             await server.stop()
 
     asyncio.run(scenario())
+
+
+async def test_websocket_messages_still_delayed_go_out_before_the_outlets_close(
+    make_relay: RelayFactory,
+) -> None:
+    async def outlet(ws: Any) -> None:
+        async for _ in ws:
+            await ws.send(push(1, 22, [1, 90]).decode())
+            await ws.close()  # the reboot: the delayed progress is still owed to the app
+
+    log = EventLog()
+    async with websockets.serve(outlet, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        relay = await make_relay(outlet_ws_port=port, sinks=[log], rules=rules("cb:22 -> delay 30"))
+        assert relay.ws_address is not None
+        host, ws_port = relay.ws_address
+        async with websockets.connect(f"ws://{host}:{ws_port}/ws") as ws:
+            await ws.send(request(1, 20).decode())
+            got = await asyncio.wait_for(ws.recv(), WAIT)  # long before the 30 s
+            assert json.loads(got)["payload"]["callbackArgs"] == [1, 90]
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), WAIT)
+    (sent,) = [e for e in log.events if isinstance(e, Data) and e.intervention]
+    assert sent.intervention is not None and sent.intervention.action == "delay"
+    assert sent.intervention.why == "sent early: the sender closed its side"
