@@ -25,6 +25,7 @@ from proxy.cli.options import (
     Recording,
     RuleOptions,
     describe_rules,
+    notify_reloads,
     recording_options,
     rule_options,
 )
@@ -335,15 +336,7 @@ async def _demo_tui(args: DemoOptions) -> int:
             timeout=30,
         )
 
-    def say(outcome: ReloadOutcome) -> None:  # a status message; stderr is hidden
-        app.notify(
-            outcome.message,
-            title="Rules",
-            severity="information" if outcome.kind == "reloaded" else "warning",
-            timeout=10,
-        )
-
-    watcher = args.rules.watcher(rules, say) if rules is not None else None
+    watcher = args.rules.watcher(rules, notify_reloads(app)) if rules is not None else None
     if watcher is not None:
         watcher.start()
     task = asyncio.get_running_loop().create_task(script())

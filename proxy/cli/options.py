@@ -510,6 +510,20 @@ class RuleOptions:
         )
 
 
+def notify_reloads(app: Any) -> Callable[[ReloadOutcome], None]:
+    """Where a rules file reload is told in the TUI: a notification (stderr is hidden)."""
+
+    def say(outcome: ReloadOutcome) -> None:
+        app.notify(
+            outcome.message,
+            title="Rules",
+            severity="information" if outcome.kind == "reloaded" else "warning",
+            timeout=10,
+        )
+
+    return say
+
+
 def describe_rules(rules: RuleSet | None) -> list[str]:
     """One line per rule, with how often it matched and acted, for the headless output."""
     if rules is None:

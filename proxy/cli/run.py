@@ -23,6 +23,7 @@ from proxy.cli.options import (
     analysis_options,
     describe_rules,
     listener_options,
+    notify_reloads,
     outlet_options,
     recording_options,
     rule_options,
@@ -216,15 +217,7 @@ async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     analysis = Analysis(stall_window=windows.stall_window, reply_timeout=windows.reply_timeout)
     app = InvisApp(source, title=" · ".join(live.describe()), analysis=analysis)
 
-    def say(outcome: ReloadOutcome) -> None:  # a status message; stderr is hidden
-        app.notify(
-            outcome.message,
-            title="Rules",
-            severity="information" if outcome.kind == "reloaded" else "warning",
-            timeout=10,
-        )
-
-    watcher = args.rules.watcher(rules, say) if rules is not None else None
+    watcher = args.rules.watcher(rules, notify_reloads(app)) if rules is not None else None
     if watcher is not None:
         watcher.start()
     try:

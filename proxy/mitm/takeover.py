@@ -14,14 +14,14 @@ of a TCP flow is attributed, and raw TCP is never sniffed for TLS.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from mitmproxy import ctx, http, tcp
 from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import events as mevents
 from mitmproxy.proxy import layer as mlayer
-from mitmproxy.proxy.commands import SendData, StartHook
+from mitmproxy.proxy.commands import Command, SendData, StartHook
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import TCPLayer, WebsocketLayer
 from mitmproxy.proxy.layers.modes import ReverseProxy
@@ -132,13 +132,17 @@ class LayerTakeover:
 
 
 def _without_hook(
-    commands: mlayer.CommandGenerator[None], hook: type[StartHook], handle: Callable[[], None]
+    commands: mlayer.CommandGenerator[None],
+    hook: type[StartHook],
+    handle: Callable[[], None],
+    before: Callable[[], Iterable[Command]] | None = None,
 ) -> mlayer.CommandGenerator[None]:
     """``commands`` with every ``hook`` command handled here, synchronously.
 
     A message hook is blocking: mitmproxy forwards the message only after a task has
     run the hook through every addon and resumed the layer on a later loop iteration.
     Calling the addon in place forwards the message in the same step it arrived.
+    ``before`` may put commands of its own ahead of each one passed on.
     """
     reply: Any = None
     while True:
@@ -149,8 +153,10 @@ def _without_hook(
         if type(command) is hook:
             handle()
             reply = None
-        else:
-            reply = yield command
+            continue
+        if before is not None:
+            yield from before()
+        reply = yield command
 
 
 class _InvisTCPLayer(TCPLayer):
@@ -204,26 +210,25 @@ class _InvisWebsocketLayer(WebsocketLayer):
         flow = self.flow
         ws = flow.websocket
         closing = ws is not None and ws.timestamp_end is not None
-        commands = _without_hook(
+
+        def owed() -> Iterable[Command]:
+            # The close began (mitmproxy sets timestamp_end, then sends the close
+            # frames): messages a gated direction still owes go out first.
+            nonlocal closing
+            if closing or ws is None or ws.timestamp_end is None:
+                return
+            closing = True
+            for to_app, data, text in self.addon.websocket_closing(flow):
+                conn = self.client_ws if to_app else self.server_ws
+                for message in Fragmentizer([], text)(data):
+                    yield conn.send2(message)
+
+        yield from _without_hook(
             super().relay_messages(event),
             WebsocketMessageHook,
             lambda: self.addon.websocket_message(flow),
+            owed,
         )
-        reply: Any = None
-        while True:
-            try:
-                command = commands.send(reply)
-            except StopIteration:
-                return
-            if not closing and ws is not None and ws.timestamp_end is not None:
-                # The close began (mitmproxy sets timestamp_end, then sends the close
-                # frames): messages a gated direction still owes go out first.
-                closing = True
-                for to_app, data, text in self.addon.websocket_closing(flow):
-                    conn = self.client_ws if to_app else self.server_ws
-                    for message in Fragmentizer([], text)(data):
-                        yield conn.send2(message)
-            reply = yield command
 
 
 def close_connection(flow: tcp.TCPFlow | http.HTTPFlow) -> None:

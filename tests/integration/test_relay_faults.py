@@ -268,6 +268,12 @@ class RunProcess:
         self.stderr += rest.decode().splitlines()
         return await asyncio.wait_for(self.proc.wait(), WAIT)
 
+    async def interrupt(self) -> int:
+        """Ctrl-C it (unless it already ended) and wait for its exit status."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGINT)
+        return await self.finish()
+
 
 async def test_sigkill_while_recording_loses_no_written_record(tmp_path: Path) -> None:
     outlet = TcpOutlet(echo)

@@ -9,7 +9,6 @@ capture file; the ``run`` command itself once, as a child process.
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,9 +323,7 @@ async def test_run_applies_command_line_and_file_rules_and_lists_their_counts(
             app = ScriptedApp(host, tcp_port=port, timeout=60.0, poll_interval=0.2, seed=4)
             result = await app.run()
         finally:
-            if run.proc.returncode is None:
-                run.proc.send_signal(signal.SIGINT)
-            code = await run.finish()
+            code = await run.interrupt()
     assert code == 0, run.stderr
     assert result.outcome == "failed", result.reason
     assert max(p for _, p in result.progress) == 30
@@ -377,9 +374,7 @@ async def test_run_reloads_the_rules_file_and_keeps_the_rules_on_a_broken_edit(
             )
             updated = await ScriptedApp(host, tcp_port=port, timeout=30.0, seed=2).run()
         finally:
-            if run.proc.returncode is None:
-                run.proc.send_signal(signal.SIGINT)
-            code = await run.finish()
+            code = await run.interrupt()
     assert code == 0, run.stderr
     assert refused.outcome == "refused", refused.reason
     assert updated.outcome == "succeeded", updated.reason

@@ -59,6 +59,17 @@ async def hold_one(app: InvisApp, pilot: Pilot[None], control: Control, data: by
     await wait_until(pilot, lambda: app.held_panel.display and len(app.held_panel.held) == 1)
 
 
+async def edit_held_cb21(app: InvisApp, pilot: Pilot[None], control: Control) -> EditorScreen:
+    """Hold an app's cb21 and open the editor on it with ``e``."""
+    await intercept(pilot, "cb:21")
+    await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
+    await pilot.press("e")
+    await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
+    editor = app.screen
+    assert isinstance(editor, EditorScreen)
+    return editor
+
+
 async def test_intercept_holds_marks_and_counts_then_a_forwards() -> None:
     async with live_app() as (app, pilot, control):
         await intercept(pilot, "cb:21")
@@ -107,12 +118,7 @@ async def test_forward_all_lets_every_held_message_go_in_order() -> None:
 
 async def test_edit_valid_json_is_forwarded_compactly() -> None:
     async with live_app() as (app, pilot, control):
-        await intercept(pilot, "cb:21")
-        await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
-        await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
-        editor = app.screen
-        assert isinstance(editor, EditorScreen)
+        editor = await edit_held_cb21(app, pilot, control)
         area = editor.query_one(TextArea)
         assert json.loads(area.text) == json.loads(frame(21, 222222, [1, 0]))
         area.text = (
@@ -132,12 +138,7 @@ async def test_edit_valid_json_is_forwarded_compactly() -> None:
 
 async def test_edit_with_invalid_json_cannot_be_sent() -> None:
     async with live_app() as (app, pilot, control):
-        await intercept(pilot, "cb:21")
-        await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
-        await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
-        editor = app.screen
-        assert isinstance(editor, EditorScreen)
+        editor = await edit_held_cb21(app, pilot, control)
         editor.query_one(TextArea).text = '{"packetID": 222222, "payload": '
         await pilot.pause()
         assert editor.problem is not None
