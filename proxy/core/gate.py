@@ -98,6 +98,8 @@ class Decision:
     note: str | None = None
     by: Literal["rule", "user"] = "rule"
     why: str | None = None
+    behind: bool = False
+    """It waited only because a unit before it did (a delay, a hold): marked as delayed."""
 
     def drop_by_user(self) -> None:
         """The user dropped the held unit: nothing goes out."""
@@ -115,6 +117,9 @@ class Decision:
         if edited:
             action = "edit"
         elif self.kind == "forward":
+            if self.behind and not self.hold:
+                why = self.why or "waited behind a message that was delayed or held"
+                return Intervention("delay", self.by, None, held, why)
             if not self.hold:
                 return None  # a rule that could not apply (``note``) changed nothing
             action = "hold"

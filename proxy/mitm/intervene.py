@@ -249,7 +249,11 @@ class Interventions:
     def _enqueue(self, d: Decision, t: float) -> None:
         key = (d.conn, d.side)
         held = Held(next(self._ids), d, t, t + d.seconds)
-        self._queues.setdefault(key, deque()).append(held)
+        queue = self._queues.setdefault(key, deque())
+        if queue and not d.waits:  # it waits only for those before it
+            d.behind = True
+            d.by = "user" if any(h.decision.hold for h in queue) else "rule"
+        queue.append(held)
         if d.seconds > 0:
             self._arm(key)
         if d.hold:

@@ -216,13 +216,19 @@ async def test_a_delay_holds_that_direction_only(make_relay: RelayFactory) -> No
     waited = loop.time() - sent
     assert waited >= 0.5
     assert got == push(1, 22, [1, 10]) + push(2, 9, [1, 1])  # order kept behind it
-    (delayed,) = [e for e in log.events if isinstance(e, Data) and e.intervention]
+    delayed, behind = [e for e in log.events if isinstance(e, Data) and e.intervention]
     asked = next(e for e in log.events if isinstance(e, Data) and b"123456" in e.data)
     # the app's request crossed while the push waited: recorded before its release
     assert log.events.index(asked) < log.events.index(delayed)
     assert delayed.intervention is not None
     assert delayed.intervention.action == "delay"
+    assert delayed.intervention.rule == "cb:22 -> delay 0.5"
     assert delayed.intervention.held is not None and delayed.intervention.held >= 0.5
+    # the cb9 behind it waited as long, and is marked so, with no rule of its own
+    assert behind.data == push(2, 9, [1, 1])
+    assert behind.intervention is not None and behind.intervention.action == "delay"
+    assert behind.intervention.rule is None
+    assert behind.intervention.why == "waited behind a message that was delayed or held"
     writer.close()
 
 
