@@ -405,21 +405,22 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             return
         self.query_bar.open("intercept", self.intervener.intercept_text)
 
-    def _intercept_chosen(self, flt: Filter) -> None:
-        self.intervener.intercept_chosen(flt)
+    def _then_status(self, act: Callable[[], object]) -> None:
+        """Do ``act`` and show its effect on the held count now, not at the next tick."""
+        act()
         self._update_status()
+
+    def _intercept_chosen(self, flt: Filter) -> None:
+        self._then_status(lambda: self.intervener.intercept_chosen(flt))
 
     def action_held_forward(self) -> None:
-        self.intervener.forward()
-        self._update_status()
+        self._then_status(self.intervener.forward)
 
     def action_held_drop(self) -> None:
-        self.intervener.drop()
-        self._update_status()
+        self._then_status(self.intervener.drop)
 
     def action_held_forward_all(self) -> None:
-        self.intervener.forward_all()
-        self._update_status()
+        self._then_status(self.intervener.forward_all)
 
     def action_held_edit(self) -> None:
         self.intervener.edit()

@@ -23,12 +23,9 @@ from proxy.cli.options import (
     Choices,
     InvisCommand,
     Recording,
-    RuleOptions,
-    describe_rules,
-    notify_reloads,
     recording_options,
-    rule_options,
 )
+from proxy.cli.rule_options import RuleOptions, describe_rules, notify_reloads, rule_options
 from proxy.cli.sim import FAULT
 
 if TYPE_CHECKING:

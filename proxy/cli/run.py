@@ -18,16 +18,13 @@ from proxy.cli.options import (
     Listener,
     Outlet,
     Recording,
-    RuleOptions,
     Windows,
     analysis_options,
-    describe_rules,
     listener_options,
-    notify_reloads,
     outlet_options,
     recording_options,
-    rule_options,
 )
+from proxy.cli.rule_options import RuleOptions, describe_rules, notify_reloads, rule_options
 from proxy.core.errors import UserError
 from proxy.net.listen import listen_warning
 
