@@ -31,6 +31,9 @@ DecisionKind = Literal["forward", "drop", "delay", "close", "reply", "set"]
 
 _WS: Final = b" \t\r\n"
 
+MAX_PENDING: Final = 1024
+"""Unanswered requests remembered per connection (oldest forgotten first)."""
+
 INJECTED_REPLY_WHY: Final = "reply to an injected request; the app never asked"
 
 
@@ -49,7 +52,8 @@ class GateContext:
 
     last_sn: Any = None
     swallow_injected_replies: bool = True
-    pending: dict[str, set[Any]] = field(default_factory=dict)
+    pending: dict[str, dict[Any, Message]] = field(default_factory=dict)
+    """Per connection, the app's requests forwarded and not yet answered, by packetID."""
     injected: dict[str, set[Any]] = field(default_factory=dict)
 
     def note_injected(self, conn: str, message: bytes) -> Any:
@@ -105,6 +109,10 @@ class Decision:
         """The user dropped the held unit: nothing goes out."""
         self.kind, self.by, self.out, self.hold = "drop", "user", b"", False
         self.why = "dropped by the user"
+
+    @property
+    def rule_label(self) -> str:
+        return self.rule.label if self.rule is not None else "a rule"
 
     @property
     def waits(self) -> bool:
@@ -201,7 +209,9 @@ class Gate:
         """Decisions for the units ``data`` completes, in stream order."""
         if self.transport == "ws":
             frames = self._framer.feed(Data(t, self.conn, self.side, data, text))
-            return [self._decide(frames[0], data, 0, text)] if frames else []
+            if not frames:  # an empty message is no frame, and still a message to forward
+                return [self._forward(data, None, text)]
+            return [self._decide(frames[0], data, 0, text)]
         buf = self._buffer + data if self._buffer else data
         frames = self._framer.feed(Data(t, self.conn, self.side, data, text))
         decisions, self._buffer = self._cut(buf, frames, text)
@@ -256,9 +266,12 @@ class Gate:
             if msg.sn is not None:
                 ctx.last_sn = msg.sn
             pending = ctx.pending.get(self.conn)
-            if pid is not None and pending is not None and pid in pending:
+            request = pending.pop(pid, None) if pid is not None and pending else None
+            if request is not None:
                 msg.kind = "response"
-                pending.discard(pid)
+                if msg.callback is None:
+                    # a pure ack is of its request's callback, as the timeline shows it
+                    msg.callback, msg.name = request.callback, request.name
             injected = ctx.injected.get(self.conn)
             if (
                 pid is not None
@@ -277,7 +290,10 @@ class Gate:
         if decision.kind in ("forward", "delay", "set") and self.intercept is not None:
             decision.hold = self.intercept(row, msg, _text_of)
         if self.side == "app" and pid is not None and decision.out:
-            ctx.pending.setdefault(self.conn, set()).add(pid)
+            waiting = ctx.pending.setdefault(self.conn, {})
+            waiting[pid] = msg
+            if len(waiting) > MAX_PENDING:  # fire-and-forget requests are never answered
+                del waiting[next(iter(waiting))]
         return decision
 
     def _by_rule(

@@ -25,7 +25,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -561,6 +561,9 @@ class RuleSet:
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         self.rules = list(rules)
         self.generation = 0
+        self.listeners: list[Callable[[], None]] = []
+        """Called when rules are replaced or switched (not on counts): the relay then
+        knows whether any rule is in force."""
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -603,6 +606,7 @@ class RuleSet:
         rule = self.get(number)
         rule.enabled = not rule.enabled
         self.generation += 1
+        self._tell()
         return rule.enabled
 
     def replace(self, rules: Iterable[Rule]) -> None:
@@ -620,6 +624,11 @@ class RuleSet:
                 rule.applied = before.applied
         self.rules = fresh
         self.generation += 1
+        self._tell()
+
+    def _tell(self) -> None:
+        for listener in list(self.listeners):
+            listener()
 
     def stats(self) -> list[tuple[str, bool, int, int]]:
         """(label, enabled, matched, applied) per rule, for the TUI and the headless summary."""

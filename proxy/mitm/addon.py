@@ -364,7 +364,8 @@ class InvisAddon(SinkBus):
         if not self.interventions.gated(state.conn, side, boundary.at_boundary):
             return False
         boundary.feed(content)
-        message.content = self.interventions.on_data(state.conn, side, content, is_utf8(content))
+        out = self.interventions.on_data(state.conn, side, content, is_utf8(content))
+        message.content = out if out is not None else b""
         return True
 
     def end_of_stream(self, flow: tcp.TCPFlow, side: Side) -> bytes:
@@ -376,15 +377,19 @@ class InvisAddon(SinkBus):
             return b""
         return self.interventions.flush(state.conn, side)
 
-    def websocket_closing(self, flow: http.HTTPFlow) -> list[tuple[bool, bytes, bool]]:
-        """The takeover's WebSocket layer asks before the close frames go out."""
+    def websocket_closing(
+        self, flow: http.HTTPFlow, to_app: bool, to_outlet: bool
+    ) -> list[tuple[bool, bytes, bool]]:
+        """The takeover's WebSocket layer asks before the close frames go out; what
+        cannot be sent any more is recorded as not forwarded when the flow ends."""
         if not self.interventions.engaged:
             return []
         state = self._clients.get(flow.client_conn.id)
         if state is None or state.conn is None:
             return []
         owed: list[tuple[bool, bytes, bool]] = []
-        for side in ("outlet", "app"):
+        sources: tuple[tuple[Side, bool], ...] = (("outlet", to_app), ("app", to_outlet))
+        for side in (side for side, ok in sources if ok):
             for data, text in self.interventions.flush_units(state.conn, side):
                 owed.append((side == "outlet", data, text))
         return owed
@@ -429,7 +434,7 @@ class InvisAddon(SinkBus):
             pass  # an intervention's send, recorded when it decided
         elif iv.engaged and not message.injected and iv.gated(state.conn, side, True):
             out = iv.on_data(state.conn, side, content, message.is_text)
-            if out:
+            if out is not None:
                 message.content = out
             else:
                 dropped: Any = message  # WebSocketMessage.drop is untyped

@@ -93,6 +93,7 @@ class Interventions:
     def __init__(self, wire: Wire, rules: RuleSet | None = None) -> None:
         self.wire = wire
         self.rules = rules if rules is not None else RuleSet([])
+        self.rules.listeners.append(self._rules_changed)
         self.intercept: Filter | None = None
         self.context = GateContext()
         self._gates: dict[tuple[str, Side], Gate] = {}
@@ -104,6 +105,7 @@ class Interventions:
         self._made: dict[int, Data] = {}
         # directions whose gate failed: forwarded as received until they close
         self._broken: set[tuple[str, Side]] = set()
+        self._told: set[str] = set()  # notes of rules that could not act, said once
         self.listeners: list[Callable[[], None]] = []
         """Called (no arguments) whenever the held messages or rule counts change."""
         self.engaged = False
@@ -116,7 +118,7 @@ class Interventions:
     @property
     def active(self) -> bool:
         """Whether new traffic must go frame by frame (some rule or filter could act)."""
-        return bool(self.rules) or self.intercept is not None
+        return any(r.enabled for r in self.rules.rules) or self.intercept is not None
 
     def _update(self) -> None:
         self.engaged = self.active or bool(self._gates) or any(self.context.injected.values())
@@ -162,7 +164,15 @@ class Interventions:
         self._update()
         self._changed()
 
+    def _rules_changed(self) -> None:
+        # a reload or a switch: whether anything is in force may have changed
+        self._update()
+        self._changed()
+
     def set_rules(self, rules: RuleSet) -> None:
+        if self._rules_changed in self.rules.listeners:
+            self.rules.listeners.remove(self._rules_changed)
+        rules.listeners.append(self._rules_changed)
         self.rules = rules
         for gate in self._gates.values():
             gate.rules = rules
@@ -181,9 +191,10 @@ class Interventions:
     def opened(self, conn: str, transport: Transport) -> None:
         self._transports[conn] = transport
 
-    def on_data(self, conn: str, side: Side, data: bytes, text: bool) -> bytes:
+    def on_data(self, conn: str, side: Side, data: bytes, text: bool) -> bytes | None:
         """A chunk (TCP) or message (WebSocket) received on a gated direction: what to
-        forward in its place now (maybe nothing). Records every unit it settles."""
+        forward in its place now, None for nothing (a WebSocket message is then dropped).
+        Records every unit it settles."""
         key = (conn, side)
         gate = self._gates.get(key)
         if gate is None:
@@ -207,15 +218,23 @@ class Interventions:
             self._changed()
         return out
 
-    def _settle(self, decisions: list[Decision], t: float) -> bytes:
+    def _settle(self, decisions: list[Decision], t: float) -> bytes | None:
+        """Record and queue ``decisions``; the bytes to forward now, or None when none
+        of them goes out now (a WebSocket message is then dropped, not sent empty)."""
         out: list[bytes] = []
-        closing = False
+        now = False
+        closing: Decision | None = None
         for d in decisions:
+            if closing is not None:  # after a close rule nothing more is forwarded
+                self._give_up_unit(d, t, f"the connection was closed by {closing.rule_label}")
+                continue
+            if d.note is not None:
+                self._tell_once(d.note)
             queue = self._queues.get((d.conn, d.side))
             if d.kind == "close":
                 self.wire.emit(d.record(t))
-                closing = True
-                break
+                closing = d
+                continue
             if d.kind == "reply":
                 self.wire.emit(d.record(t))
                 self._answer(d, t)
@@ -223,13 +242,24 @@ class Interventions:
             if queue or d.waits:
                 self._enqueue(d, t)
                 continue
-            if d.out:
+            if d.kind != "drop":
                 out.append(d.out)
+                now = True
             self.wire.emit(d.record(t))
-        if closing:
-            conn = decisions[0].conn
-            asyncio.get_running_loop().call_soon(self.wire.close, conn)
-        return b"".join(out)
+        if closing is not None:
+            asyncio.get_running_loop().call_soon(self.wire.close, closing.conn)
+        return b"".join(out) if now else None
+
+    def _tell_once(self, note: str) -> None:
+        """A rule that matched but could not act: said once per distinct reason."""
+        if note not in self._told:
+            self._told.add(note)
+            logger.warning(f"invisproxy: {note}")
+
+    def _give_up_unit(self, d: Decision, t: float, why: str) -> None:
+        mark = Intervention("drop", d.by, d.rule.text if d.rule else None, None,
+                            f"not forwarded: {why}")  # fmt: skip
+        self.wire.emit(Data(t, d.conn, d.side, d.data, d.text, False, mark))
 
     def _answer(self, d: Decision, t: float) -> None:
         """A ``reply`` rule's answer goes back toward the app, behind what waits there."""
@@ -440,7 +470,12 @@ class Interventions:
         changed = False
         for side in SIDES:
             key: tuple[str, Side] = (conn, side)
-            self._gates.pop(key, None)
+            gate = self._gates.pop(key, None)
+            if gate is not None and gate.buffered:
+                # the start of a frame whose end never came: never forwarded
+                why = "not forwarded: the connection closed in the middle of it"
+                mark = Intervention("drop", "rule", None, None, why)
+                self.wire.emit(Data(self.wire.now(), conn, side, gate.pending, True, False, mark))
             self._broken.discard(key)
             timer = self._timers.pop(key, None)
             if timer is not None:

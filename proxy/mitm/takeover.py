@@ -54,8 +54,11 @@ class MessageHandler(Protocol):
         """``side`` closed its sending half: bytes still owed to the other side."""
         ...
 
-    def websocket_closing(self, flow: http.HTTPFlow) -> list[tuple[bool, bytes, bool]]:
-        """A WebSocket closes: messages still owed, as (to the app, data, text)."""
+    def websocket_closing(
+        self, flow: http.HTTPFlow, to_app: bool, to_outlet: bool
+    ) -> list[tuple[bool, bytes, bool]]:
+        """A WebSocket closes: messages still owed toward the sides that can still be
+        written to, as (to the app, data, text)."""
         ...
 
 
@@ -187,10 +190,11 @@ class _InvisTCPLayer(TCPLayer):
             # A gated direction may still hold bytes (a frame without its end, messages
             # that wait): they go out before the close is passed on.
             from_app = event.connection == self.context.client
-            tail = self.addon.end_of_stream(flow, "app" if from_app else "outlet")
             peer = self.context.server if from_app else self.context.client
-            if tail and peer.state & ConnectionState.CAN_WRITE:
-                yield SendData(peer, tail)
+            if peer.state & ConnectionState.CAN_WRITE:  # asked only when it can be sent
+                tail = self.addon.end_of_stream(flow, "app" if from_app else "outlet")
+                if tail:
+                    yield SendData(peer, tail)
         commands = super().relay_messages(event)
         if self.addon.direct and flow is not None:
             commands = _without_hook(commands, TcpMessageHook, lambda: self.addon.tcp_message(flow))
@@ -218,7 +222,9 @@ class _InvisWebsocketLayer(WebsocketLayer):
             if closing or ws is None or ws.timestamp_end is None:
                 return
             closing = True
-            for to_app, data, text in self.addon.websocket_closing(flow):
+            app_ok = bool(self.context.client.state & ConnectionState.CAN_WRITE)
+            outlet_ok = bool(self.context.server.state & ConnectionState.CAN_WRITE)
+            for to_app, data, text in self.addon.websocket_closing(flow, app_ok, outlet_ok):
                 conn = self.client_ws if to_app else self.server_ws
                 for message in Fragmentizer([], text)(data):
                     yield conn.send2(message)

@@ -64,7 +64,7 @@ def frame(cb: int, pid: int, args: list[int] | None = None) -> bytes:
 
 def app_sends(control: Control, data: bytes, conn: str = "c1") -> bytes:
     """The app sends ``data`` through the gate: what goes on at once (also on the wire)."""
-    out = control.interventions.on_data(conn, "app", data, True)
+    out = control.interventions.on_data(conn, "app", data, True) or b""
     if out:
         control.wire.sent.append((conn, "outlet", out))
     return out

@@ -197,3 +197,19 @@ def test_a_set_on_a_deeply_nested_message_changes_only_its_path() -> None:
     (d,) = gate.feed(msg, 1.0)
     assert d.kind == "set"
     assert d.out == msg.replace(b"[0,", b"[1,")
+
+
+def test_a_pure_ack_matches_its_requests_callback_as_the_timeline_shows_it() -> None:
+    ctx = GateContext()
+    app = _gate("app", "cb:21 kind:response -> drop", ctx=ctx)
+    outlet = _gate("outlet", "cb:21 kind:response -> drop", ctx=ctx)
+    (forwarded,) = app.feed(_msg(414883, 21, [1, 1]), 1.0)
+    assert forwarded.kind == "forward"
+    (ack,) = outlet.feed(_msg(414883, sn="x", puback=1), 2.0)  # revA: PUBACK, no payload
+    assert ack.kind == "drop" and ack.message is not None and ack.message.callback == 21
+
+
+def test_an_empty_websocket_message_is_forwarded() -> None:
+    gate = _gate("app", "cb:99 -> drop", transport="ws")
+    (d,) = gate.feed(b"", 1.0)
+    assert d.kind == "forward" and d.out == b""

@@ -261,3 +261,21 @@ def test_a_bounded_analysis_never_claims_another_app_outcome(name: str, compact_
             assert "the earlier ones already forgotten" in got.app_reason
     if compact_every > 10:  # these traces are far shorter than a compaction
         assert seen.started_at == 0
+
+
+def test_only_the_frames_of_an_intervened_event_carry_its_mark() -> None:
+    """Garbage ends at the next '{': the event that brings it also completes the garbage's
+    invalid frame, which was forwarded as received and must not inherit the mark."""
+    from proxy.core.analysis import analyze
+    from proxy.core.events import Data, Event, Intervention, Open
+
+    mark = Intervention("reply", "rule", "cb:20 dir:app -> reply puback=0", None, "answered")
+    request = b'{"packetID":123456,"payload":{"callbackName":20}}\n'
+    events: list[Event] = [
+        Open(0.0, "c1", "tcp", "app", "outlet"),
+        Data(0.1, "c1", "app", b"garbage!!\n"),
+        Data(0.2, "c1", "app", request, True, False, mark),
+    ]
+    garbage, asked = analyze(events).messages
+    assert garbage.kind == "invalid" and garbage.intervention is None
+    assert asked.intervention == mark

@@ -171,8 +171,13 @@ class Analysis:
         frames = self._framer.feed(event)
         if frames:
             self._add_frames(frames, event.conn)
-        for i in range(first, len(messages)):  # by index: a bounded analysis' window
-            msg = messages[i]  # cannot be sliced
+        data = event.data
+        for offset, frame in enumerate(frames):
+            # The event may also complete an earlier event's frame (garbage ends at the
+            # next '{'): only the frames made of this event's bytes carry its mark.
+            if frame.raw not in data:
+                continue
+            msg = messages[first + offset]  # by index: a bounded window cannot be sliced
             msg.intervention = mark
             if forwarded is not None:
                 msg.forwarded = forwarded
