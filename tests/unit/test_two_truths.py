@@ -266,9 +266,6 @@ def test_a_bounded_analysis_never_claims_another_app_outcome(name: str, compact_
 def test_only_the_frames_of_an_intervened_event_carry_its_mark() -> None:
     """Garbage ends at the next '{': the event that brings it also completes the garbage's
     invalid frame, which was forwarded as received and must not inherit the mark."""
-    from proxy.core.analysis import analyze
-    from proxy.core.events import Data, Event, Intervention, Open
-
     mark = Intervention("reply", "rule", "cb:20 dir:app -> reply puback=0", None, "answered")
     request = b'{"packetID":123456,"payload":{"callbackName":20}}\n'
     events: list[Event] = [
