@@ -71,6 +71,11 @@ def _plain_events(n: int, path: Path) -> None:
 def instructions(tree: Path, events: Path, feed: bool, skip_exit: bool) -> int:
     """Total instructions callgrind counts for one child run."""
     code = CHILD.format(tree=str(tree), events=str(events), feed=feed, skip_exit=skip_exit)
+    return count_instructions(code)
+
+
+def count_instructions(code: str) -> int:
+    """What callgrind counts for ``python -c code`` (in a scratch folder)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
         run = subprocess.run(

@@ -11,13 +11,13 @@ compared across two source trees (e.g. before and after it) in the same run.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(HERE))  # run as a script: the repository is not on the path
+
+from tests.bench.callgrind_analysis import count_instructions  # noqa: E402
 
 CHILD = """
 import sys
@@ -42,18 +42,7 @@ os._exit(0)
 
 
 def instructions(tree: Path, n: int, run: bool) -> int:
-    code = CHILD.format(tree=str(tree), n=n, run=run)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cg.out"
-        done = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, "-c", code],
-            capture_output=True, text=True, check=True, cwd=tmp,
-        )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"no instruction count in callgrind's output:\\n{done.stderr}")
-    return int(found.group(1))
+    return count_instructions(CHILD.format(tree=str(tree), n=n, run=run))
 
 
 def main() -> int:
