@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -191,11 +192,16 @@ class RulesOption:
     rules; while it was never set, rules given another way (``Relay(rules=...)``) stay.
     """
 
-    def __init__(self, apply: Callable[[RuleSet], None]) -> None:
+    def __init__(
+        self, apply: Callable[[RuleSet], None], stop: Callable[[int], object] = os._exit
+    ) -> None:
+        """``stop``: ends the process with a status (a bad file at startup: 2)."""
         self.apply = apply
+        self.stop = stop
         self.path: Path | None = None
         self.watcher: RulesFileWatcher | None = None
         self.is_running = False
+        self.startup_error: str | None = None
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -224,7 +230,10 @@ class RulesOption:
             rules = RuleSet(load_rules(path))
         except RuleError as exc:
             if not self.is_running:
-                logger.error(f"invisproxy: {OPTION}: {exc}")
+                # not logged as an error: mitmproxy would exit 1 on it; running() stops
+                # the proxy with 2, as run and demo do on a bad rule
+                logger.warning(f"invisproxy: {OPTION}: {exc}")
+                self.startup_error = f"{OPTION}: {exc}"
                 return
             raise exceptions.OptionsError(f"{OPTION}: {exc}") from None  # type: ignore[no-untyped-call]
         self._unwatch()
@@ -238,6 +247,13 @@ class RulesOption:
             self.watcher.start()
 
     def running(self) -> None:
+        if self.startup_error is not None:
+            # A bad rule stops the proxy before it relays anything, with exit status 2
+            # as for run and demo (mitmproxy's own startup errors exit 1, after a while).
+            print(f"invisproxy: {self.startup_error}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            self.stop(2)
+            return
         self.is_running = True
         if self.watcher is not None and not self.watcher.running:
             self.watcher.start()

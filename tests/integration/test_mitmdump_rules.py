@@ -113,8 +113,10 @@ async def test_a_bad_rules_file_at_start_is_refused_with_the_column(tmp_path: Pa
         dump = await Dump.start(tmp_path, sim.tcp_port, f"invis_rules={rules}")
         try:
             await dump.line_matching(r"unknown action 'explode' at column 10")
+            code = await asyncio.wait_for(dump.proc.wait(), WAIT)  # it stops by itself
         finally:
             output = await dump.stop()
+    assert code == 2  # as run and demo exit on a bad rule
     assert f"{rules}, [[rule]] 1: rule 'cb:21 -> explode': unknown action 'explode'" in output
     assert "actions: drop, delay SECONDS" in output
     assert "Traceback" not in output

@@ -144,19 +144,24 @@ async def test_the_mitmproxy_option_refuses_a_bad_file_without_a_traceback(
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rule]]\nmatch = "cb:21"\naction = "explode"\n')
     applied = _Applied()
-    option = RulesOption(applied)
-    # at startup: an error in the log (mitmdump exits on it), nothing applied
-    with caplog.at_level("ERROR"):
+    stopped: list[int] = []
+    option = RulesOption(applied, stop=stopped.append)
+    # at startup: an error in the log, nothing applied, and the proxy stops with status 2
+    # once mitmproxy says it is running
+    with caplog.at_level("WARNING"):
         option.configure({OPTION}, str(bad))
     assert applied.sets == []
-    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
     assert record.exc_info is None
     assert record.getMessage() == (
         f"invisproxy: invis_rules: {bad}, [[rule]] 1: rule 'cb:21 -> explode': unknown "
         "action 'explode' at column 10; actions: drop, delay SECONDS, close, "
         "reply FIELD=VALUE..., set PATH=JSON; then once, times N or after N"
     )
+    option.running()
+    assert stopped == [2]
     # once running: mitmproxy's OptionsError, which refuses the setting
+    option.startup_error = None  # (as if the file had been good at startup)
     option.running()
     with pytest.raises(OptionsError, match="unknown action 'explode' at column 10"):
         option.configure({OPTION}, str(bad))
