@@ -153,7 +153,8 @@ async def test_held_request_is_forwarded_with_a_then_answered() -> None:
 
 async def test_edited_request_reaches_the_outlet_as_edited() -> None:
     async with live() as t:
-        await intercept(t.pilot, "cb:14")
+        # (dir:app: the outlet's pure PUBACK answer is a cb14 too, as the timeline shows it)
+        await intercept(t.pilot, "cb:14 dir:app")
         await t.link.send(request(140001, 14, [1, 100]))
         await t.held(1)
         await t.pilot.press("e")
