@@ -31,9 +31,10 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from proxy.core import protocol
 from proxy.core.errors import UserError
@@ -249,12 +250,35 @@ def redact_events(
 
 def _redact_originals(out: list[Event | None], pseudo: Pseudonyms | None) -> None:
     """Scrub what was received of a message the proxy changed (``original``, one frame
-    and its whitespace): it holds the same secrets as what was forwarded."""
+    and its whitespace): it holds the same secrets as what was forwarded. A rule's own
+    text may set one too (``set payload.callbackArgs.0.password="..."``): its value goes."""
     for i, ev in enumerate(out):
-        if type(ev) is Data and ev.original is not None:
+        if type(ev) is not Data or ev.intervention is None:
+            continue
+        if ev.original is not None:
             new, _, _ = redact_frame(ev.original, True, pseudo)
             if new is not ev.original:
-                out[i] = replace(ev, original=new)
+                ev = replace(ev, original=new)
+        mark = ev.intervention
+        assert mark is not None
+        rule, why = redact_rule_text(mark.rule), redact_rule_text(mark.why)
+        if rule != mark.rule or why != mark.why:
+            ev = replace(ev, intervention=replace(mark, rule=rule, why=why))
+        out[i] = ev
+
+
+_SECRET_NAMES: Final = "|".join(sorted(protocol.SECRET_KEYS | protocol.MQTT_ACCOUNT_KEYS))
+_SECRET_ASSIGNMENT: Final = re.compile(
+    r"((?:^|[.\s])(?:" + _SECRET_NAMES + r")\s*=\s*)(\"(?:[^\"\\]|\\.)*\"|[^\s]+)",
+    re.IGNORECASE,
+)
+
+
+def redact_rule_text(text: str | None) -> str | None:
+    """A rule's text with the values it assigns to credential fields replaced."""
+    if text is None or "=" not in text:
+        return text
+    return _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + json.dumps(protocol.REDACTED), text)
 
 
 def _register_serials(events: list[Event], pseudo: Pseudonyms) -> None:

@@ -430,3 +430,49 @@ def test_redact_frame_keeps_duplicates_numbers_and_whitespace_around() -> None:
     )
     assert fields == ["pass"]
     assert redact_frame(OTHER, True)[0] is OTHER
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (
+            'cb:2 -> set payload.callbackArgs.0.sys_prefs.mqtt.pass="hunter2"',
+            'cb:2 -> set payload.callbackArgs.0.sys_prefs.mqtt.pass="<redacted>"',
+        ),
+        (
+            "cb:1 -> reply payload.callbackArgs.password=secret PUBACK=1",
+            'cb:1 -> reply payload.callbackArgs.password="<redacted>" PUBACK=1',
+        ),
+        (
+            r'changed by rule 1: cb:2 -> set payload.psk="a \" b"',
+            'changed by rule 1: cb:2 -> set payload.psk="<redacted>"',
+        ),
+        ("cb:22 -> drop", "cb:22 -> drop"),
+        ("cb:2 -> set payload.bypass=1", "cb:2 -> set payload.bypass=1"),
+    ],
+)
+def test_a_rules_own_credential_is_redacted_from_its_text(text: str, redacted: str) -> None:
+    from proxy.store.redact import redact_rule_text
+
+    assert redact_rule_text(text) == redacted
+
+
+def test_an_exported_interventions_rule_text_loses_the_credential_it_sets() -> None:
+    from proxy.core.events import Data, Intervention, Open
+    from proxy.store.redact import redact_events
+
+    rule = 'cb:2 -> set payload.callbackArgs.0.sys_prefs.mqtt.pass="hunter2"'
+    mark = Intervention("set", "rule", rule, None, f"changed by rule 1: {rule}")
+
+    def config(password: str) -> bytes:
+        args = [{"sys_prefs": {"mqtt": {"pass": password}}}]
+        body = {"packetID": 1, "payload": {"callbackName": 2, "callbackArgs": args}}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    sent, got = config("hunter2"), config("old")
+    opened = Open(0.0, "c1", "tcp", "a", "o")
+    out, _ = redact_events([opened, Data(0.1, "c1", "app", sent, True, False, mark, got)])
+    (data,) = [e for e in out if isinstance(e, Data)]
+    assert data.intervention is not None
+    assert "hunter2" not in (data.intervention.rule or "") + (data.intervention.why or "")
+    assert b"hunter2" not in data.data and b"old" not in (data.original or b"")
