@@ -84,6 +84,7 @@ from proxy.core.json_scan import (
 __all__ = ["Frame", "Framer", "JsonBoundary", "JsonError", "parse_json"]
 
 _CLOSED: Final = "connection closed in the middle of a value"
+_ENDED: Final = "the recording ended in the middle of a value"
 
 
 @dataclass(slots=True)
@@ -230,6 +231,14 @@ class Framer:
         """Bytes held back waiting for the rest of a value, over all connections
         (bounded by ``max_value_bytes`` plus one chunk per side)."""
         return sum(len(st.pending) for st in self._streams.values())
+
+    def finish(self, t: float) -> list[Frame]:
+        """The recording ended with no close: what every stream still holds, as frames
+        (invalid, with the reason), so no byte of a capture goes unshown."""
+        frames: list[Frame] = []
+        for conn in sorted({conn for conn, _ in self._streams}):
+            frames += self._flush(conn, t, _ENDED)
+        return frames
 
     def _flush(self, conn: str, t: float, why: str) -> list[Frame]:
         frames: list[Frame] = []

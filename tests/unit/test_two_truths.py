@@ -276,3 +276,14 @@ def test_only_the_frames_of_an_intervened_event_carry_its_mark() -> None:
     garbage, asked = analyze(events).messages
     assert garbage.kind == "invalid" and garbage.intervention is None
     assert asked.intervention == mark
+
+
+def test_bytes_left_in_a_value_when_a_recording_ends_without_a_close_are_shown() -> None:
+    """A capture cut short (no close event): the start of a value is still a message."""
+    events: list[Event] = [
+        Open(0.0, "c1", "tcp", "app", "outlet"),
+        Data(0.1, "c1", "app", b'{"packetID":1,'),
+    ]
+    (cut,) = analyze(events).messages
+    assert cut.kind == "invalid" and cut.raw == b'{"packetID":1,'
+    assert any("recording ended" in a.text for a in cut.annotations)

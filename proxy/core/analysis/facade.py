@@ -248,6 +248,10 @@ class Analysis:
         if self.finished:
             return
         self.finished = True
+        end = self.last_t if self.last_t is not None else 0.0
+        frames = self._framer.finish(end)
+        for conn in dict.fromkeys(f.conn for f in frames):  # in the framer's order
+            self._add_frames([f for f in frames if f.conn == conn], conn)
         self.replies.drain()
         self.ota.finish(self.last_t if self.last_t is not None else 0.0)
         self.generation += 1
