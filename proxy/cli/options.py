@@ -128,7 +128,13 @@ def _blaming(ctx: click.Context) -> Iterator[None]:
 
 
 def usage_error_text(exc: click.UsageError) -> str:
-    """A click usage error in the words the command line has always used."""
+    """A click usage error in the words the command line has always used, on one line:
+    a control character the user typed into an argument is shown escaped."""
+    text = _usage_error_words(exc)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _usage_error_words(exc: click.UsageError) -> str:
     if isinstance(exc, click.NoSuchOption):
         text = f"unrecognized arguments: {exc.option_name}"
         hidden = set()
