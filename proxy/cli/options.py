@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from proxy.net.addresses import Listener, Outlet
+
 Callback = Callable[..., int]
 Decorator = Callable[[Callback], Callback]
 
@@ -268,15 +270,6 @@ def option_group(
     return decorate
 
 
-@dataclass(frozen=True, slots=True)
-class Listener:
-    """Where a command listens like an outlet. A port of None: that transport is off."""
-
-    host: str
-    tcp_port: int | None
-    ws_port: int | None
-
-
 def listener_options(
     *, tcp_default: int, ws_default: int, host_alias: bool, can_disable: str | None
 ) -> Decorator:
@@ -320,15 +313,6 @@ def listener_options(
         )
 
     return option_group(options, names, build, "listener")
-
-
-@dataclass(frozen=True, slots=True)
-class Outlet:
-    """The outlet a command connects to."""
-
-    host: str
-    tcp_port: int
-    ws_port: int
 
 
 def outlet_options(*, old_port_names: bool = False) -> Decorator:

@@ -15,8 +15,6 @@ from proxy.cli.options import (
     Choices,
     InvisCommand,
     InvisGroup,
-    Listener,
-    Outlet,
     Recording,
     listener_options,
     outlet_options,
@@ -24,6 +22,7 @@ from proxy.cli.options import (
     speed_option,
 )
 from proxy.core.errors import UserError
+from proxy.net.addresses import Listener, Outlet
 from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:
@@ -94,9 +93,7 @@ def serve_command(
     from proxy.replay.serve import ServeOptions
 
     options = ServeOptions(
-        host=listener.host,
-        tcp_port=listener.tcp_port,
-        ws_port=listener.ws_port,
+        listener=listener,
         speed=speed,
         unmatched=unmatched,
         strict=strict,
@@ -156,9 +153,7 @@ def send_command(
 
     script = load_script(file)  # before anything is created for the recording
     options = SendOptions(
-        outlet=outlet.host,
-        tcp_port=outlet.tcp_port,
-        ws_port=outlet.ws_port,
+        outlet=outlet,
         transport=transport,
         speed=speed,
         keep_packet_ids=keep_packet_ids,
@@ -205,7 +200,8 @@ def _err(line: str) -> None:
 def run_serve(file: str, options: ServeOptions) -> int:
     import asyncio
 
-    warning = listen_warning(options.host, "the replayed outlet and every reply it recorded")
+    exposes = "the replayed outlet and every reply it recorded"
+    warning = listen_warning(options.listener.host, exposes)
     script = load_script(file)
     _say(f"replaying {file}: {script.describe()}; speed {options.speed:g}")
     code = 0

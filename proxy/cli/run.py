@@ -15,8 +15,6 @@ import click
 
 from proxy.cli.options import (
     InvisCommand,
-    Listener,
-    Outlet,
     Recording,
     Windows,
     analysis_options,
@@ -26,6 +24,7 @@ from proxy.cli.options import (
 )
 from proxy.cli.rule_options import RuleOptions, describe_rules, notify_reloads, rule_options
 from proxy.core.errors import UserError
+from proxy.net.addresses import Listener, Outlet
 from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from proxy.cli.options import (
     Choices,
     Decorator,
     InvisCommand,
-    Listener,
     listener_options,
 )
 from proxy.core.errors import UserError
+from proxy.net.addresses import Listener
 from proxy.net.listen import listen_warning
 
 if TYPE_CHECKING:

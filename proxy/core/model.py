@@ -58,6 +58,25 @@ def args_from_raw(raw: bytes) -> Any:
     return payload.get("callbackArgs") if type(payload) is dict else None
 
 
+class _Rare[T]:
+    """An attribute read as None until it is set, kept in the slot ``slot``.
+
+    For marks few messages carry: the slot stays unset, so decoding a message costs
+    nothing more for them.
+    """
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+
+    def __get__(self, obj: object, owner: type | None = None) -> T | None:
+        return getattr(obj, self.slot, None)
+
+    def __set__(self, obj: object, value: T | None) -> None:
+        setattr(obj, self.slot, value)
+
+
 class Message:
     """One decoded frame.
 
@@ -136,23 +155,9 @@ class Message:
         self._args = value
 
     # What the proxy did to the message (DESIGN 4.1), and the bytes that reached the
-    # other side when they differ from ``raw`` (set, edit). Rare, so their slots stay
-    # unset (read as None) and decoding a message costs nothing more.
-    @property
-    def intervention(self) -> Intervention | None:
-        return getattr(self, "_intervention", None)
-
-    @intervention.setter
-    def intervention(self, value: Intervention | None) -> None:
-        self._intervention = value
-
-    @property
-    def forwarded(self) -> bytes | None:
-        return getattr(self, "_forwarded", None)
-
-    @forwarded.setter
-    def forwarded(self, value: bytes | None) -> None:
-        self._forwarded = value
+    # other side when they differ from ``raw`` (set, edit).
+    intervention: _Rare[Intervention] = _Rare("_intervention")
+    forwarded: _Rare[bytes] = _Rare("_forwarded")
 
     def annotate(self, code: str, severity: Severity, text: str) -> None:
         self.annotations.append(Annotation(code, severity, text))

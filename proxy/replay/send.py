@@ -22,6 +22,7 @@ from proxy.core.errors import UserError
 from proxy.core.events import Close, Data, Event, Open, Side, Transport
 from proxy.core.framing import Frame
 from proxy.core.protocol import name_of, possible_callbacks
+from proxy.net.addresses import Outlet
 from proxy.net.client import CONNECT_ERRORS, LinkClosed, OutletLink
 from proxy.net.peers import peer_text, ws_url
 from proxy.replay.diff import MISSING, diff_reply
@@ -38,9 +39,7 @@ TransportChoice = Literal["tcp", "ws", "auto"]
 
 @dataclass(slots=True)
 class SendOptions:
-    outlet: str
-    tcp_port: int = 3333
-    ws_port: int = 80
+    outlet: Outlet
     transport: TransportChoice = "auto"
     """``auto``: each connection as recorded."""
     speed: float = 1.0
@@ -97,8 +96,8 @@ class _Link:
         link = cls(number, transport, record)
         link._wire = wire = await OutletLink.open(
             transport,
-            opts.outlet,
-            opts.tcp_port if transport == "tcp" else opts.ws_port,
+            opts.outlet.host,
+            opts.outlet.tcp_port if transport == "tcp" else opts.outlet.ws_port,
             timeout=opts.connect_timeout,
             number=number,
             on_frame=link._frame,
@@ -184,10 +183,10 @@ class _Sender:
         return self.transport_of.get(rec_conn, "tcp")
 
     def _where(self, transport: Transport) -> str:
-        opts = self.options
+        outlet = self.options.outlet
         if transport == "tcp":
-            return f"{peer_text((opts.outlet, opts.tcp_port))} (tcp)"
-        return ws_url(opts.outlet, opts.ws_port)
+            return f"{peer_text((outlet.host, outlet.tcp_port))} (tcp)"
+        return ws_url(outlet.host, outlet.ws_port)
 
     async def _open(self, transport: Transport) -> _Link:
         """Connect; the first connection fails fast, later ones wait out a reboot."""
@@ -213,7 +212,7 @@ class _Sender:
         try:
             link = await _Link.open(number, transport, self.options, self.record)
         except ValueError as exc:
-            raise UserError(f"bad outlet address {self.options.outlet!r}: {exc}") from None
+            raise UserError(f"bad outlet address {self.options.outlet.host!r}: {exc}") from None
         self.links = number
         self.all_links.append(link)
         return link

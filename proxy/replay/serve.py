@@ -26,6 +26,7 @@ from proxy.core import protocol
 from proxy.core.errors import UserError
 from proxy.core.events import Transport
 from proxy.core.framing import Frame, parse_json
+from proxy.net.addresses import Listener
 from proxy.net.server import Endpoint, ListenError, OutletServer
 from proxy.replay.script import (
     Action,
@@ -42,10 +43,7 @@ Unmatched = Literal["puback0", "silence"]
 
 @dataclass(slots=True)
 class ServeOptions:
-    host: str = "127.0.0.1"
-    tcp_port: int | None = 3333
-    """None: no TCP listener; 0: any free port."""
-    ws_port: int | None = 8080
+    listener: Listener = field(default_factory=Listener)
     speed: float = 1.0
     unmatched: Unmatched = "puback0"
     strict: bool = False
@@ -158,9 +156,8 @@ class ReplayServer:
         self._down_until = 0.0
         self._refused_since_up = 0
         self._seq = itertools.count()
-        self._server = OutletServer(
-            self, self.options.host, self.options.tcp_port, self.options.ws_port
-        )
+        listener = self.options.listener
+        self._server = OutletServer(self, listener.host, listener.tcp_port, listener.ws_port)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -37,13 +37,11 @@ from proxy.store.intervention import encode_intervention
 from proxy.store.meta import encode_meta, header_meta
 from proxy.store.records import (
     ClosedOnExit,
+    EventChecker,
     EventWriter,
     Loaded,
-    OrderCheck,
     Problem,
-    RecordError,
     SourceError,
-    event_from_record,
     open_source,
     record_from_event,
 )
@@ -238,9 +236,9 @@ class CaptureFollower(ClosedOnExit):
         self.path = os.fspath(path)
         self._fp = open_source(self.path, "capture")
         self._unpacker = _unpacker()
-        self._order = OrderCheck()
         self.meta: dict[str, Any] | None = None
         self.problems: list[Problem] = []
+        self._checker = EventChecker(_payload, self.problems)
         self.records = 0
         self.broken = False
         self._good = 0
@@ -277,17 +275,9 @@ class CaptureFollower(ClosedOnExit):
                     self.broken = False
                     continue
                 self.records += 1
-                try:
-                    event = event_from_record(obj, _payload)
-                except RecordError as exc:
-                    where = f"record {self.records} at byte {at}"
-                    self.problems.append(Problem(where, f"{exc}; skipped"))
-                    continue
-                backwards = self._order.check(event.t)
-                if backwards is not None:
-                    where = f"record {self.records} at byte {at}"
-                    self.problems.append(Problem(where, backwards))
-                out.append(event)
+                event = self._checker.event(obj, f"record {self.records} at byte {at}")
+                if event is not None:
+                    out.append(event)
         except _UNPACK_ERRORS as exc:
             self.broken = True
             if self.meta is None:

@@ -262,6 +262,35 @@ class OrderCheck:
         return went_backwards(t, previous) if t < previous else None
 
 
+class EventChecker:
+    """Turns a reader's records into events one by one, noting each problem in ``problems``.
+
+    One place for what both formats do with a decoded record: a bad one is reported and
+    skipped (``skipped`` says how, e.g. "line skipped"), one whose time goes backwards is
+    reported and kept.
+    """
+
+    __slots__ = ("_order", "_payload", "problems", "skipped")
+
+    def __init__(self, payload: Payload, problems: list[Problem], skipped: str = "skipped"):
+        self._payload = payload
+        self._order = OrderCheck()
+        self.problems = problems
+        self.skipped = skipped
+
+    def event(self, obj: object, where: str) -> Event | None:
+        """The event of record ``obj`` (found at ``where``), or None when it is skipped."""
+        try:
+            event = event_from_record(obj, self._payload)
+        except RecordError as exc:
+            self.problems.append(Problem(where, f"{exc}; {self.skipped}"))
+            return None
+        backwards = self._order.check(event.t)
+        if backwards is not None:
+            self.problems.append(Problem(where, backwards))
+        return event
+
+
 def went_backwards(t: float, previous: float) -> str:
     return f"time goes backwards ({t!r} after {previous!r}); event kept"
 

@@ -27,13 +27,12 @@ from proxy.core.events import Data, Event
 from proxy.store.intervention import encode_intervention, trace_original
 from proxy.store.meta import encode_meta, header_meta
 from proxy.store.records import (
+    EventChecker,
     EventWriter,
     Loaded,
-    OrderCheck,
     Problem,
     RecordError,
     SourceError,
-    event_from_record,
     open_source,
     record_from_event,
 )
@@ -222,10 +221,10 @@ def _open_trace(name: str, fp: BinaryIO) -> Loaded:
 def _events(
     fp: BinaryIO, lineno: int, pending: tuple[int, object] | None, problems: list[Problem]
 ) -> Iterator[Event]:
-    order = OrderCheck()
+    checker = EventChecker(_payload, problems, "line skipped")
     with fp:
         if pending is not None:
-            event = _event(pending[0], pending[1], order, problems)
+            event = checker.event(pending[1], f"line {pending[0]}")
             if event is not None:
                 yield event
         for raw in fp:
@@ -237,18 +236,6 @@ def _events(
             except ValueError as exc:
                 problems.append(Problem(f"line {lineno}", f"not JSON ({exc}); line skipped"))
                 continue
-            event = _event(lineno, obj, order, problems)
+            event = checker.event(obj, f"line {lineno}")
             if event is not None:
                 yield event
-
-
-def _event(lineno: int, obj: object, order: OrderCheck, problems: list[Problem]) -> Event | None:
-    try:
-        event = event_from_record(obj, _payload)
-    except RecordError as exc:
-        problems.append(Problem(f"line {lineno}", f"{exc}; line skipped"))
-        return None
-    backwards = order.check(event.t)
-    if backwards is not None:
-        problems.append(Problem(f"line {lineno}", backwards))
-    return event

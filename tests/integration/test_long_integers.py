@@ -17,6 +17,7 @@ from proxy.cli.main import main
 from proxy.core.analysis import Analysis, analyze
 from proxy.core.events import Data
 from proxy.core.framing import Framer
+from proxy.net.addresses import Listener
 from proxy.replay.script import build_script
 from proxy.replay.serve import ReplayServer, ServeOptions
 from proxy.sim.outlet import OutletSimulator, SimConfig
@@ -131,7 +132,7 @@ async def test_sim_answers_after_it(transport: str) -> None:
 async def test_replay_serve_answers_after_it() -> None:
     with load_events(REPO / "tests/scenarios/revb_outlet_tcp.jsonl") as src:
         script = build_script(analyze(src.events))
-    async with ReplayServer(script, ServeOptions(tcp_port=0, ws_port=None)) as srv:
+    async with ReplayServer(script, ServeOptions(Listener(tcp_port=0, ws_port=None))) as srv:
         assert srv.tcp_port is not None
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.tcp_port)
         writer.write(BIG + b"\n" + request(234567, 20) + b"\n")

@@ -19,6 +19,7 @@ import pytest
 
 from proxy.core.analysis import analyze
 from proxy.mitm.relay import Relay
+from proxy.net.addresses import Listener, Outlet
 from proxy.replay.script import Script, build_script
 from proxy.replay.send import SendOptions, send_replay
 from proxy.replay.serve import ReplayServer, ServeOptions
@@ -114,7 +115,7 @@ async def test_serve_replays_the_ota_story_to_the_app(
 
     lines: list[str] = []
     problems: list[str] = []
-    opts = ServeOptions(tcp_port=0, ws_port=0)
+    opts = ServeOptions(Listener(tcp_port=0, ws_port=0))
     async with ReplayServer(script, opts, on_line=lines.append, on_problem=problems.append) as srv:
         target: int | str = srv.tcp_port if transport == "tcp" else srv.ws_url  # type: ignore[assignment]
         replayed = await app_for(transport, target, seed=99).run()
@@ -174,7 +175,7 @@ async def test_serve_answers_unmatched_requests_as_told() -> None:
     script = script_of(SCENARIOS / "revb_outlet_tcp.jsonl")
 
     problems: list[str] = []
-    opts = ServeOptions(tcp_port=0, ws_port=None)
+    opts = ServeOptions(Listener(tcp_port=0, ws_port=None))
     async with ReplayServer(script, opts, on_problem=problems.append) as srv:
         assert srv.tcp_port is not None
         got = await _tcp_exchange(srv.tcp_port, [_req(123456, 99), _req(234567, 20)], 2)
@@ -184,7 +185,7 @@ async def test_serve_answers_unmatched_requests_as_told() -> None:
     assert len(problems) == 1 and "cb99" in problems[0] and "PUBACK 0" in problems[0]
 
     # silence: the matched reply is the first thing the app hears
-    opts = ServeOptions(tcp_port=0, ws_port=None, unmatched="silence")
+    opts = ServeOptions(Listener(tcp_port=0, ws_port=None), unmatched="silence")
     async with ReplayServer(script, opts) as srv:
         assert srv.tcp_port is not None
         got = await _tcp_exchange(srv.tcp_port, [_req(123456, 99), _req(234567, 20)], 1)
@@ -192,7 +193,7 @@ async def test_serve_answers_unmatched_requests_as_told() -> None:
         assert [r.how for r in srv.reports] == ["unmatched", "exact"]
 
     # strict: the server says it must stop
-    opts = ServeOptions(tcp_port=0, ws_port=None, strict=True)
+    opts = ServeOptions(Listener(tcp_port=0, ws_port=None), strict=True)
     async with ReplayServer(script, opts) as srv:
         assert srv.tcp_port is not None
         got = await _tcp_exchange(srv.tcp_port, [_req(123456, 99), _req(234567, 20)], 1)
@@ -204,7 +205,7 @@ async def test_serve_falls_back_to_other_arguments_and_reports_it() -> None:
     script = script_of(SCENARIOS / "revb_outlet_tcp.jsonl")
     problems: list[str] = []
     async with ReplayServer(
-        script, ServeOptions(tcp_port=0, ws_port=None), on_problem=problems.append
+        script, ServeOptions(Listener(tcp_port=0, ws_port=None)), on_problem=problems.append
     ) as srv:
         assert srv.tcp_port is not None
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.tcp_port)
@@ -237,7 +238,7 @@ async def test_send_against_the_same_outlet_finds_no_difference(
     out = tmp_path / "again.invcap"
     lines: list[str] = []
     async with OutletSimulator(sim_config("A", "0.0.1", "0.1.2")) as sim:
-        opts = SendOptions("127.0.0.1", tcp_port=sim.tcp_port, ws_port=sim.ws_port, record=str(out))
+        opts = SendOptions(Outlet("127.0.0.1", sim.tcp_port, sim.ws_port), record=str(out))
         result = await send_replay(script, opts, on_line=lines.append)
         assert sim.ota_history == []  # the destructive cb21 never reached the outlet
     assert result.differences == []
@@ -260,9 +261,7 @@ async def test_send_allowed_to_be_destructive_sends_the_update_request(
     out = tmp_path / "kept.invcap"
     async with OutletSimulator(sim_config("A", "0.0.1", "0.1.2")) as sim:
         opts = SendOptions(
-            "127.0.0.1",
-            tcp_port=sim.tcp_port,
-            ws_port=sim.ws_port,
+            Outlet("127.0.0.1", sim.tcp_port, sim.ws_port),
             allow_destructive=True,
             keep_packet_ids=True,
             record=str(out),
@@ -279,7 +278,7 @@ async def test_send_allowed_to_be_destructive_sends_the_update_request(
 async def test_send_shows_what_changed_on_the_outlet(up_to_date_capture: Path) -> None:
     script = script_of(up_to_date_capture)
     async with OutletSimulator(sim_config("A", "0.0.3", "0.1.2")) as sim:
-        opts = SendOptions("127.0.0.1", tcp_port=sim.tcp_port, ws_port=sim.ws_port, transport="tcp")
+        opts = SendOptions(Outlet("127.0.0.1", sim.tcp_port, sim.ws_port), transport="tcp")
         result = await send_replay(script, opts)
     assert result.differences == ['cb20 reply: IM.available_fw_rev: "0.0.1" -> "0.0.3"']
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from proxy.core.analysis import analyze
+from proxy.net.addresses import Outlet
 from proxy.replay.script import build_script
 from proxy.replay.send import SendOptions, send_replay
 from proxy.sim.outlet import OutletSimulator, SimConfig
@@ -41,7 +42,7 @@ async def test_send_skips_what_duplicates_hide_unless_allowed(tmp_path: Path) ->
     cfg = SimConfig(seed=3, sensor_interval=0)
     async with OutletSimulator(cfg) as sim:
         lines: list[str] = []
-        opts = SendOptions("127.0.0.1", tcp_port=sim.tcp_port, ws_port=sim.ws_port, timeout=0.5)
+        opts = SendOptions(Outlet("127.0.0.1", sim.tcp_port, sim.ws_port), timeout=0.5)
         result = await send_replay(script, opts, on_line=lines.append)
         assert [r.raw.strip() for r in result.skipped] == [HIDES_21.encode(), HIDES_5.encode()]
         assert [s.request.raw.strip() for s in result.sent] == [PLAIN.encode()]
