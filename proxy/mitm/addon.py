@@ -37,8 +37,9 @@ from proxy.core.framing import JsonBoundary
 from proxy.core.rules import RuleSet
 from proxy.mitm.contentview import InvisContentview, describe_chunk
 from proxy.mitm.intervene import Interventions
+from proxy.mitm.options import RULES as RULES_OPTION
+from proxy.mitm.options import WS_PATH, add_options
 from proxy.mitm.recorder import CaptureRecorder
-from proxy.mitm.rules_file import OPTION as RULES_OPTION
 from proxy.mitm.rules_file import RulesOption
 from proxy.mitm.sinks import DEFER_MAX, DEFER_QUIET, DRAIN_SLICE, Sink, SinkBus
 from proxy.mitm.takeover import FIRST_CLOSE, LayerTakeover
@@ -194,19 +195,12 @@ class InvisAddon(SinkBus):
     # ------------------------------------------------------------------ mitmproxy: setup
 
     def load(self, loader: Loader) -> None:
-        self._recorder.load(loader)
-        loader.add_option(
-            "invis_ws_path",
-            str,
-            "/ws",
-            "Request path of the InvisOutlet WebSocket; other WebSockets are not recorded.",
-        )
-        self._rules_option.load(loader)
+        add_options(loader)
         contentviews.add(self._contentview)
         self.takeover.applies()  # says at startup if it will not
 
     def configure(self, updated: set[str]) -> None:
-        if "invis_ws_path" in updated:
+        if WS_PATH in updated:
             self.ws_path = ctx.options.invis_ws_path
         self._recorder.configure(updated)
         if RULES_OPTION in updated:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mitmproxy import ctx
-from mitmproxy.addonmanager import Loader
 
+from proxy.mitm.options import CAPTURE
 from proxy.mitm.sinks import Sink, SinkBus
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-OPTION = "invis_capture"
+OPTION = CAPTURE
 
 
 class CaptureRecorder:
@@ -35,14 +35,6 @@ class CaptureRecorder:
         self.bus = bus
         self._capture: CaptureWriter | None = None
         self._sink: Sink | None = None
-
-    def load(self, loader: Loader) -> None:
-        loader.add_option(
-            OPTION,
-            str,
-            "",
-            "Record the InvisOutlet traffic to this invisproxy capture file (.invcap).",
-        )
 
     def configure(self, updated: set[str]) -> None:
         if OPTION in updated:

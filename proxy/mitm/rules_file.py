@@ -20,9 +20,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from proxy.core.rules import Rule, RuleError, RuleSet, combine, load_rules
+from proxy.mitm.options import RULES
 
 Signature = tuple[int, int, int]
 OutcomeKind = Literal["reloaded", "kept"]
@@ -177,7 +178,7 @@ def _without_where(exc: RuleError, path: Path) -> str:
     return str(copy)
 
 
-OPTION: Final = "invis_rules"
+OPTION: Final = RULES
 
 
 class RulesOption:
@@ -202,16 +203,6 @@ class RulesOption:
         self.watcher: RulesFileWatcher | None = None
         self.is_running = False
         self.startup_error: str | None = None
-
-    def load(self, loader: Any) -> None:
-        loader.add_option(
-            OPTION,
-            str,
-            "",
-            "A TOML file of invisproxy rules ([[rule]] tables with match and action, e.g. "
-            'match = "cb:21 dir:app", action = "reply puback=0") applied to the '
-            "InvisOutlet traffic; reloaded when it changes.",
-        )
 
     def configure(self, updated: set[str], value: str) -> None:
         if OPTION not in updated:
