@@ -125,16 +125,6 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self.intervener = Intervener(self, source.control, self.held_panel)
         self._held_shown = 0.0
 
-    @property
-    def search(self) -> Filter | None:
-        """The search n/N repeat (None: no search yet)."""
-        return self.navigation.search
-
-    @property
-    def redacting(self) -> bool:
-        """Whether copies and exports hide credentials (R toggles it)."""
-        return self.exporter.redacting
-
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -250,7 +240,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             following=tl.following,
             new_rows=tl.new_rows,
             time_mode=tl.time_mode,
-            redacting=self.redacting,
+            redacting=self.exporter.redacting,
             progress=feeder.progress,
             rate=feeder.rate() if feeder.progress else "",
             problems=len(feeder.problems) if feeder.finished else 0,

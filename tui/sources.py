@@ -18,7 +18,7 @@ from typing import Protocol
 
 from proxy.core.events import Event, Side
 from proxy.core.filter import Filter
-from proxy.core.model import Message
+from proxy.core.gate import Decision
 from proxy.core.rules import RuleSet
 
 
@@ -38,28 +38,18 @@ class Sink(Protocol):
     async def wait_drained(self) -> None: ...
 
 
-class HeldDecision(Protocol):
-    """The gate's decision on a held unit; the TUI reads its decoded message."""
-
-    @property
-    def message(self) -> Message | None: ...
-
-
 class HeldMessage(Protocol):
     """A message a live relay holds for the user (``proxy.mitm.intervene.Held``)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def conn(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def since(self) -> float: ...
+    id: int
+    conn: str
+    side: Side
+    since: float
+    decision: Decision
+    """The gate's decision on it; the TUI reads its decoded message."""
+
     @property
     def text(self) -> str: ...
-    @property
-    def decision(self) -> HeldDecision: ...
 
 
 class Interventions(Protocol):

@@ -183,12 +183,9 @@ def command(
         if fault is None:
             raise UserError("--fault-times needs a --fault to act out")
         fault = dataclasses.replace(fault, times=None if fault_times == "always" else fault_times)
-    assert listener.tcp_port is not None and listener.ws_port is not None  # no --no-tcp here
     config = SimConfig(
         revision=rev,
-        host=listener.host,
-        tcp_port=listener.tcp_port,
-        ws_port=listener.ws_port,
+        listener=listener,
         serial=serial,
         firmware=Firmware(
             im=fw,
@@ -215,7 +212,7 @@ def register(group: click.Group) -> None:
 def run(config: SimConfig) -> int:
     import asyncio
 
-    warning = listen_warning(config.host, "the simulator")
+    warning = listen_warning(config.listener.host, "the simulator")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: asyncio.run already cleaned up
         asyncio.run(_serve(config, warning))
     _say("stopped")

@@ -37,9 +37,12 @@ class Open:
 
     t: float
     conn: str
+    """The connection's id, unique within the recording."""
     transport: Transport
     app: str
+    """The app's address, host:port (DESIGN 4.1)."""
     outlet: str
+    """The outlet's address, host:port."""
 
 
 InterventionAction = Literal["drop", "delay", "close", "reply", "set", "edit", "hold", "inject"]
@@ -64,12 +67,8 @@ class Intervention:
     def as_record(self) -> dict[str, object]:
         """As DESIGN 4.1 spells it (captures, traces, ``analyze --json``): the four keys
         always, null when unknown; ``why`` only when there is one."""
-        out: dict[str, object] = {
-            "action": self.action,
-            "by": self.by,
-            "rule": self.rule,
-            "held": self.held,
-        }
+        out: dict[str, object]
+        out = {"action": self.action, "by": self.by, "rule": self.rule, "held": self.held}
         if self.why is not None:
             out["why"] = self.why
         return out

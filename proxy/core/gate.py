@@ -79,27 +79,26 @@ def _key(pid: Any) -> Any:
 
 @dataclass(slots=True)
 class Decision:
-    """What to do with one unit of a gated direction.
-
-    ``data`` is the unit as received; ``out`` what to forward in this direction (empty
-    for drop, close and reply); ``reply`` what to send back the other way (a ``reply``
-    rule's answer). ``seconds`` is a delay to wait first; ``hold`` says the intercept
-    filter matched, so the unit waits for the user after that. ``note`` says why a rule
-    could not do what it says (the unit is then forwarded as received).
-    """
+    """What to do with one unit of a gated direction."""
 
     kind: DecisionKind
     conn: str
     side: Side
     data: bytes
+    """The unit as received."""
     out: bytes
+    """What to forward in this direction (empty for drop, close and reply)."""
     text: bool
     message: Message | None = None
     rule: Rule | None = None
     reply: bytes | None = None
+    """What to send back the other way (a ``reply`` rule's answer)."""
     seconds: float = 0.0
+    """A delay to wait first."""
     hold: bool = False
+    """The intercept filter matched: after any delay the unit waits for the user."""
     note: str | None = None
+    """Why a rule could not do what it says (the unit is then forwarded as received)."""
     by: Literal["rule", "user"] = "rule"
     why: str | None = None
     behind: bool = False

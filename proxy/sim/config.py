@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from proxy.net.addresses import Listener
 from proxy.sim.state import Firmware
 
 Revision = Literal["A", "B"]
@@ -56,14 +57,16 @@ class Fault:
         return f"{self} on the next {self.times} updates"
 
 
+ANY_FREE_PORT: Final = Listener(tcp_port=0, ws_port=0)
+"""Where a simulator listens unless told: loopback, on ports the system picks."""
+
+
 @dataclass(slots=True)
 class SimConfig:
-    """How the simulated outlet behaves. Ports 0 mean "pick a free one"."""
+    """How the simulated outlet behaves."""
 
     revision: Revision = "B"
-    host: str = "127.0.0.1"
-    tcp_port: int = 0
-    ws_port: int = 0
+    listener: Listener = ANY_FREE_PORT
     serial: str | None = None
     firmware: Firmware = field(default_factory=Firmware)
     ota_seconds: float = 8.0

@@ -101,7 +101,9 @@ class OutletSimulator:
         self._wire_rng = random.Random(f"{seed}:wire")
         self._id_rng = random.Random(f"{seed}:ids")
         self._sensor_rng = random.Random(f"{seed}:sensors")
-        self._server = OutletServer(self, cfg.host, cfg.tcp_port, cfg.ws_port)
+        self._server = OutletServer(
+            self, cfg.listener.host, cfg.listener.tcp_port, cfg.listener.ws_port
+        )
         self._clients: dict[int, Client] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ota_task: asyncio.Task[None] | None = None

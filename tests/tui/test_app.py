@@ -213,7 +213,7 @@ async def test_plain_text_search_falls_back_from_a_bad_expression() -> None:
     async with on_screen("reva_outlet_ws") as (app, pilot):
         await pilot.press("slash", *"WWW partition (", "enter")
         # "(" alone is not an expression: searched as text, and nothing has it
-        assert app.search is not None
+        assert app.navigation.search is not None
         await pilot.press("slash")
         await pilot.press("ctrl+u")
         await pilot.press(*"WWW partition", "enter")
