@@ -58,15 +58,21 @@ KEYWORDS: Final = ("and", "or", "not")
 
 
 class FilterError(ValueError):
-    """An expression that cannot be understood; ``column`` is 1-based (0 = whole text)."""
+    """An expression that cannot be understood; ``column`` is 1-based (0 = whole text).
 
-    def __init__(self, message: str, column: int = 0) -> None:
+    ``hint`` says what may be written instead; it follows the column, so that the
+    column reads as the place of the mistake, not of the last word of a list.
+    """
+
+    def __init__(self, message: str, column: int = 0, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.column = column
+        self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} (at column {self.column})" if self.column else self.message
+        text = f"{self.message} (at column {self.column})" if self.column else self.message
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +203,7 @@ def _term(tok: _Token) -> Predicate:
         return _arg_term(field, value, column)
     if field not in FIELDS:
         known = ", ".join(FIELDS)
-        raise FilterError(f"unknown field {name!r}; known fields: {known}", column)
+        raise FilterError(f"unknown field {name!r}", column, f"known fields: {known}")
     if value == "":
         raise FilterError(f"{field}: needs a value ({FIELDS[field]})", column)
     builder = _BUILDERS[field]

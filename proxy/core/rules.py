@@ -462,8 +462,7 @@ def parse_rule(text: str, number: int = 1, source: str | None = None) -> Rule:
         match = Filter.parse(match_text)
     except FilterError as e:
         # The filter counts columns in match_text, which starts the rule text.
-        hint = None if "known fields" in e.message else TERMS_HELP
-        raise RuleError(e.message, e.column or 1, text=text, hint=hint) from None
+        raise RuleError(e.message, e.column or 1, text=text, hint=e.hint or TERMS_HELP) from None
     action, times, after = _ActionParser(text, arrow + 2).parse()
     normalised = f"{match.expression} -> {action.text}{_limits_text(times, after)}"
     return Rule(number, normalised, match, action, times=times, after=after, source=source)

@@ -38,8 +38,8 @@ def test_an_unknown_term_is_refused_with_its_column_and_the_terms(
     line = _fails(capsys, [*cmd, "--rule", "cb:22 colour:red -> drop"])
     assert line == (
         f"invisproxy {cmd[0]}: error: argument --rule: rule 'cb:22 colour:red -> drop': "
-        "unknown field 'colour'; known fields: cb, dir, conn, kind, ann, sev, pid, tr, text, "
-        "arg.N at column 7"
+        "unknown field 'colour' at column 7; known fields: cb, dir, conn, kind, ann, sev, pid, "
+        "tr, text, arg.N"
     )
 
 
