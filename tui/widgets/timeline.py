@@ -31,10 +31,19 @@ if TYPE_CHECKING:
 
 GUTTER = 3  # mark, link glyph, space
 NAME_COLUMN_MIN_WIDTH = 110
+NAME_COLUMN_MAX = 30  # all but the longest callback names ("MQTT status / Home ...")
 # Lines kept rendered: a few screens. Each Strip is some thirty objects the cyclic GC
 # walks on every full collection, so a bigger cache makes key presses stall more often
 # than it saves (1024 + 1024 lines made full collections ~50 ms).
 CACHED_LINES = 256
+
+
+def name_column_width(width: int) -> int:
+    """The callback name column of a timeline ``width`` cells wide: none on narrow ones,
+    18 cells from NAME_COLUMN_MIN_WIDTH on, growing with half of every cell beyond."""
+    if width < NAME_COLUMN_MIN_WIDTH:
+        return 0
+    return min(18 + (width - NAME_COLUMN_MIN_WIDTH) // 2, NAME_COLUMN_MAX)
 
 
 class Timeline(ScrollView, can_focus=True):
@@ -423,7 +432,7 @@ class Timeline(ScrollView, can_focus=True):
         segments.append(Segment(f"{msg.transport:<3} ", muted))
         # The summary starts with what the callback does; a separate name column only
         # pays for itself on wide screens.
-        name_width = 18 if width >= NAME_COLUMN_MIN_WIDTH else 0
+        name_width = name_column_width(width)
         number = "" if msg.callback is None else str(msg.callback)
         cb = f"{number:>2} "
         if name_width:
