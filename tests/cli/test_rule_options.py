@@ -19,6 +19,14 @@ def _fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return err.splitlines()[-1]
 
 
+def _rules_file(tmp_path: Path, text: str | None) -> Path:
+    """Where ``--rules`` will read: a file holding ``text`` (None: no file there)."""
+    path = tmp_path / "rules.toml"
+    if text is not None:
+        path.write_text(text)
+    return path
+
+
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c[0])
 def test_an_unknown_action_is_refused_with_its_column_and_the_actions(
     cmd: list[str], capsys: pytest.CaptureFixture[str]
@@ -51,10 +59,10 @@ def test_a_missing_arrow_points_past_the_end(capsys: pytest.CaptureFixture[str])
 def test_a_bad_rule_in_the_file_names_the_file_and_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "rules.toml"
-    path.write_text(
+    path = _rules_file(
+        tmp_path,
         '[[rule]]\nmatch = "cb:22"\naction = "drop"\n\n'
-        '[[rule]]\nmatch = "cb:23"\naction = "delay soon"\n'
+        '[[rule]]\nmatch = "cb:23"\naction = "delay soon"\n',
     )
     line = _fails(capsys, [*COMMANDS[0], "--rules", str(path)])
     assert line == (
@@ -75,9 +83,7 @@ def test_a_bad_rule_in_the_file_names_the_file_and_the_table(
 def test_a_rules_file_that_is_not_one_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None, says: str
 ) -> None:
-    path = tmp_path / "rules.toml"
-    if text is not None:
-        path.write_text(text)
+    path = _rules_file(tmp_path, text)
     line = _fails(capsys, [*COMMANDS[1], "--rules", str(path)])
     assert line.startswith(f"invisproxy demo: error: argument --rules: {path}")
     assert says in line
@@ -86,8 +92,7 @@ def test_a_rules_file_that_is_not_one_is_refused(
 def test_the_file_is_read_even_when_a_command_line_rule_is_fine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "rules.toml"
-    path.write_text('[[rule]]\nmatch = "cb:22 -> drop"\naction = "drop"\n')
+    path = _rules_file(tmp_path, '[[rule]]\nmatch = "cb:22 -> drop"\naction = "drop"\n')
     line = _fails(capsys, [*COMMANDS[0], "--rule", "cb:21 -> drop", "--rules", str(path)])
     assert "'match' holds '->'" in line
 

@@ -18,16 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from proxy.core.events import Close, Data, Open
 from proxy.store.capture import read_capture
-from tests.integration.relay_support import (
-    WAIT,
-    EventLog,
-    RelayFactory,
-    TcpOutlet,
-    echo,
-    random_json_messages,
-    relay_to_outlet,
-    write_in_random_chunks,
-)
+from tests.integration import relay_support
+from tests.integration.relay_support import WAIT, RelayFactory
 
 
 async def _read_to_eof(reader: asyncio.StreamReader) -> bytes:
@@ -50,7 +42,7 @@ async def test_outlet_dropping_mid_object(make_relay: RelayFactory) -> None:
         await writer.drain()
         # returning closes the connection: FIN in the middle of the object
 
-    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
+    outlet, log, relay = await relay_support.relay_to_outlet(make_relay, outlet_side)
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     writer.write(b'{"packetI')
     writer.write(b"D")
@@ -75,7 +67,7 @@ async def test_app_dropping_mid_object(make_relay: RelayFactory, how: str) -> No
         finally:
             outlet_eof.set()
 
-    outlet, log, relay = await relay_to_outlet(make_relay, outlet_side)
+    outlet, log, relay = await relay_support.relay_to_outlet(make_relay, outlet_side)
     _, writer = await asyncio.open_connection(*relay.tcp_address)
     writer.write(b'{"packetID":100001,"payload":{"callbackName":20}}\n{"packetID":1000')
     await writer.drain()
@@ -95,8 +87,8 @@ async def test_app_dropping_mid_object(make_relay: RelayFactory, how: str) -> No
 
 
 async def test_outlet_restarting_during_traffic(make_relay: RelayFactory) -> None:
-    outlet, log, relay = await relay_to_outlet(make_relay, echo)
-    messages = random_json_messages(random.Random(5), 400)
+    outlet, log, relay = await relay_support.relay_to_outlet(make_relay, relay_support.echo)
+    messages = relay_support.random_json_messages(random.Random(5), 400)
 
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
     for m in messages[:200]:
@@ -136,7 +128,7 @@ async def test_outlet_refusing_is_reported_and_the_next_connection_is_served(
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    log = EventLog()
+    log = relay_support.EventLog()
     relay = await make_relay(outlet_tcp_port=port, sinks=[log])
 
     reader, writer = await asyncio.open_connection(*relay.tcp_address)
@@ -150,7 +142,7 @@ async def test_outlet_refusing_is_reported_and_the_next_connection_is_served(
     assert "refused" in close.error.lower() or "connect call failed" in close.error.lower()
 
     async def closing_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await echo(reader, writer)
+        await relay_support.echo(reader, writer)
         writer.close()
 
     server = await asyncio.start_server(closing_echo, sock=sock)  # the outlet comes up
@@ -169,7 +161,7 @@ async def test_websocket_outlet_unreachable_and_abrupt_drop(make_relay: RelayFac
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    log = EventLog()
+    log = relay_support.EventLog()
     relay = await make_relay(outlet_ws_port=port, sinks=[log])
     url = f"ws://127.0.0.1:{relay.ws_address[1]}/ws"
     with pytest.raises((InvalidHandshake, OSError, EOFError)):
@@ -196,14 +188,14 @@ async def test_websocket_outlet_unreachable_and_abrupt_drop(make_relay: RelayFac
 
 
 async def test_fifty_apps_at_once(make_relay: RelayFactory) -> None:
-    outlet, log, relay = await relay_to_outlet(make_relay, echo)
+    outlet, log, relay = await relay_support.relay_to_outlet(make_relay, relay_support.echo)
 
     async def app(i: int) -> tuple[str, bytes]:
         rng = random.Random(i)
-        data = b"".join(random_json_messages(rng, 30))
+        data = b"".join(relay_support.random_json_messages(rng, 30))
         reader, writer = await asyncio.open_connection(*relay.tcp_address)
         host, port = writer.get_extra_info("sockname")[:2]
-        sender = asyncio.create_task(write_in_random_chunks(writer, data, rng, 300))
+        sender = asyncio.create_task(relay_support.write_in_random_chunks(writer, data, rng, 300))
         assert await asyncio.wait_for(reader.readexactly(len(data)), WAIT) == data
         await sender
         writer.close()
@@ -276,16 +268,16 @@ class RunProcess:
 
 
 async def test_sigkill_while_recording_loses_no_written_record(tmp_path: Path) -> None:
-    outlet = TcpOutlet(echo)
+    outlet = relay_support.TcpOutlet(relay_support.echo)
     await outlet.start()
     capture = tmp_path / "live.invcap"
     run = await RunProcess.start(tmp_path, outlet.port, "--record", str(capture))
     try:
         addr = await run.ready()
-        messages = random_json_messages(random.Random(11), 3000)
+        messages = relay_support.random_json_messages(random.Random(11), 3000)
         reader, writer = await asyncio.open_connection(*addr)
         sender = asyncio.create_task(
-            write_in_random_chunks(writer, b"".join(messages), random.Random(12))
+            relay_support.write_in_random_chunks(writer, b"".join(messages), random.Random(12))
         )
         received = await asyncio.wait_for(reader.readexactly(len(b"".join(messages[:1500]))), WAIT)
         run.proc.send_signal(signal.SIGKILL)  # mid-traffic, no chance to clean up
@@ -312,7 +304,7 @@ async def test_sigkill_while_recording_loses_no_written_record(tmp_path: Path) -
 
 
 async def test_sigint_shuts_down_cleanly_and_reports_the_capture(tmp_path: Path) -> None:
-    outlet = TcpOutlet(echo)
+    outlet = relay_support.TcpOutlet(relay_support.echo)
     await outlet.start()
     run = await RunProcess.start(tmp_path, outlet.port)  # default capture path
     try:

@@ -248,6 +248,28 @@ def updates(
     }
 
 
+def device_config(
+    broker: str = "mqtt://10.0.0.2",
+    user: str = "ha",
+    qos: int = 0,
+    internet: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A cb1 reply's device configuration: its MQTT user and password ("hunter2") are the
+    secrets the analysis flags and redaction hides."""
+    sys_prefs: dict[str, Any] = {
+        "mqtt": {
+            "enabled": 1,
+            "mqtt_broker_url": broker,
+            "user": user,
+            "pass": "hunter2",
+            "qos": qos,
+        }
+    }
+    if internet is not None:
+        sys_prefs["internet"] = internet
+    return {"acc_prefs": {"outletPwrIndicatorOn": 1}, "sys_prefs": sys_prefs}
+
+
 def sensors(temp: float = 22.5) -> list[Any]:
     return [1, {"temp_valid": 1, "temp_celsius": temp, "humidity": 41, "AQI": 35}]
 
@@ -450,19 +472,7 @@ def two_apps(tr: Trace) -> None:
     tr.push("c2", 500001, 9, [0, 1], dt=0.0)  # msg 5
     tr.close("c2", "app", dt=1.0)
     tr.req("c1", 123457, 1, dt=0.5)  # msg 6
-    cfg = {
-        "acc_prefs": {"outletPwrIndicatorOn": 1},
-        "sys_prefs": {
-            "mqtt": {
-                "enabled": 1,
-                "mqtt_broker_url": "mqtt://10.0.0.2",
-                "user": "ha",
-                "pass": "hunter2",
-                "qos": 0,
-            }
-        },
-    }
-    tr.reply("c1", 123457, 1, cfg)  # msg 7: secret
+    tr.reply("c1", 123457, 1, device_config())  # msg 7: secret
 
 
 @scenario("TCP framing abuse")
@@ -582,14 +592,20 @@ def proxy_shutdown_mid_update(tr: Trace) -> None:
     tr.close("c1", "proxy", dt=1.0)
 
 
-@scenario("A copy of the final result arrives late on a second app's connection")
-def late_copy_of_result(tr: Trace) -> None:
-    """The second app's copy of the final result comes 2.5 s late."""
+def half_way_with_a_second_app(tr: Trace, second: str) -> None:
+    """App "a" (WebSocket) updates the outlet while app "b" (over ``second``) is connected
+    too: the outlet's 50 % progress to "a" is msg 4."""
     tr.open("a", "ws")
-    tr.open("b", "ws")
+    tr.open("b", second)
     tr.offer_update("a", 100100)  # msgs 0-1
     tr.request_update("a", 100101, 1, 0)  # msgs 2-3
     tr.progress("a", 10, 1, [50], dt=0.5)  # msg 4
+
+
+@scenario("A copy of the final result arrives late on a second app's connection")
+def late_copy_of_result(tr: Trace) -> None:
+    """The second app's copy of the final result comes 2.5 s late."""
+    half_way_with_a_second_app(tr, "ws")  # msgs 0-4
     tr.progress("b", 10, 1, [50], dt=0.1)  # msg 5
     tr.result("a", 11, 1, 1, dt=0.5)  # msg 6
     tr.result("b", 11, 1, 1, dt=2.5)  # msg 7: late copy
@@ -602,11 +618,7 @@ def late_copy_of_result(tr: Trace) -> None:
 @scenario("One connection closes after the result, another still answers with old firmware")
 def connection_outlives_a_close(tr: Trace) -> None:
     """A close by an unknown side is not the reboot if another connection still works."""
-    tr.open("a", "ws")
-    tr.open("b", "tcp")
-    tr.offer_update("a", 100100)  # msgs 0-1
-    tr.request_update("a", 100101, 1, 0)  # msgs 2-3
-    tr.progress("a", 10, 1, [50], dt=0.5)  # msg 4
+    half_way_with_a_second_app(tr, "tcp")  # msgs 0-4
     tr.result("a", 11, 1, 1, dt=0.5)  # msg 5
     tr.close("b", None, dt=0.2)
     tr.read_device_info("a", 100102, "0.0.1", dt=0.1)  # msgs 6-7: before the reboot

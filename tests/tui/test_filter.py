@@ -6,6 +6,7 @@ import pytest
 
 from proxy.core.filter import Filter, FilterError
 from proxy.core.model import Message, Row
+from tests.support import error_at
 from tests.tui.conftest import build_message as msg
 
 MESSAGES = [
@@ -90,30 +91,34 @@ def test_expression_selects_rows(expr: str, expected: list[str]) -> None:
     assert shown(expr) == expected
 
 
+# Bad expressions by what is wrong in them: (text, what the error says, its column).
+BAD_TERMS = [
+    ("cbb:21", "unknown field 'cbb'", 1),
+    ("cb:", "needs a value", 1),
+    ("cb:21-", "bad range", 4),
+    ("cb:23-21", "runs backwards", 4),
+]
+BAD_VALUES_OF_NAMED_FIELDS = [
+    ("dir:up", "not app or outlet", 5),
+    ("kind:re", "is not one of", 6),
+    ("tr:udp", "not tcp or ws", 4),
+    ("sev:fatal", "not info, warning or error", 5),
+]
+BAD_STRUCTURE = [
+    ("(cb:21", "missing ')'", 7),
+    ("cb:21)", "unexpected ')'", 6),
+    ("cb:21 and", "a term is missing", 10),
+    ("or cb:21", "a term is missing before 'or'", 1),
+    ('text:"open', "unclosed quote", 6),
+]
+
+
 @pytest.mark.parametrize(
-    ("expr", "fragment", "column"),
-    [
-        ("cbb:21", "unknown field 'cbb'", 1),
-        ("cb:21-", "bad range", 4),
-        ("cb:23-21", "runs backwards", 4),
-        ("cb:", "needs a value", 1),
-        ("(cb:21", "missing ')'", 7),
-        ("cb:21)", "unexpected ')'", 6),
-        ("cb:21 and", "a term is missing", 10),
-        ("or cb:21", "a term is missing before 'or'", 1),
-        ("dir:up", "not app or outlet", 5),
-        ("kind:re", "is not one of", 6),
-        ("tr:udp", "not tcp or ws", 4),
-        ('text:"open', "unclosed quote", 6),
-        ("sev:fatal", "not info, warning or error", 5),
-    ],
+    ("expr", "fragment", "column"), [*BAD_TERMS, *BAD_VALUES_OF_NAMED_FIELDS, *BAD_STRUCTURE]
 )
 def test_bad_expression_says_what_and_where(expr: str, fragment: str, column: int) -> None:
-    with pytest.raises(FilterError) as info:
-        Filter.parse(expr)
-    assert fragment in info.value.message
-    assert info.value.column == column
-    assert f"column {column}" in str(info.value)
+    error = error_at(FilterError, Filter.parse, expr, column, fragment)
+    assert f"column {column}" in str(error)
 
 
 def test_empty_filter_is_empty_and_keeps_expression_text() -> None:

@@ -127,6 +127,21 @@ async def intercept(pilot: Pilot[None], expression: str) -> None:
     await pilot.press("i", *expression, "enter")
 
 
+async def hold_one(t: Live, expression: str, data: bytes) -> None:
+    """Intercept ``expression``, then the app sends ``data``: the TUI holds one message."""
+    await intercept(t.pilot, expression)
+    await t.link.send(data)
+    await t.held(1)
+
+
+async def edit_held(t: Live, expression: str, data: bytes) -> TextArea:
+    """Hold the app's ``data`` and open the editor on it with ``e``: the editor's text."""
+    await hold_one(t, expression, data)
+    await t.pilot.press("e")
+    await wait_until(t.pilot, lambda: isinstance(t.app.screen, EditorScreen), WAIT)
+    return t.app.screen.query_one(TextArea)
+
+
 async def clear_intercept(t: Live) -> None:
     """i, then an empty filter: hold nothing new."""
     await t.pilot.press("i")
@@ -137,9 +152,7 @@ async def clear_intercept(t: Live) -> None:
 
 async def test_held_request_is_forwarded_with_a_then_answered() -> None:
     async with live() as t:
-        await intercept(t.pilot, "cb:15 dir:app")
-        await t.link.send(request(150001, 15))
-        await t.held(1)
+        await hold_one(t, "cb:15 dir:app", request(150001, 15))
         assert "1 held" in str(t.app.status.render())
         assert not t.got(150001)  # the outlet has not seen it: no reply yet
         await t.pilot.press("a")
@@ -154,12 +167,7 @@ async def test_held_request_is_forwarded_with_a_then_answered() -> None:
 async def test_edited_request_reaches_the_outlet_as_edited() -> None:
     async with live() as t:
         # (dir:app: the outlet's pure PUBACK answer is a cb14 too, as the timeline shows it)
-        await intercept(t.pilot, "cb:14 dir:app")
-        await t.link.send(request(140001, 14, [1, 100]))
-        await t.held(1)
-        await t.pilot.press("e")
-        await wait_until(t.pilot, lambda: isinstance(t.app.screen, EditorScreen), WAIT)
-        area = t.app.screen.query_one(TextArea)
+        area = await edit_held(t, "cb:14 dir:app", request(140001, 14, [1, 100]))
         area.text = area.text.replace("100", "30")
         await t.pilot.pause()
         await t.pilot.press("ctrl+s")
@@ -176,12 +184,8 @@ async def test_edited_request_reaches_the_outlet_as_edited() -> None:
 
 async def test_invalid_edit_is_not_sent_and_the_message_stays_held() -> None:
     async with live() as t:
-        await intercept(t.pilot, "cb:15")
-        await t.link.send(request(150003, 15))
-        await t.held(1)
-        await t.pilot.press("e")
-        await wait_until(t.pilot, lambda: isinstance(t.app.screen, EditorScreen), WAIT)
-        t.app.screen.query_one(TextArea).text = '{"packetID": 150003,'
+        area = await edit_held(t, "cb:15", request(150003, 15))
+        area.text = '{"packetID": 150003,'
         await t.pilot.pause()
         await t.pilot.press("ctrl+s")
         await t.pilot.pause()
@@ -217,9 +221,7 @@ async def test_quit_with_held_messages_asks_then_forwards_them() -> None:
     # cb:15 matches the outlet's answer too: once the TUI is gone nobody could release it,
     # so quitting must stop holding before it forwards
     async with live() as t:
-        await intercept(t.pilot, "cb:15")
-        await t.link.send(request(150005, 15))
-        await t.held(1)
+        await hold_one(t, "cb:15", request(150005, 15))
         await t.pilot.press("q")
         await wait_until(t.pilot, lambda: isinstance(t.app.screen, ChoiceScreen), WAIT)
         await t.pilot.press("enter")  # forward them all, then quit

@@ -59,15 +59,27 @@ async def hold_one(app: InvisApp, pilot: Pilot[None], control: Control, data: by
     await wait_until(pilot, lambda: app.held_panel.display and len(app.held_panel.held) == 1)
 
 
-async def edit_held_cb21(app: InvisApp, pilot: Pilot[None], control: Control) -> EditorScreen:
-    """Hold an app's cb21 and open the editor on it with ``e``."""
+async def hold_cb21(app: InvisApp, pilot: Pilot[None], control: Control) -> None:
+    """Intercept cb21 and hold the app's cb21 222222 [1, 0]."""
     await intercept(pilot, "cb:21")
     await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
+
+
+async def edit_held_cb21(app: InvisApp, pilot: Pilot[None], control: Control) -> EditorScreen:
+    """Hold an app's cb21 and open the editor on it with ``e``."""
+    await hold_cb21(app, pilot, control)
     await pilot.press("e")
     await wait_until(pilot, lambda: isinstance(app.screen, EditorScreen))
     editor = app.screen
     assert isinstance(editor, EditorScreen)
     return editor
+
+
+async def quit_with_cb21_held(app: InvisApp, pilot: Pilot[None], control: Control) -> None:
+    """Hold an app's cb21 and press ``q``: the app asks what to do with it."""
+    await hold_cb21(app, pilot, control)
+    await pilot.press("q")
+    await wait_until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
 
 
 async def test_intercept_holds_marks_and_counts_then_a_forwards() -> None:
@@ -93,8 +105,7 @@ async def test_intercept_holds_marks_and_counts_then_a_forwards() -> None:
 
 async def test_x_drops_and_the_drop_is_recorded() -> None:
     async with live_app() as (app, pilot, control):
-        await intercept(pilot, "cb:21")
-        await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
+        await hold_cb21(app, pilot, control)
         await pilot.press("x")
         await wait_until(pilot, lambda: not app.held_panel.display)
         assert all(pid not in data for _, _, data in control.wire.sent for pid in [b"222222"])
@@ -174,10 +185,7 @@ async def test_a_bad_intercept_filter_shows_its_column_and_is_not_set() -> None:
 
 async def test_quit_with_held_messages_asks_and_cancel_keeps_them() -> None:
     async with live_app() as (app, pilot, control):
-        await intercept(pilot, "cb:21")
-        await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
-        await pilot.press("q")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await quit_with_cb21_held(app, pilot, control)
         await pilot.press("down", "down", "enter")  # cancel
         await wait_until(pilot, lambda: not isinstance(app.screen, ChoiceScreen))
         assert app.is_running and len(control.interventions.held()) == 1
@@ -190,10 +198,7 @@ async def test_quit_with_held_messages_asks_and_cancel_keeps_them() -> None:
 
 async def test_quit_and_drop_all_records_each_as_dropped() -> None:
     async with live_app() as (app, pilot, control):
-        await intercept(pilot, "cb:21")
-        await hold_one(app, pilot, control, frame(21, 222222, [1, 0]))
-        await pilot.press("q")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await quit_with_cb21_held(app, pilot, control)
         await pilot.press("down", "enter")  # drop all
         await wait_until(pilot, lambda: not app.is_running)
         record = control.wire.events[-1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.tui.conftest import line_texts, loaded, scenario_app, wait_until
+from tests.tui.conftest import line_texts, on_screen, wait_until
 from tui.app import InvisApp
 
 SET = "cb:23 arg.0:1 arg.1:1 -> set payload.callbackArgs.1=0"
@@ -29,9 +29,7 @@ async def show(app: InvisApp, pilot: object, msg_id: int) -> None:
 
 
 async def test_the_detail_says_what_was_changed_and_shows_both_versions() -> None:
-    app = scenario_app("rule_success_to_failure")
-    async with app.run_test(size=(100, 40)) as pilot:
-        await loaded(pilot)
+    async with on_screen("rule_success_to_failure", (100, 40)) as (app, pilot):
         await show(app, pilot, 5)
         text = detail_text(app)
         assert f"changed by rule 1: {SET}" in text
@@ -44,9 +42,7 @@ async def test_the_detail_says_what_was_changed_and_shows_both_versions() -> Non
 
 
 async def test_the_detail_says_what_was_dropped_and_by_which_rule() -> None:
-    app = scenario_app("rule_progress_stops")
-    async with app.run_test(size=(100, 40)) as pilot:
-        await loaded(pilot)
+    async with on_screen("rule_progress_stops", (100, 40)) as (app, pilot):
         await show(app, pilot, 4)
         text = detail_text(app)
         assert "dropped by rule 1: cb:22 arg.1:40-100 -> drop" in text
@@ -56,9 +52,7 @@ async def test_the_detail_says_what_was_dropped_and_by_which_rule() -> None:
 
 
 async def test_the_timeline_marks_intervened_rows_beside_the_arrow() -> None:
-    app = scenario_app("rule_progress_stops")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
+    async with on_screen("rule_progress_stops", (80, 24)) as (app, _pilot):
         texts = line_texts(app)
         dropped = [t for t in texts if "←⊘" in t]
         plain = [t for t in texts if "← " in t]
@@ -68,9 +62,7 @@ async def test_the_timeline_marks_intervened_rows_beside_the_arrow() -> None:
 
 
 async def test_the_ota_panel_gives_the_apps_outcome_when_it_differs() -> None:
-    app = scenario_app("rule_success_to_failure")
-    async with app.run_test(size=(100, 40)) as pilot:
-        await loaded(pilot)
+    async with on_screen("rule_success_to_failure", (100, 40)) as (app, pilot):
         await wait_until(pilot, lambda: app.ota.option_count == 1)
         prompt = app.ota.get_option_at_index(0).prompt
         assert "succeeded · app saw failed" in str(prompt)

@@ -15,6 +15,7 @@ from proxy.core.filter import FIELDS, Filter, FilterError, help_text
 from proxy.core.framing import Framer
 from proxy.core.model import Message, Row
 from proxy.core.protocol import decode
+from tests.support import error_at
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "protocol_examples"
 
@@ -109,25 +110,25 @@ def test_lazy_arguments_are_read_from_raw() -> None:
     assert holds("arg.1:8", push)
 
 
-@pytest.mark.parametrize(
-    ("expr", "column", "words"),
-    [
-        ("arg.x:1", 5, "whole number"),
-        ("cb:22 arg.x:1", 11, "whole number"),
-        ("arg.1:", 1, "needs a value"),
-        ("arg.1:9-3", 7, "runs backwards"),
-        ("cb:22 arg.1:9-3", 13, "runs backwards"),
-        ("arg:1", 1, "needs an index"),
-        ("arg.1:1-", 7, "neither a number nor a range"),
-        ("arg.1:1-2-3", 7, "neither a number nor a range"),
-        ("arg.-1:1", 5, "whole number"),
-    ],
-)
+# Bad terms by the part that is wrong: (term, the column named, what the error says).
+BAD_INDEX = [
+    ("arg.x:1", 5, "whole number"),
+    ("cb:22 arg.x:1", 11, "whole number"),
+    ("arg:1", 1, "needs an index"),
+    ("arg.-1:1", 5, "whole number"),
+]
+BAD_VALUE = [
+    ("arg.1:", 1, "needs a value"),
+    ("arg.1:9-3", 7, "runs backwards"),
+    ("cb:22 arg.1:9-3", 13, "runs backwards"),
+    ("arg.1:1-", 7, "neither a number nor a range"),
+    ("arg.1:1-2-3", 7, "neither a number nor a range"),
+]
+
+
+@pytest.mark.parametrize(("expr", "column", "words"), [*BAD_INDEX, *BAD_VALUE])
 def test_errors_say_where(expr: str, column: int, words: str) -> None:
-    with pytest.raises(FilterError) as info:
-        Filter.parse(expr)
-    assert info.value.column == column
-    assert words in info.value.message
+    error_at(FilterError, Filter.parse, expr, column, words)
 
 
 def test_listed_in_fields_and_help() -> None:

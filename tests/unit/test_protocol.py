@@ -36,6 +36,7 @@ from proxy.core.protocol import (
     redact_value,
     summary,
 )
+from tests.scenarios.build_traces import device_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "protocol_examples"
 
@@ -345,19 +346,12 @@ def test_puback_of_odd_value_is_flagged(puback: Any) -> None:
     assert "puback-failure" not in codes(msg)
 
 
-CONFIG = {
-    "acc_prefs": {"outletPwrIndicatorOn": 1},
-    "sys_prefs": {
-        "mqtt": {
-            "enabled": 1,
-            "mqtt_broker_url": "mqtt://10.0.0.2:1883",
-            "user": "homeassistant",
-            "pass": "hunter2",
-            "qos": 1,
-        },
-        "internet": {"ip": "10.0.0.5", "mainDNS": "1.1.1.1", "backupDNS": "8.8.8.8"},
-    },
-}
+CONFIG = device_config(
+    "mqtt://10.0.0.2:1883",
+    "homeassistant",
+    qos=1,
+    internet={"ip": "10.0.0.5", "mainDNS": "1.1.1.1", "backupDNS": "8.8.8.8"},
+)
 
 
 def test_secret_in_cb1_reply() -> None:

@@ -23,6 +23,7 @@ from proxy.core.rules import (
     load_rules,
     parse_rule,
 )
+from tests.support import error_at
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "protocol_examples"
 
@@ -253,11 +254,8 @@ def test_error_text_names_the_rule_the_column_and_the_actions() -> None:
     ],
 )
 def test_error_columns(text: str, column: int, words: str) -> None:
-    with pytest.raises(RuleError) as info:
-        parse_rule(text)
-    assert info.value.column == column, str(info.value)
-    assert words in info.value.message
-    assert f"at column {column}" in str(info.value)
+    error = error_at(RuleError, parse_rule, text, column, words)
+    assert f"at column {column}" in str(error)
 
 
 def test_match_errors_list_the_known_terms() -> None:
