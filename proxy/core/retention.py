@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterator
 from typing import Any, overload
 
-from proxy.core.analysis import COPY_WINDOW, FINAL_OUTCOMES, Analysis, Counts
+from proxy.core.analysis import COPY_WINDOW, FINAL_OUTCOMES, Analysis, Counts, appview
 from proxy.core.model import Link, Message, OtaSession, RefRows, Row, RowKind
 
 # Forget at most this often (in new messages), so that the cost of working out what is
@@ -240,6 +240,14 @@ class BoundedAnalysis(Analysis):
         self._compacted_clock = -math.inf  # and the clock then
         self._clock = -math.inf  # the latest time advance() was given
 
+    def empty_like(self) -> BoundedAnalysis:
+        return BoundedAnalysis(
+            compact_every=self.compact_every,
+            keep_sessions=self.keep_sessions,
+            stall_window=self.stall_window,
+            reply_timeout=self.reply_timeout,
+        )
+
     # ---------------------------------------------------------------- the same API
 
     def _link(self, src: int, dst: int, relation: Any, reason: str) -> None:
@@ -313,8 +321,13 @@ class BoundedAnalysis(Analysis):
             and (raw < COMPACT_BYTES or clock - self._compacted_clock < 1.0)
         ):
             return
-        self.app_view()  # the app's view (interventions only) reads the rows first
+        seen = self.app_view()  # the app's view (interventions only) reads the rows first
         self._compact(rows, messages, late)
+        if seen is not None:
+            view = seen.analysis
+            assert isinstance(view, BoundedAnalysis)  # appview.new makes it of this kind
+            view.forget_printed(len(view.rows), len(view.messages), len(view.late_annotations))
+            appview.forget(self, seen, self._window, view._window)
 
     def advance(self, now: float) -> None:
         super().advance(now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import io
 import json
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from proxy.core import report
 from proxy.core.analysis import Analysis
-from proxy.core.events import Close, Data, Event, Open
+from proxy.core.events import Close, Data, Event, Intervention, Open
 from proxy.core.retention import BoundedAnalysis, ForgottenError
 from proxy.mitm.live import HeadlessPrinter
 from proxy.store.recording import load_events
@@ -328,3 +329,27 @@ def test_a_closed_connection_stays_while_a_held_message_is_on_it() -> None:
     assert request is not None and analysis.messages[request].conn == "c1"
     assert "c1" in analysis.connections
     assert analysis.connections["c1"].closed is not None
+
+
+def test_the_apps_view_of_a_long_run_with_rules_forgets_too() -> None:
+    """run --headless with rules watches the app's view: it forgets what it printed as
+    the main analysis does, instead of holding every message of the run."""
+    delayed = Intervention("delay", "rule", "1", 0.01)
+    events = [
+        dataclasses.replace(e, intervention=delayed)
+        if isinstance(e, Data) and b'"callbackName":11' in e.data
+        else e
+        for e in chatter(connections=20, per_connection=150)
+    ]
+    full = Analysis(watch_app=True, **OPTIONS[1])
+    bounded = BoundedAnalysis(compact_every=1, watch_app=True, **OPTIONS[1])
+    assert headless_log(bounded, events) == headless_log(full, events)
+    seen, everything = bounded.app_view(), full.app_view()
+    assert seen is not None and everything is not None
+    view = seen.analysis
+    assert isinstance(view, BoundedAnalysis)
+    assert len(view.messages) == len(everything.analysis.messages) == 20 * 150 * 3
+    assert view.retained_messages() < len(view.messages) // 10
+    assert bounded.retained_messages() < len(bounded.messages) // 10  # as the main one
+    assert len(seen.main_ids) < len(everything.main_ids) // 10
+    assert len(seen.marked) < len(everything.marked) // 10

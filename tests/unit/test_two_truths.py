@@ -129,7 +129,7 @@ def test_the_app_view_catches_up_only_with_what_was_added() -> None:
     assert analysis.app_view() is seen and len(seen.analysis.messages) == fed  # unchanged
     analysis.feed(Data(99.0, "c1", "outlet", b'{"sn":"X","packetID":7}', True))
     assert analysis.app_view() is seen and len(seen.analysis.messages) == fed + 1
-    assert seen.main_ids[-1] == len(analysis.messages) - 1
+    assert seen.main_ids[fed] == len(analysis.messages) - 1
     analysis.finish()
     assert analysis.app_view() is seen and seen.analysis.finished
 

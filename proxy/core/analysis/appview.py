@@ -18,6 +18,7 @@ when the capture holds interventions, and caught up only when the analysis chang
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -56,8 +57,9 @@ class AppView:
     """
 
     analysis: Analysis
-    main_ids: list[int] = field(default_factory=list)
-    """``main_ids[i]``: the main analysis' id of the app view's message ``i``."""
+    main_ids: dict[int, int] = field(default_factory=dict)
+    """``main_ids[i]``: the main analysis' id of the app view's message ``i`` (for a
+    bounded analysis, of the messages it still holds or its sessions name)."""
     generation: int = -1
     rows_fed: int = 0
     started_at: int = 0
@@ -69,10 +71,9 @@ class AppView:
 
 
 def new(main: Analysis) -> AppView:
-    """An empty app view with the main analysis' settings."""
-    from proxy.core.analysis.facade import Analysis
-
-    return AppView(Analysis(stall_window=main.stall_window, reply_timeout=main.reply_timeout))
+    """An empty app view with the main analysis' settings, and of its kind: a bounded
+    analysis (``run --headless``) gets a bounded app view, so neither grows without end."""
+    return AppView(main.empty_like())
 
 
 def catch_up(main: Analysis, seen: AppView) -> None:
@@ -99,7 +100,8 @@ def catch_up(main: Analysis, seen: AppView) -> None:
                 continue
             before = len(view.messages)
             view.feed(Data(msg.t, msg.conn, msg.side, data, True, msg.injected))
-            ids.extend([msg.id] * (len(view.messages) - before))
+            for i in range(before, len(view.messages)):
+                ids[i] = msg.id
     seen.rows_fed = len(rows)
     if main.finished:
         view.finish()
@@ -115,16 +117,16 @@ def apply(main: Analysis, seen: AppView) -> None:
     by_start: dict[int, OtaSession] = {}
     for s in seen.analysis.sessions:
         start = s.request if s.request is not None else (s.messages[0] if s.messages else None)
-        if start is not None:
+        if start is not None and start in ids:
             by_start.setdefault(ids[start], s)
     for session in main.sessions:
-        session.app_outcome = session.app_reason = None
         marked = _marked(seen, session)
         if not marked:
+            session.app_outcome = session.app_reason = None
             continue
         app = _counterpart(session, by_start)
         if app is None:
-            continue
+            continue  # a bounded app view forgot it once settled: what it said stands
         reason = _MSG_REF.sub(lambda m: _main_ref(m, ids), app.reason)
         what = _grouped(marked)
         session.app_outcome = app.outcome
@@ -171,6 +173,24 @@ def _counterpart(session: OtaSession, by_start: dict[int, OtaSession]) -> OtaSes
     return None
 
 
-def _main_ref(m: re.Match[str], ids: list[int]) -> str:
-    i = int(m.group(1))
-    return f"#{ids[i]}" if i < len(ids) else m.group(0)
+def _main_ref(m: re.Match[str], ids: dict[int, int]) -> str:
+    main_id = ids.get(int(m.group(1)))
+    return m.group(0) if main_id is None else f"#{main_id}"
+
+
+def forget(main: Analysis, seen: AppView, held: Container[int], held_here: Container[int]) -> None:
+    """Let go of the ids and marks nothing held names any more: called by a bounded
+    analysis once it and its app view forgot messages; ``held`` are the ids of the
+    messages the main analysis still holds, ``held_here`` those the app view holds."""
+    named = {i for s in seen.analysis.sessions for i in _session_ids(s)}
+    ids = seen.main_ids
+    seen.main_ids = {i: m for i, m in ids.items() if i in held_here or i in named}
+    named = {i for s in main.sessions for i in _session_ids(s)}
+    seen.marked = {i: m for i, m in seen.marked.items() if i in held or i in named}
+
+
+def _session_ids(session: OtaSession) -> list[int]:
+    ids = list(session.messages)
+    if session.request is not None:
+        ids.append(session.request)
+    return ids

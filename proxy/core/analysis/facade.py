@@ -287,6 +287,10 @@ class Analysis:
         """The OTA sessions held, each with its number (1 for the first update)."""
         return list(enumerate(self.sessions, 1))
 
+    def empty_like(self) -> Analysis:
+        """A new, empty analysis with these settings (the app's view of this one)."""
+        return Analysis(stall_window=self.stall_window, reply_timeout=self.reply_timeout)
+
     def app_view(self) -> appview.AppView | None:
         """What the app saw, when an intervention made it differ (None otherwise); sets
         each touched session's ``app_outcome`` and ``app_reason``. Caught up (with the rows
