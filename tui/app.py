@@ -32,6 +32,7 @@ from proxy.core.filter import Filter
 from tui import commands, describe, status
 from tui.exporting import Exporter
 from tui.feeder import Feeder
+from tui.focus import HOLD_AT_MOST, KeyOrder, focus_now
 from tui.intervening import Intervener
 from tui.navigation import NavigationActions, Navigator
 from tui.playback import Playback, PlaybackActions
@@ -111,7 +112,10 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             on_filter=self._filter_chosen,
             on_search=lambda text: self.navigation.search_for(text, SEARCH_BUDGET),
             on_intercept=self._intercept_chosen,
-            done=self.timeline.focus,
+            done=lambda: focus_now(self.timeline),
+        )
+        self.keys = KeyOrder(
+            self.post_message, lambda: self.set_timer(HOLD_AT_MOST, self.keys.give_up)
         )
         self.exporter = Exporter(
             analysis,
@@ -163,7 +167,24 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp
         ):
             self.feeder.note_input()
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            await self._read_key(event)
+            return
         await super().on_event(event)
+
+    async def _read_key(self, key: events.Key) -> None:
+        """One key from the terminal, once the one before it is handled (tui.focus)."""
+        if not self.keys.admit(key):
+            return
+        target = self.focused or self.screen
+        closing = target is self.query_bar.field and key.key in ("enter", "escape")
+        await super().on_event(key)
+        if closing:
+            self.keys.hold()  # until the line has closed (or said why not)
+        if key.is_forwarded:
+            self.keys.follow(list(target.ancestors_with_self))
+        else:
+            self.keys.done()  # a priority binding handled it here
 
     # -- feeding and the clock ------------------------------------------------------
 
@@ -319,7 +340,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
         self.ota.display = True
         if self.ota.highlighted is None:
             self.ota.highlighted = 0
-        self.ota.focus()
+        focus_now(self.ota)
 
     def action_toggle_detail(self) -> None:
         self._detail_auto = False
@@ -354,6 +375,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
     @on(Input.Submitted, "#query")
     def _query_submitted(self, event: Input.Submitted) -> None:
         self.query_bar.submitted(event.value)
+        self.keys.release()  # closed, or open with its error: the focus is where it stays
 
     def _filter_chosen(self, flt: Filter) -> None:
         self._filter = flt
@@ -362,6 +384,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
     def action_clear_filter(self) -> None:
         if self.query_bar.mode is not None:
             self.query_bar.close()
+            self.keys.release()
             return
         if self._filter.is_empty and self._session is None:
             return
@@ -383,7 +406,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
     def _session_chosen(self, event: OtaPanel.SessionChosen) -> None:
         self._session = event.index
         self._apply_view()
-        self.timeline.focus()
+        focus_now(self.timeline)
         if event.index is not None:
             self.notify(f"Showing OTA update #{event.index + 1} only (Esc: all)", timeout=2)
 

@@ -17,6 +17,7 @@ from typing import Literal
 from textual.widgets import Input, Static
 
 from proxy.core.filter import Filter, FilterError
+from tui.focus import focus_now
 
 Mode = Literal["filter", "search", "intercept"]
 
@@ -58,7 +59,7 @@ class QueryBar:
         field.border_title = TITLES[mode]
         field.value = value
         field.display = True
-        field.focus()
+        focus_now(field)
 
     def close(self) -> None:
         self._mode = None
