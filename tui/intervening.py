@@ -256,8 +256,7 @@ class Intervener:
 
     def quit(self, leave: Callable[[], object]) -> None:
         """Leave, but first ask what to do with held messages (none is lost silently)."""
-        count = len(self.held())
-        if not count:
+        if not self.held():
             leave()
             return
 
@@ -272,12 +271,14 @@ class Intervener:
                 self.drop_all()
                 leave()
             else:
-                self.app.notify(f"Still holding {count} message(s)", timeout=2)
+                self.app.notify(f"Still holding {len(self.held())} message(s)", timeout=2)
 
         self.app.push_screen(
             ChoiceScreen(
                 "Quit",
-                f"{count} message(s) are held. Forward or drop them before quitting?",
+                # no count: more may be held while this is open (the strip counts them)
+                "Messages are held for you (the strip below lists them). Forward or drop "
+                "them all before quitting?",
                 QUIT_CHOICES,
             ),
             done,
