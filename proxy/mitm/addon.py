@@ -13,6 +13,10 @@ Also a stock mitmproxy script::
 
 which records to a capture file and adds an "InvisOutlet" contentview to mitmproxy and
 mitmweb.
+
+About 500 lines on purpose: every hook reads and writes the one connection table
+(ids, transports, which side closed), so the hooks stay together; what does not need
+that table lives in the modules named above.
 """
 
 from __future__ import annotations

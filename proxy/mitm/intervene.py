@@ -10,6 +10,10 @@ tested with real relays and reasoned about without mitmproxy's layers.
 Every unit a gated direction receives ends as exactly one recorded Data event, at the
 moment it is forwarded, dropped or given up: nothing is lost silently. A unit still
 waiting when its connection ends is recorded as dropped, with the reason.
+
+About 500 lines on purpose: delays, holds, the user's choices, injections and closes
+all act on the same per-direction queues, and splitting them would spread one
+invariant (the order of a direction) over several modules.
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ Choices where the protocol notes state nothing (tags as in protocol/README §0):
 The device's data and catalog are in ``state.py``, its settings in ``config.py``, the
 per-connection writer that merges and splits TCP writes as the real outlet does in
 ``wire.py``; the sockets are :class:`~proxy.net.server.OutletServer`'s (shared with
-replay serve); this module is the clock, the restarts and the OTA timeline.
+replay serve); this module is the clock, the restarts and the OTA timeline, about
+500 lines on purpose: each answer, restart and OTA phase reads the same clock and
+connection list, and the choices above are easiest to check read in one place.
 """
 
 from __future__ import annotations
