@@ -327,7 +327,7 @@ class BoundedAnalysis(Analysis):
             view = seen.analysis
             assert isinstance(view, BoundedAnalysis)  # appview.new makes it of this kind
             view.forget_printed(len(view.rows), len(view.messages), len(view.late_annotations))
-            appview.forget(self, seen, self._window, view._window)
+            appview.forget(self, seen, self._window)
 
     def advance(self, now: float) -> None:
         super().advance(now)

@@ -18,6 +18,8 @@ when the capture holds interventions, and caught up only when the analysis chang
 from __future__ import annotations
 
 import re
+from array import array
+from bisect import bisect_right
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -47,6 +49,50 @@ def app_bytes(msg: Message) -> bytes | None:
     return msg.raw if forwarded is None else forwarded
 
 
+class IdMap:
+    """App-view message id -> the main analysis' id, kept as runs of consecutive ids.
+
+    The two numberings differ only where the app saw nothing of a message (dropped,
+    closed on, invalid) or saw one as several: a new run starts there, so the map stays
+    small in a long run however much the analyses forget, and a reason may name any
+    message, however old.
+    """
+
+    __slots__ = ("_mains", "_starts", "count")
+
+    def __init__(self) -> None:
+        self._starts = array("q")  # the first app-view id of each run
+        self._mains = array("q")  # the main id it maps to
+        self.count = 0
+
+    def append(self, main_id: int) -> None:
+        """The next app-view message is main message ``main_id``."""
+        i = self.count
+        if not self._starts or main_id - self._mains[-1] != i - self._starts[-1]:
+            self._starts.append(i)
+            self._mains.append(main_id)
+        self.count = i + 1
+
+    def get(self, i: int) -> int | None:
+        if not 0 <= i < self.count:
+            return None
+        run = bisect_right(self._starts, i) - 1
+        return self._mains[run] + (i - self._starts[run])
+
+    def __getitem__(self, i: int) -> int:
+        main_id = self.get(i)
+        if main_id is None:
+            raise IndexError(i)
+        return main_id
+
+    def __contains__(self, i: object) -> bool:
+        return isinstance(i, int) and 0 <= i < self.count
+
+    @property
+    def runs(self) -> int:
+        return len(self._starts)
+
+
 @dataclass(slots=True)
 class AppView:
     """The analysis of what the app saw, and where its messages are in the main one.
@@ -57,9 +103,8 @@ class AppView:
     """
 
     analysis: Analysis
-    main_ids: dict[int, int] = field(default_factory=dict)
-    """``main_ids[i]``: the main analysis' id of the app view's message ``i`` (for a
-    bounded analysis, of the messages it still holds or its sessions name)."""
+    main_ids: IdMap = field(default_factory=IdMap)
+    """``main_ids[i]``: the main analysis' id of the app view's message ``i``."""
     generation: int = -1
     rows_fed: int = 0
     started_at: int = 0
@@ -100,8 +145,8 @@ def catch_up(main: Analysis, seen: AppView) -> None:
                 continue
             before = len(view.messages)
             view.feed(Data(msg.t, msg.conn, msg.side, data, True, msg.injected))
-            for i in range(before, len(view.messages)):
-                ids[i] = msg.id
+            for _ in range(before, len(view.messages)):
+                ids.append(msg.id)
     seen.rows_fed = len(rows)
     if main.finished:
         view.finish()
@@ -173,18 +218,14 @@ def _counterpart(session: OtaSession, by_start: dict[int, OtaSession]) -> OtaSes
     return None
 
 
-def _main_ref(m: re.Match[str], ids: dict[int, int]) -> str:
+def _main_ref(m: re.Match[str], ids: IdMap) -> str:
     main_id = ids.get(int(m.group(1)))
     return m.group(0) if main_id is None else f"#{main_id}"
 
 
-def forget(main: Analysis, seen: AppView, held: Container[int], held_here: Container[int]) -> None:
-    """Let go of the ids and marks nothing held names any more: called by a bounded
-    analysis once it and its app view forgot messages; ``held`` are the ids of the
-    messages the main analysis still holds, ``held_here`` those the app view holds."""
-    named = {i for s in seen.analysis.sessions for i in _session_ids(s)}
-    ids = seen.main_ids
-    seen.main_ids = {i: m for i, m in ids.items() if i in held_here or i in named}
+def forget(main: Analysis, seen: AppView, held: Container[int]) -> None:
+    """Let go of the marks no held message or session names any more: called by a
+    bounded analysis once it forgot messages (``held``: the ids of those it holds)."""
     named = {i for s in main.sessions for i in _session_ids(s)}
     seen.marked = {i: m for i, m in seen.marked.items() if i in held or i in named}
 
