@@ -363,11 +363,10 @@ def test_a_long_run_with_rules_names_the_same_messages_as_the_full_analysis(path
     cb20 (#N)") was mapped to a wrong one."""
     events = list(load_events(path).events)
     first = next(i for i, e in enumerate(events) if isinstance(e, Data) and i > 1)
-    dropped = Intervention("drop", "rule", "9")
-    shifted = [
-        dataclasses.replace(e, intervention=dropped) if i == first else e
-        for i, e in enumerate(events)
-    ]
+    data = events[first]
+    assert isinstance(data, Data)
+    shifted = list(events)  # the app never saw that message: the numberings differ
+    shifted[first] = dataclasses.replace(data, intervention=Intervention("drop", "rule", "9"))
     run: list[Event] = []
     t = 0.0
     for r in range(40):
