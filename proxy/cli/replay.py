@@ -262,7 +262,7 @@ def run_send(file: str, script: Script, options: SendOptions) -> int:
 
     from proxy.replay.send import send_replay
 
-    _err(f"sending {len(script.requests)} request(s) from {file} to {options.outlet}")
+    _err(f"sending {len(script.requests)} request(s) from {file} to {options.outlet.host}")
     try:
         result = asyncio.run(send_replay(script, options, on_line=_err))
     except KeyboardInterrupt:

@@ -300,6 +300,7 @@ async def test_cli_send_exit_codes(up_to_date_capture: Path, tmp_path: Path) -> 
         code, out, err = await _cli("send", cap, "--outlet", "127.0.0.1", *ports, "--no-record")
         assert (code, err.count("Traceback")) == (0, 0), err
         assert "no differences in 2 request(s)" in out and "cb21 [1,0]" in out
+        assert f"request(s) from {cap} to 127.0.0.1\n" in err  # the address, as typed
         port = sim.tcp_port
     async with OutletSimulator(sim_config("A", "0.0.3", "0.1.2")) as sim:
         ports = ["--ws-port", str(sim.ws_port)]
