@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -141,12 +142,41 @@ class IterSource(Source):
         self._events = iter(events)
         self._problems = problems
         self._close = close
+        # A batch read in the worker thread goes on when the app quits (a thread cannot
+        # be cancelled); closing the reader under it raised "generator already
+        # executing". Whichever of the two comes last closes it.
+        self._lock = threading.Lock()
+        self._reading = False
+        self._closing = False
+
+    def _read_batch(self) -> list[Event]:
+        try:
+            return _take(self._events, self.BATCH)
+        finally:
+            with self._lock:
+                self._reading = False
+                close_now = self._closing
+            if close_now:
+                self._closed()
+
+    def _closed(self) -> None:
+        if self._close is not None:
+            self._close()
+
+    def _close_when_idle(self) -> None:
+        with self._lock:
+            self._closing = True
+            reading = self._reading
+        if not reading:
+            self._closed()
 
     async def _run(self, sink: Sink) -> None:
         count = 0
         try:
             while True:
-                batch = await asyncio.to_thread(_take, self._events, self.BATCH)
+                with self._lock:
+                    self._reading = True
+                batch = await asyncio.to_thread(self._read_batch)
                 if not batch:
                     break
                 count += len(batch)
@@ -158,8 +188,7 @@ class IterSource(Source):
             sink.source_done([f"reading stopped: {exc}"])
             return
         finally:
-            if self._close is not None:
-                self._close()
+            self._close_when_idle()
         sink.set_progress("")
         problems = [str(p) for p in self._problems()] if self._problems else []
         sink.source_done(problems)
