@@ -4,7 +4,7 @@ worker thread was reading, not under it ("generator already executing")."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from proxy.core.events import Data, Event, Open
 from tests.tui.conftest import source_app, wait_until
@@ -17,7 +17,7 @@ async def test_quitting_mid_batch_closes_the_reader_after_the_batch() -> None:
     in_batch, go, closed = threading.Event(), threading.Event(), threading.Event()
     problems: list[BaseException] = []
 
-    def events() -> Iterator[Event]:
+    def events() -> Generator[Event]:
         yield Open(0.0, "c1", "tcp", "127.0.0.1:1", "127.0.0.1:2")
         for i in range(IterSource.BATCH * 3):
             if i == IterSource.BATCH + 10:
