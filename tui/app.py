@@ -167,17 +167,22 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp
         ):
             self.feeder.note_input()
-        if isinstance(event, events.Key) and not event.is_forwarded:
+        if isinstance(event, events.Key | events.Paste) and not event.is_forwarded:
             await self._read_key(event)
             return
         await super().on_event(event)
 
-    async def _read_key(self, key: events.Key) -> None:
-        """One key from the terminal, once the one before it is handled (tui.focus)."""
+    async def _read_key(self, key: events.Key | events.Paste) -> None:
+        """One key (or paste) from the terminal, once the one before it is handled
+        (tui.focus)."""
         if not self.keys.admit(key):
             return
         target = self.focused or self.screen
-        closing = target is self.query_bar.field and key.key in ("enter", "escape")
+        closing = (
+            target is self.query_bar.field
+            and isinstance(key, events.Key)
+            and key.key in ("enter", "escape")
+        )
         await super().on_event(key)
         if closing:
             self.keys.hold()  # until the line has closed (or said why not)

@@ -21,6 +21,9 @@ from textual.dom import DOMNode
 from textual.timer import Timer
 from textual.widget import Widget
 
+Typed = events.Key | events.Paste
+"""What the terminal types: keys, and a bracketed paste (it must not overtake them)."""
+
 HOLD_AT_MOST = 1.0
 """Seconds the next key waits if the one before it never comes back (a safety net)."""
 
@@ -43,18 +46,18 @@ class KeyOrder:
     query line closing on Enter says so when its Submitted message has been handled).
     """
 
-    def __init__(self, read: Callable[[events.Key], object], timer: Callable[[], Timer]):
+    def __init__(self, read: Callable[[Typed], object], timer: Callable[[], Timer]):
         """``read`` hands a waiting key to the app again; ``timer`` starts the safety
         net: a timer that calls :meth:`give_up`."""
         self._read = read
         self._timer = timer
-        self._waiting: deque[events.Key] = deque()
-        self._again: events.Key | None = None  # handed back to the app, not seen since
+        self._waiting: deque[Typed] = deque()
+        self._again: Typed | None = None  # handed back to the app, not seen since
         self._busy = False
         self._held = False
         self._net: Timer | None = None
 
-    def admit(self, key: events.Key) -> bool:
+    def admit(self, key: Typed) -> bool:
         """Whether ``key`` may be handled now; if not it waits its turn."""
         if key is self._again:
             self._again = None

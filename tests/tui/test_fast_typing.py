@@ -82,3 +82,15 @@ async def test_the_editor_sends_what_was_typed_just_before_ctrl_s() -> None:
         await wait_until(pilot, lambda: not app.held_panel.display)
         expected = b'{"packetID":222222,"payload":{"callbackName":21,"callbackArgs":[2,1]}}\n'
         assert ("c1", "outlet", expected) in control.wire.sent
+
+
+async def test_a_paste_right_after_f_lands_in_the_filter_line() -> None:
+    app = scenario_app("revb_outlet_tcp")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        type_at_once(app, "f")
+        paste = events.Paste("cb:21")
+        paste.set_sender(app)
+        app.post_message(paste)
+        type_at_once(app, "\n")
+        await wait_until(pilot, lambda: "filter: cb:21" in status_text(app))
