@@ -75,6 +75,10 @@ class FilterError(ValueError):
         return f"{text}; {self.hint}" if self.hint else text
 
 
+class FieldValueError(FilterError):
+    """A known field with a value it cannot take; the message says what it can."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     kind: str  # "(", ")", "not", "and", "or", "word"
@@ -172,7 +176,8 @@ class _Parser:
             close = self.peek()
             if close is None or close.kind != ")":
                 col = close.pos + 1 if close else self.end_column()
-                raise FilterError(f"missing ')' for the '(' at column {tok.pos + 1}", col)
+                opened = f"the '(' it would close is at column {tok.pos + 1}"
+                raise FilterError("missing ')'", col, opened)
             self.take()
             return inner
         if tok.kind == "word":
@@ -205,7 +210,7 @@ def _term(tok: _Token) -> Predicate:
         known = ", ".join(FIELDS)
         raise FilterError(f"unknown field {name!r}", column, f"known fields: {known}")
     if value == "":
-        raise FilterError(f"{field}: needs a value ({FIELDS[field]})", column)
+        raise FieldValueError(f"{field}: needs a value ({FIELDS[field]})", column)
     builder = _BUILDERS[field]
     return builder(value, column + len(name) + 1)
 
@@ -220,14 +225,14 @@ def _cb_term(value: str, column: int) -> Predicate:
     if re.fullmatch(r"[\d,\-\s]+", value):
         for part in value.split(","):
             if not part:
-                raise FilterError(f"cb: empty item in {value!r}", column)
+                raise FieldValueError(f"cb: empty item in {value!r}", column)
             if "-" in part:
                 lo_s, _, hi_s = part.partition("-")
                 if not lo_s.isdigit() or not hi_s.isdigit():
-                    raise FilterError(f"cb: bad range {part!r}; write it as 21-23", column)
+                    raise FieldValueError(f"cb: bad range {part!r}; write it as 21-23", column)
                 lo, hi = int(lo_s), int(hi_s)
                 if lo > hi:
-                    raise FilterError(f"cb: range {part!r} runs backwards", column)
+                    raise FieldValueError(f"cb: range {part!r} runs backwards", column)
                 numbers.update(range(lo, hi + 1))
             else:
                 numbers.add(int(part))
@@ -241,7 +246,7 @@ def _dir_term(value: str, column: int) -> Predicate:
     sides = {"app": "app", "a": "app", "outlet": "outlet", "o": "outlet", "device": "outlet"}
     side = sides.get(value.lower())
     if side is None:
-        raise FilterError(f"dir: {value!r} is not app or outlet", column)
+        raise FieldValueError(f"dir: {value!r} is not app or outlet", column)
     return lambda row, msg, text: msg is not None and msg.side == side
 
 
@@ -262,7 +267,7 @@ def _kind_term(value: str, column: int) -> Predicate:
     low = value.lower()
     candidates = [k for k in KINDS if k.startswith(low)]
     if len(candidates) != 1:
-        raise FilterError(f"kind: {value!r} is not one of {', '.join(KINDS)}", column)
+        raise FieldValueError(f"kind: {value!r} is not one of {', '.join(KINDS)}", column)
     kind = candidates[0]
     if kind in ("open", "close"):
         return lambda row, msg, text: row.kind == kind
@@ -280,7 +285,7 @@ def _sev_term(value: str, column: int) -> Predicate:
     low = value.lower()
     candidates = [s for s in SEVERITIES if s.startswith(low)]
     if len(candidates) != 1:
-        raise FilterError(f"sev: {value!r} is not info, warning or error", column)
+        raise FieldValueError(f"sev: {value!r} is not info, warning or error", column)
     floor = SEVERITIES.index(candidates[0])
     return lambda row, msg, text: (
         msg is not None and any(SEVERITIES.index(a.severity) >= floor for a in msg.annotations)
@@ -296,7 +301,7 @@ def _pid_term(value: str, column: int) -> Predicate:
 def _tr_term(value: str, column: int) -> Predicate:
     low = value.lower()
     if low not in ("tcp", "ws"):
-        raise FilterError(f"tr: {value!r} is not tcp or ws", column)
+        raise FieldValueError(f"tr: {value!r} is not tcp or ws", column)
     return lambda row, msg, text: msg is not None and msg.transport == low
 
 
@@ -317,13 +322,13 @@ def _arg_test(index: int, value: str, column: int) -> Callable[[object], bool]:
     if (m := _range(value)) is not None:
         low, high = float(m.group(1)), float(m.group(2))
         if low > high:
-            raise FilterError(f"arg.{index}: range {value!r} runs backwards", column)
+            raise FieldValueError(f"arg.{index}: range {value!r} runs backwards", column)
         return lambda x: _is_number(x) and low <= x <= high
     if _number(value) is not None:
         number = float(value)
         return lambda x: _is_number(x) and x == number
     if re.fullmatch(r"[\d.eE+\-]+", value) and any(c.isdigit() for c in value):
-        raise FilterError(
+        raise FieldValueError(
             f"arg.{index}: {value!r} is neither a number nor a range LOW-HIGH (40-100, -5--1)",
             column,
         )
@@ -341,16 +346,18 @@ def _arg_term(field: str, value: str, column: int) -> Predicate:
     rule must never act on a message it cannot read.
     """
     if field == "arg":
-        raise FilterError("arg needs an index: arg.N:VALUE, N counting from 0 (arg.1:40)", column)
+        raise FieldValueError(
+            "arg needs an index: arg.N:VALUE, N counting from 0 (arg.1:40)", column
+        )
     index_text = field[4:]
     if not (index_text.isascii() and index_text.isdigit()):
-        raise FilterError(
+        raise FieldValueError(
             f"arg.N: N must be a whole number counting from 0 (arg.1:40), not {index_text!r}",
             column + 4,
         )
     index = int(index_text)
     if value == "":
-        raise FilterError(f"arg.{index}: needs a value ({FIELDS['arg.N']})", column)
+        raise FieldValueError(f"arg.{index}: needs a value ({FIELDS['arg.N']})", column)
     test = _arg_test(index, value, column + len(field) + 1)
 
     def predicate(row: Row, msg: Message | None, text: TextOf) -> bool:

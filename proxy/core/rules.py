@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from proxy.core.filter import FIELDS, Filter, FilterError, TextOf
+from proxy.core.filter import FIELDS, FieldValueError, Filter, FilterError, TextOf
 from proxy.core.model import Message, Row
 
 ActionKind = Literal["drop", "delay", "close", "reply", "set"]
@@ -462,7 +462,9 @@ def parse_rule(text: str, number: int = 1, source: str | None = None) -> Rule:
         match = Filter.parse(match_text)
     except FilterError as e:
         # The filter counts columns in match_text, which starts the rule text.
-        raise RuleError(e.message, e.column or 1, text=text, hint=e.hint or TERMS_HELP) from None
+        # the terms help a mistake in the syntax; a bad value's message says what fits
+        hint = e.hint or (None if isinstance(e, FieldValueError) else TERMS_HELP)
+        raise RuleError(e.message, e.column or 1, text=text, hint=hint) from None
     action, times, after = _ActionParser(text, arrow + 2).parse()
     normalised = f"{match.expression} -> {action.text}{_limits_text(times, after)}"
     return Rule(number, normalised, match, action, times=times, after=after, source=source)

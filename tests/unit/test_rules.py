@@ -542,3 +542,20 @@ def test_reply_fields_that_cannot_nest_are_refused_at_start() -> None:
         parse_rule("cb:21 -> reply payload.callbackArgs=[1] payload.callbackArgs.x=1")
     assert info.value.column == 16
     assert "is not an object" in info.value.message
+
+
+def test_a_missing_parenthesis_names_both_columns_once_each() -> None:
+    with pytest.raises(RuleError) as info:
+        parse_rule("(cb:21 -> drop")
+    assert str(info.value) == (
+        "rule '(cb:21 -> drop': missing ')' at column 7; the '(' it would close is at column 1"
+    )
+
+
+def test_a_bad_value_of_a_known_field_is_not_followed_by_the_list_of_terms() -> None:
+    """The message says what the field takes; the terms would only bury it."""
+    with pytest.raises(RuleError) as info:
+        parse_rule("dir:sideways -> drop")
+    assert str(info.value) == (
+        "rule 'dir:sideways -> drop': dir: 'sideways' is not app or outlet at column 5"
+    )
