@@ -32,7 +32,7 @@ from proxy.core.filter import Filter
 from tui import commands, describe, status
 from tui.exporting import Exporter
 from tui.feeder import Feeder
-from tui.focus import HOLD_AT_MOST, KeyOrder, focus_now
+from tui.focus import CHECK_EVERY, KeyOrder, focus_now
 from tui.intervening import Intervener
 from tui.navigation import NavigationActions, Navigator
 from tui.playback import Playback, PlaybackActions
@@ -114,9 +114,7 @@ class InvisApp(NavigationActions, PlaybackActions, App[None]):
             on_intercept=self._intercept_chosen,
             done=lambda: focus_now(self.timeline),
         )
-        self.keys = KeyOrder(
-            self.post_message, lambda: self.set_timer(HOLD_AT_MOST, self.keys.give_up)
-        )
+        self.keys = KeyOrder(self.post_message, lambda check: self.set_interval(CHECK_EVERY, check))
         self.exporter = Exporter(
             analysis,
             label=source.label,

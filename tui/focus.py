@@ -13,6 +13,7 @@ has gone all the way up; :func:`focus_now` moves the focus at once
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -26,6 +27,7 @@ Typed = events.Key | events.Paste
 
 HOLD_AT_MOST = 1.0
 """Seconds the next key waits if the one before it never comes back (a safety net)."""
+CHECK_EVERY = 0.25
 
 
 def focus_now(widget: Widget) -> None:
@@ -46,15 +48,22 @@ class KeyOrder:
     query line closing on Enter says so when its Submitted message has been handled).
     """
 
-    def __init__(self, read: Callable[[Typed], object], timer: Callable[[], Timer]):
-        """``read`` hands a waiting key to the app again; ``timer`` starts the safety
-        net: a timer that calls :meth:`give_up`."""
+    def __init__(
+        self,
+        read: Callable[[Typed], object],
+        every: Callable[[Callable[[], None]], Timer],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """``read`` hands a waiting key to the app again; ``every`` starts a timer that
+        calls its argument a few times a second (the safety net, only while keys wait)."""
         self._read = read
-        self._timer = timer
+        self._every = every
+        self._clock = clock
         self._waiting: deque[Typed] = deque()
         self._again: Typed | None = None  # handed back to the app, not seen since
         self._busy = False
         self._held = False
+        self._since = 0.0  # when the key in flight was let in, or the hold began
         self._net: Timer | None = None
 
     def admit(self, key: Typed) -> bool:
@@ -63,9 +72,11 @@ class KeyOrder:
             self._again = None
         elif self._busy or self._held or self._again is not None or self._waiting:
             self._waiting.append(key)
+            if self._net is None:
+                self._net = self._every(self._check)
             return False
         self._busy = True
-        self._net = self._timer()
+        self._since = self._clock()
         return True
 
     def follow(self, path: list[DOMNode]) -> None:
@@ -83,25 +94,28 @@ class KeyOrder:
     def done(self) -> None:
         """The admitted key has been handled."""
         self._busy = False
-        if self._net is not None:
-            self._net.stop()
-            self._net = None
         self._next()
 
     def hold(self) -> None:
         """Keep the next keys out until :meth:`release`, even once this one is done."""
         self._held = True
+        self._since = self._clock()
 
     def release(self) -> None:
         self._held = False
         self._next()
 
-    def give_up(self) -> None:
-        """The key in flight never came back: let the next ones in anyway."""
-        self._held = False
-        self.done()
+    def _check(self) -> None:
+        """The safety net: a key in flight (or a hold) that never ended lets the others
+        in after HOLD_AT_MOST seconds instead of keeping them forever."""
+        if (self._busy or self._held) and self._clock() - self._since > HOLD_AT_MOST:
+            self._busy = self._held = False
+            self._next()
 
     def _next(self) -> None:
         if not self._busy and not self._held and self._again is None and self._waiting:
             self._again = self._waiting.popleft()
             self._read(self._again)
+        if not self._waiting and self._net is not None:
+            self._net.stop()
+            self._net = None
