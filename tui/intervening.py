@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from proxy.core import gate
 from proxy.core.events import Side
 from proxy.core.filter import Filter
 from tui import inject
@@ -35,8 +36,7 @@ QUIT_CHOICES = (
 
 def compact(text: str) -> bytes:
     """The editor's JSON as one compact line (raises ValueError when it is not JSON)."""
-    value = json.loads(text)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return gate.compact(json.loads(text))
 
 
 class Intervener:

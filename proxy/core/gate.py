@@ -25,6 +25,7 @@ from proxy.core.filter import Filter
 from proxy.core.framing import Frame, Framer
 from proxy.core.model import Message, Row
 from proxy.core.protocol import decode
+from proxy.core.protocol.common import compact_text
 from proxy.core.rules import Rule, RuleSet
 
 DecisionKind = Literal["forward", "drop", "delay", "close", "reply", "set"]
@@ -39,7 +40,7 @@ INJECTED_REPLY_WHY: Final = "reply to an injected request; the app never asked"
 
 def compact(value: Any) -> bytes:
     """A JSON value as the protocol sends it: no spaces, UTF-8 kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return compact_text(value).encode()
 
 
 @dataclass

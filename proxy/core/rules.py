@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 from proxy.core.filter import FIELDS, FieldValueError, Filter, FilterError, TextOf
 from proxy.core.model import Message, Row
+from proxy.core.protocol.common import compact_text
 
 ActionKind = Literal["drop", "delay", "close", "reply", "set"]
 PathKey = str | int
@@ -95,11 +96,6 @@ class RuleError(ValueError):
         if self.hint:
             parts.append(f"; {self.hint}")
         return "".join(parts)
-
-
-def _json_text(value: Any) -> str:
-    """A value as the rule text writes it (compact JSON, which parses back the same)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _path_text(path: tuple[PathKey, ...]) -> str:
@@ -330,7 +326,7 @@ class _ActionParser:
             path, path_text, value_at = self.path()
             value = self.value(value_at)
             found.append((path, value))
-            spelled.append(f"{path_text}={_json_text(value)}")
+            spelled.append(f"{path_text}={compact_text(value)}")
         if not found:
             usage = (
                 "FIELD=VALUE... (reply puback=0)" if kind == "reply" else "PATH=JSON (set puback=0)"

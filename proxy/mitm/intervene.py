@@ -28,7 +28,7 @@ from typing import Protocol
 
 from proxy.core.events import SIDES, Data, Event, Intervention, InterventionBy, Side, Transport
 from proxy.core.filter import Filter
-from proxy.core.gate import Decision, Gate, GateContext
+from proxy.core.gate import Decision, Gate, GateContext, compact
 from proxy.core.rules import RuleSet
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class Interventions:
         self._told: set[str] = set()  # notes of rules that could not act, said once
         self.listeners: list[Callable[[], None]] = []
         """Called (no arguments) whenever the held messages or rule counts change."""
+        self.active = False
+        """Whether new traffic must go frame by frame (some rule or filter could act)."""
         self.engaged = False
         """False: no direction is or may be gated; the relay forwards chunks as they are
         (one attribute read per chunk is all this module costs then)."""
@@ -119,12 +121,11 @@ class Interventions:
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def active(self) -> bool:
-        """Whether new traffic must go frame by frame (some rule or filter could act)."""
-        return any(r.enabled for r in self.rules.rules) or self.intercept is not None
-
     def _update(self) -> None:
+        # Every change of a rule's switch, the rules or the filter comes through here
+        # (the rule set's listeners, set_rules, set_intercept): worked out once, not per
+        # chunk.
+        self.active = any(r.enabled for r in self.rules.rules) or self.intercept is not None
         self.engaged = self.active or bool(self._gates) or any(self.context.injected.values())
 
     def gated(self, conn: str, side: Side, at_boundary: bool) -> bool:
@@ -151,10 +152,6 @@ class Interventions:
     def held(self) -> list[Held]:
         """Every unit waiting for the user, oldest first."""
         return [h for h in self._waiting() if h.for_user]
-
-    def waiting(self) -> int:
-        """Units waiting for any reason (delays included)."""
-        return sum(1 for _ in self._waiting())
 
     def _waiting(self) -> Iterator[Held]:
         for queue in self._queues.values():
@@ -502,7 +499,7 @@ def compact_edit(edited: str | bytes, decision: Decision) -> bytes:
         value = json.loads(edited)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InterventionError(f"not valid JSON: {exc}") from None
-    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    body = compact(value)
     data = decision.data
     tail = data[len(data.rstrip(b" \t\r\n")) :]
     return body + tail

@@ -18,11 +18,12 @@ from proxy.core.model import Annotation, Message
 
 _dumps: Final = orjson.dumps
 _DumpError: Final = orjson.JSONEncodeError
-_encode: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+compact_text: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""A JSON value as the protocol sends it: no spaces, UTF-8 kept (one encoder for all)."""
 
 
 def _json(value: Any, limit: int = 0) -> str:
-    text: str = _encode(value)
+    text: str = compact_text(value)
     if limit and len(text) > limit:
         return text[: limit - 1] + "…"
     return text
