@@ -137,8 +137,7 @@ def _value_text(value: Any) -> str:
 
 
 def raw_text(msg: Message, limit: int) -> str:
-    text = msg.raw.decode("utf-8", "replace").replace("\n", "⏎").replace("\r", "␍")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _bytes_text(msg.raw, limit)
 
 
 def intervention_glyph(msg: Message) -> str:

@@ -47,6 +47,7 @@ class Intervener:
         self.control = control
         self.panel = panel
         self._dirty = True
+        self._shown: list[int] | None = None  # ids of the held messages on show
 
     # -- state -------------------------------------------------------------------
 
@@ -89,7 +90,12 @@ class Intervener:
         if not (self._dirty or force):
             return False
         self._dirty = False
-        self.panel.show(self.held(), self.app.clock())
+        held = self.held()
+        ids = [h.id for h in held]
+        if not force and ids == self._shown:
+            return False  # the relay's note was about rule counts only: nothing to redraw
+        self._shown = ids
+        self.panel.show(held, self.app.clock())
         return True
 
     def _live(self, what: str) -> Interventions | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 Transport = Literal["tcp", "ws"]
 Side = Literal["app", "outlet"]
@@ -46,8 +46,9 @@ class Open:
 
 
 InterventionAction = Literal["drop", "delay", "close", "reply", "set", "edit", "hold", "inject"]
-INTERVENTION_ACTIONS: Final = ("drop", "delay", "close", "reply", "set", "edit", "hold", "inject")
+INTERVENTION_ACTIONS: Final[tuple[str, ...]] = get_args(InterventionAction)
 InterventionBy = Literal["rule", "user"]
+INTERVENTION_BY: Final[tuple[str, ...]] = get_args(InterventionBy)
 
 
 @dataclass(frozen=True, slots=True)

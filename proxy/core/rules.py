@@ -249,12 +249,14 @@ def _find_arrow(text: str) -> int:
 
 
 _WORD = re.compile(r"\s*(\S+)")
-_JSON = json.JSONDecoder(parse_constant=lambda name: _raise_constant(name))
-_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*|\d+")
 
 
 def _raise_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_JSON = json.JSONDecoder(parse_constant=_raise_constant)
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*|\d+")
 
 
 class _ActionParser:

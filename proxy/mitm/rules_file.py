@@ -46,12 +46,11 @@ class ReloadOutcome:
     """What one noticed change did: ``reloaded`` (the new rules are active) or ``kept``
     (the edit is broken; ``error`` says why and the old rules stay)."""
 
-    __slots__ = ("error", "kind", "message")
+    __slots__ = ("kind", "message")
 
-    def __init__(self, kind: OutcomeKind, message: str, error: RuleError | None = None) -> None:
+    def __init__(self, kind: OutcomeKind, message: str) -> None:
         self.kind: OutcomeKind = kind
         self.message = message
-        self.error = error
 
     def __repr__(self) -> str:
         return f"ReloadOutcome({self.kind!r}, {self.message!r})"
@@ -104,7 +103,6 @@ class RulesFileWatcher:
                 "kept",
                 f"rules file {self.path} not reloaded: {_without_where(exc, self.path)}; "
                 f"still using the {count} rule{'s' if count != 1 else ''} in use",
-                exc,
             )
         else:
             self.rules.replace(fresh)

@@ -16,11 +16,9 @@ import base64
 import binascii
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
-from proxy.core.events import INTERVENTION_ACTIONS, Intervention
-
-BY: Final = ("rule", "user")
+from proxy.core.events import INTERVENTION_ACTIONS, INTERVENTION_BY, Intervention
 
 
 def encode_intervention(mark: Intervention) -> dict[str, Any]:
@@ -43,7 +41,7 @@ def decode_intervention(value: object) -> Intervention:
             f"field 'intervention.action' should be one of {allowed}, not {_short(action)}"
         )
     by = value.get("by")
-    if by not in BY:
+    if by not in INTERVENTION_BY:
         raise ValueError(f"field 'intervention.by' should be 'rule' or 'user', not {_short(by)}")
     rule = _text(value, "rule")
     why = _text(value, "why")
