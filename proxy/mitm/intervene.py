@@ -258,9 +258,8 @@ class Interventions:
             logger.warning(f"invisproxy: {note}")
 
     def _give_up_unit(self, d: Decision, t: float, why: str) -> None:
-        mark = Intervention("drop", d.by, d.rule.text if d.rule else None, None,
-                            f"not forwarded: {why}")  # fmt: skip
-        self.wire.emit(Data(t, d.conn, d.side, d.data, d.text, False, mark))
+        rule = d.rule.text if d.rule else None
+        self.wire.emit(_not_forwarded(t, d.conn, d.side, d.data, d.text, why, d.by, rule))
 
     def _answer(self, d: Decision, t: float) -> None:
         """A ``reply`` rule's answer goes back toward the app, behind what waits there."""
@@ -325,27 +324,32 @@ class Interventions:
 
     def _release(self, held: Held, now: float) -> None:
         d = held.decision
-        made = self._made.pop(held.id, None)
         data = held.released if held.released is not None else d.out
         if data and not self.wire.send(d.conn, _other(d.side), data, d.text):
+            self._made.pop(held.id, None)
             self._give_up(held, "the connection closed before it could be sent")
             return
+        self.wire.emit(self._released_record(held, now))
+
+    def _released_record(self, held: Held, now: float) -> Data:
+        """What is recorded for a held unit let go now: a ``reply`` rule's answer, a
+        drop, or the unit with how long it waited (and the user's edit, if any)."""
+        d = held.decision
+        made = self._made.pop(held.id, None)
         if made is not None:
-            self.wire.emit(made)
-            return
+            return made
         if d.kind == "drop":
-            self.wire.emit(d.record(now))
-            return
-        edited = held.released if held.released != d.out else None
-        self.wire.emit(d.record(now, round(now - held.since, 6), edited))
+            return d.record(now)
+        edited = held.released if held.released not in (None, d.out) else None
+        return d.record(now, round(now - held.since, 6), edited)
 
     def _give_up(self, held: Held, why: str) -> None:
         d = held.decision
         by: InterventionBy = "user" if d.hold else "rule"
         rule = d.rule.text if d.rule else None
-        waited = round(self.wire.now() - held.since, 6)
-        mark = Intervention("drop", by, rule, waited, f"not forwarded: {why}")
-        self.wire.emit(Data(self.wire.now(), d.conn, d.side, d.data, d.text, False, mark))
+        now = self.wire.now()
+        waited = round(now - held.since, 6)
+        self.wire.emit(_not_forwarded(now, d.conn, d.side, d.data, d.text, why, by, rule, waited))
 
     # ------------------------------------------------------------------ the user
 
@@ -437,11 +441,10 @@ class Interventions:
             for d in tail:
                 if queue:
                     self._enqueue(d, self.wire.now())
-                elif d.out:
+                    continue
+                if d.out:
                     out.append((d.out, d.text))
-                    self.wire.emit(d.record(self.wire.now()))
-                else:
-                    self.wire.emit(d.record(self.wire.now()))
+                self.wire.emit(d.record(self.wire.now()))
         queue = self._queues.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -450,18 +453,13 @@ class Interventions:
         for held in queue or ():
             d = held.decision
             data = held.released if held.released is not None else d.out
-            made = self._made.pop(held.id, None)
-            if made is not None:
-                out.append((data, made.text))
-                self.wire.emit(made)
-                continue
-            if d.kind == "drop":
-                self.wire.emit(d.record(now))
-                continue
-            d.why = "sent early: the sender closed its side"
-            out.append((data, d.text))
-            edited = held.released if held.released not in (None, d.out) else None
-            self.wire.emit(d.record(now, round(now - held.since, 6), edited))
+            answer = held.id in self._made
+            if not answer and d.kind != "drop":
+                d.why = "sent early: the sender closed its side"
+            record = self._released_record(held, now)
+            if answer or d.kind != "drop":
+                out.append((data, record.text))
+            self.wire.emit(record)
         if queue:
             self._changed()
         return out
@@ -474,9 +472,8 @@ class Interventions:
             gate = self._gates.pop(key, None)
             if gate is not None and gate.buffered:
                 # the start of a frame whose end never came: never forwarded
-                why = "not forwarded: the connection closed in the middle of it"
-                mark = Intervention("drop", "rule", None, None, why)
-                self.wire.emit(Data(self.wire.now(), conn, side, gate.pending, True, False, mark))
+                why = "the connection closed in the middle of it"
+                self.wire.emit(_not_forwarded(self.wire.now(), conn, side, gate.pending, True, why))
             self._broken.discard(key)
             timer = self._timers.pop(key, None)
             if timer is not None:
@@ -490,6 +487,22 @@ class Interventions:
         self._update()
         if changed:
             self._changed()
+
+
+def _not_forwarded(
+    t: float,
+    conn: str,
+    side: Side,
+    data: bytes,
+    text: bool,
+    why: str,
+    by: InterventionBy = "rule",
+    rule: str | None = None,
+    waited: float | None = None,
+) -> Data:
+    """The record of a unit that was never forwarded, and why."""
+    mark = Intervention("drop", by, rule, waited, f"not forwarded: {why}")
+    return Data(t, conn, side, data, text, False, mark)
 
 
 def compact_edit(edited: str | bytes, decision: Decision) -> bytes:
