@@ -25,7 +25,13 @@ from proxy.cli.options import (
     Recording,
     recording_options,
 )
-from proxy.cli.rule_options import RuleOptions, describe_rules, notify_reloads, rule_options
+from proxy.cli.rule_options import (
+    RuleOptions,
+    describe_rules,
+    notify_reloads,
+    print_reloads,
+    rule_options,
+)
 from proxy.cli.sim import FAULT
 
 if TYPE_CHECKING:
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
     from proxy.core.analysis import Analysis
     from proxy.core.rules import RuleSet
     from proxy.mitm.live import LiveProxy
-    from proxy.mitm.rules_file import ReloadOutcome
     from proxy.sim.outlet import Fault, OutletSimulator
     from proxy.sim.scripted_app import AppResult
 
@@ -124,10 +129,6 @@ def run(args: DemoOptions) -> int:
 
 def _say(text: str) -> None:
     print(f"invisproxy demo: {text}", file=sys.stderr, flush=True)
-
-
-def _say_reload(outcome: ReloadOutcome) -> None:
-    _say(("" if outcome.kind == "reloaded" else "warning: ") + outcome.message)
 
 
 def _stall_window(args: DemoOptions) -> float:
@@ -269,14 +270,10 @@ async def _demo_headless(args: DemoOptions) -> int:
     sim, live = await _start(args, analysis.feed, printer, rules)
     for line in live.describe() + describe_rules(rules):
         _say(line)
-    watcher = args.rules.watcher(rules, _say_reload) if rules is not None else None
-    if watcher is not None:
-        watcher.start()
     try:
-        result = await _app(args, live, lambda line: _say(f"app: {line}")).run()
+        async with args.rules.watching(rules, print_reloads(_say)):
+            result = await _app(args, live, lambda line: _say(f"app: {line}")).run()
     finally:
-        if watcher is not None:
-            await watcher.stop()
         where = await live.stop()
         await sim.stop()
     analysis.advance(time.time())
@@ -333,15 +330,11 @@ async def _demo_tui(args: DemoOptions) -> int:
             timeout=30,
         )
 
-    watcher = args.rules.watcher(rules, notify_reloads(app)) if rules is not None else None
-    if watcher is not None:
-        watcher.start()
     task = asyncio.get_running_loop().create_task(script())
     try:
-        await app.run_async()
+        async with args.rules.watching(rules, notify_reloads(app)):
+            await app.run_async()
     finally:
-        if watcher is not None:
-            await watcher.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task  # an error in the script surfaces here, not silently

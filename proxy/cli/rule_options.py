@@ -7,7 +7,8 @@ is told (stderr headless, a notification in the TUI) are here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -45,17 +46,34 @@ class RuleOptions:
             return None
         return RuleSet(self.rules)
 
-    def watcher(
-        self, rules: RuleSet, say: Callable[[ReloadOutcome], None]
-    ) -> RulesFileWatcher | None:
-        """The reloader of ``--rules FILE`` (not started), or None without a file."""
+    @contextlib.asynccontextmanager
+    async def watching(
+        self, rules: RuleSet | None, say: Callable[[ReloadOutcome], None]
+    ) -> AsyncIterator[RulesFileWatcher | None]:
+        """The reloader of ``--rules FILE`` running while the body runs (None without
+        rules or without a file)."""
         from proxy.mitm.rules_file import RulesFileWatcher
 
-        if self.file is None:
-            return None
-        return RulesFileWatcher(
+        if rules is None or self.file is None:
+            yield None
+            return
+        watcher = RulesFileWatcher(
             self.file, rules, cli_texts=self.texts, signature=self.file_signature, say=say
         )
+        watcher.start()
+        try:
+            yield watcher
+        finally:
+            await watcher.stop()
+
+
+def print_reloads(say: Callable[[str], None]) -> Callable[[ReloadOutcome], None]:
+    """Where a rules file reload is told headless: a line (a warning when it was kept)."""
+
+    def told(outcome: ReloadOutcome) -> None:
+        say(("" if outcome.kind == "reloaded" else "warning: ") + outcome.message)
+
+    return told
 
 
 def notify_reloads(app: Any) -> Callable[[ReloadOutcome], None]:

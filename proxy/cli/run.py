@@ -22,7 +22,13 @@ from proxy.cli.options import (
     outlet_options,
     recording_options,
 )
-from proxy.cli.rule_options import RuleOptions, describe_rules, notify_reloads, rule_options
+from proxy.cli.rule_options import (
+    RuleOptions,
+    describe_rules,
+    notify_reloads,
+    print_reloads,
+    rule_options,
+)
 from proxy.core.errors import UserError
 from proxy.net.addresses import Listener, Outlet
 from proxy.net.listen import listen_warning
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
     from proxy.core.events import Event
     from proxy.core.rules import RuleSet
     from proxy.mitm.live import HeadlessPrinter, LiveProxy
-    from proxy.mitm.rules_file import ReloadOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,27 +161,23 @@ async def _serve_headless(args: RunOptions, warning: str | None) -> int:
     await live.start()
     if warning:
         _say(f"warning: {warning}")
-    watcher = args.rules.watcher(rules, _say_reload) if rules is not None else None
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     ticker = asyncio.create_task(_tick(analysis, printer))
     try:
-        for line in live.describe() + describe_rules(rules):
-            _say(line)
-        if watcher is not None:
-            watcher.start()
-            _say(f"watching {watcher.path}: edits take effect when saved")
-        _say("press Ctrl-C to stop")
-        await stop.wait()
+        async with args.rules.watching(rules, print_reloads(_say)) as watcher:
+            for line in live.describe() + describe_rules(rules):
+                _say(line)
+            if watcher is not None:
+                _say(f"watching {watcher.path}: edits take effect when saved")
+            _say("press Ctrl-C to stop")
+            await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         ticker.cancel()
-        if watcher is not None:
-            await watcher.stop()
         where = await live.stop()
         analysis.advance(time.time())
         analysis.finish()
@@ -187,10 +188,6 @@ async def _serve_headless(args: RunOptions, warning: str | None) -> int:
         if where:
             _say(where)
     return 0
-
-
-def _say_reload(outcome: ReloadOutcome) -> None:
-    _say(("" if outcome.kind == "reloaded" else "warning: ") + outcome.message)
 
 
 async def _serve_tui(args: RunOptions, warning: str | None) -> int:
@@ -213,14 +210,10 @@ async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     analysis = Analysis(stall_window=windows.stall_window, reply_timeout=windows.reply_timeout)
     app = InvisApp(source, title=" · ".join(live.describe()), analysis=analysis)
 
-    watcher = args.rules.watcher(rules, notify_reloads(app)) if rules is not None else None
-    if watcher is not None:
-        watcher.start()
     try:
-        await app.run_async()
+        async with args.rules.watching(rules, notify_reloads(app)):
+            await app.run_async()
     finally:
-        if watcher is not None:
-            await watcher.stop()
         where = await live.stop()
     if where:
         _say(where)
