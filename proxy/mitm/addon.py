@@ -47,7 +47,7 @@ from proxy.mitm.recorder import CaptureRecorder
 from proxy.mitm.rules_file import RulesOption
 from proxy.mitm.sinks import DEFER_MAX, DEFER_QUIET, DRAIN_SLICE, Sink, SinkBus
 from proxy.mitm.takeover import FIRST_CLOSE, LayerTakeover
-from proxy.mitm.wire import MitmWire, Released
+from proxy.mitm.wire import MitmWire, Released, send_through
 
 __all__ = [
     "DEFER_MAX",
@@ -494,8 +494,6 @@ class InvisAddon(SinkBus):
         payload = bytes(data)
         if self.interventions.engaged and self.interventions.inject(conn, to, payload, text):
             return  # the direction is gated: it goes out behind what waits there
-        addons: Any = ctx.master.addons
-        proxyserver = addons.get("proxyserver")
         to_client = to == "app"
         if isinstance(flow, tcp.TCPFlow):
             source: Side = "outlet" if to_client else "app"
@@ -505,9 +503,7 @@ class InvisAddon(SinkBus):
                     "inject once it is complete"
                 )
             state.injected.append(payload)
-            proxyserver.inject_tcp(flow, to_client, payload)
-        else:
-            proxyserver.inject_websocket(flow, to_client, payload, text)
+        send_through(flow, to_client, payload, text)
 
 
 addons = [InvisAddon()]

@@ -11,13 +11,26 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from mitmproxy import ctx, tcp
+from mitmproxy import ctx, http, tcp
 
 from proxy.core.events import Event, Side
 from proxy.mitm.takeover import close_connection
 
 if TYPE_CHECKING:
     from proxy.mitm.addon import InvisAddon
+
+
+def send_through(
+    flow: tcp.TCPFlow | http.HTTPFlow, to_app: bool, payload: bytes, text: bool
+) -> None:
+    """Send ``payload`` on a live flow through mitmproxy's proxyserver (a TCP chunk or a
+    WebSocket message), as the relay's own sends and the user's injections both do."""
+    addons: Any = ctx.master.addons
+    proxyserver = addons.get("proxyserver")
+    if isinstance(flow, tcp.TCPFlow):
+        proxyserver.inject_tcp(flow, to_app, payload)
+    else:
+        proxyserver.inject_websocket(flow, to_app, payload, text)
 
 
 class Released:
@@ -63,15 +76,10 @@ class MitmWire:
         flow = state.flow if state is not None else None
         if state is None or state.closed or flow is None or not flow.live:
             return False
-        addons: Any = ctx.master.addons
-        proxyserver = addons.get("proxyserver")
         source: Side = "outlet" if to == "app" else "app"
         payload = bytes(data)
         state.released.add(source, payload)
-        if isinstance(flow, tcp.TCPFlow):
-            proxyserver.inject_tcp(flow, to == "app", payload)
-        else:
-            proxyserver.inject_websocket(flow, to == "app", payload, text)
+        send_through(flow, to == "app", payload, text)
         return True
 
     def close(self, conn: str) -> None:
