@@ -25,13 +25,7 @@ from proxy.cli.options import (
     Recording,
     recording_options,
 )
-from proxy.cli.rule_options import (
-    RuleOptions,
-    describe_rules,
-    notify_reloads,
-    print_reloads,
-    rule_options,
-)
+from proxy.cli.rule_options import RuleOptions, describe_rules, rule_options
 from proxy.cli.sim import FAULT
 
 if TYPE_CHECKING:
@@ -271,7 +265,7 @@ async def _demo_headless(args: DemoOptions) -> int:
     for line in live.describe() + describe_rules(rules):
         _say(line)
     try:
-        async with args.rules.watching(rules, print_reloads(_say)):
+        async with args.rules.watching(rules, say=_say):
             result = await _app(args, live, lambda line: _say(f"app: {line}")).run()
     finally:
         where = await live.stop()
@@ -332,7 +326,7 @@ async def _demo_tui(args: DemoOptions) -> int:
 
     task = asyncio.get_running_loop().create_task(script())
     try:
-        async with args.rules.watching(rules, notify_reloads(app)):
+        async with args.rules.watching(rules, app=app):
             await app.run_async()
     finally:
         task.cancel()

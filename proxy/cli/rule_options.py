@@ -48,17 +48,19 @@ class RuleOptions:
 
     @contextlib.asynccontextmanager
     async def watching(
-        self, rules: RuleSet | None, say: Callable[[ReloadOutcome], None]
+        self, rules: RuleSet | None, *, say: Callable[[str], None] | None = None, app: Any = None
     ) -> AsyncIterator[RulesFileWatcher | None]:
         """The reloader of ``--rules FILE`` running while the body runs (None without
-        rules or without a file)."""
+        rules or without a file). Each reload is told as a notification of ``app`` (the
+        TUI hides stderr), or else as a line to ``say``."""
         from proxy.mitm.rules_file import RulesFileWatcher
 
         if rules is None or self.file is None:
             yield None
             return
+        told = _notify_reloads(app) if app is not None else _print_reloads(say or print)
         watcher = RulesFileWatcher(
-            self.file, rules, cli_texts=self.texts, signature=self.file_signature, say=say
+            self.file, rules, cli_texts=self.texts, signature=self.file_signature, say=told
         )
         watcher.start()
         try:
@@ -67,7 +69,7 @@ class RuleOptions:
             await watcher.stop()
 
 
-def print_reloads(say: Callable[[str], None]) -> Callable[[ReloadOutcome], None]:
+def _print_reloads(say: Callable[[str], None]) -> Callable[[ReloadOutcome], None]:
     """Where a rules file reload is told headless: a line (a warning when it was kept)."""
 
     def told(outcome: ReloadOutcome) -> None:
@@ -76,7 +78,7 @@ def print_reloads(say: Callable[[str], None]) -> Callable[[ReloadOutcome], None]
     return told
 
 
-def notify_reloads(app: Any) -> Callable[[ReloadOutcome], None]:
+def _notify_reloads(app: Any) -> Callable[[ReloadOutcome], None]:
     """Where a rules file reload is told in the TUI: a notification (stderr is hidden)."""
 
     def say(outcome: ReloadOutcome) -> None:

@@ -22,13 +22,7 @@ from proxy.cli.options import (
     outlet_options,
     recording_options,
 )
-from proxy.cli.rule_options import (
-    RuleOptions,
-    describe_rules,
-    notify_reloads,
-    print_reloads,
-    rule_options,
-)
+from proxy.cli.rule_options import RuleOptions, describe_rules, rule_options
 from proxy.core.errors import UserError
 from proxy.net.addresses import Listener, Outlet
 from proxy.net.listen import listen_warning
@@ -167,7 +161,7 @@ async def _serve_headless(args: RunOptions, warning: str | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     ticker = asyncio.create_task(_tick(analysis, printer))
     try:
-        async with args.rules.watching(rules, print_reloads(_say)) as watcher:
+        async with args.rules.watching(rules, say=_say) as watcher:
             for line in live.describe() + describe_rules(rules):
                 _say(line)
             if watcher is not None:
@@ -211,7 +205,7 @@ async def _serve_tui(args: RunOptions, warning: str | None) -> int:
     app = InvisApp(source, title=" · ".join(live.describe()), analysis=analysis)
 
     try:
-        async with args.rules.watching(rules, notify_reloads(app)):
+        async with args.rules.watching(rules, app=app):
             await app.run_async()
     finally:
         where = await live.stop()
